@@ -1,0 +1,105 @@
+"""System checks for ``REARQ_TASKS``: bad settings fail at ``manage.py check``, not at first use."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+
+from rearq_tasks.conf import SETTING_NAME, SPEC, Option, redact_url, user_settings
+
+
+def _type_ok(value: Any, option: Option) -> bool:
+    if value is None:
+        return option.nullable
+    if isinstance(value, bool) and bool not in option.types:
+        return False
+    return isinstance(value, option.types)
+
+
+def _shown(value: Any) -> str:
+    return repr(redact_url(value) if isinstance(value, str) else value)
+
+
+@register(Tags.compatibility)
+def check_settings(**kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, None)
+    if raw is None:
+        return []
+    if not isinstance(raw, Mapping):
+        return [
+            Error(
+                f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.",
+                hint=f"Set {SETTING_NAME} = {{...}} or remove it to use the defaults.",
+                id="rearq_tasks.E001",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for key in user_settings():
+        if key not in SPEC:
+            close = difflib.get_close_matches(str(key), SPEC, n=1)
+            hint = f"Did you mean {close[0]!r}?" if close else "See docs/settings.md."
+            errors.append(
+                Error(f"{SETTING_NAME}[{key!r}] is not a known setting.", hint=hint, id="rearq_tasks.E002")
+            )
+    valid: dict[str, Any] = {}
+    for key, option in SPEC.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        if not _type_ok(value, option):
+            accepted = " or ".join(t.__name__ for t in option.types)
+            if option.nullable:
+                accepted += " or None"
+            errors.append(
+                Error(
+                    f"{SETTING_NAME}[{key!r}] must be {accepted}, not {type(value).__name__} "
+                    f"({_shown(value)}).",
+                    hint=f"{option.doc} Default: {option.default!r}.",
+                    id="rearq_tasks.E003",
+                )
+            )
+            continue
+        problem = option.validate(value) if option.validate and value is not None else None
+        if problem:
+            errors.append(
+                Error(
+                    f"{SETTING_NAME}[{key!r}] {problem} (got {_shown(value)}).",
+                    hint=f"{option.doc} Default: {option.default!r}.",
+                    id="rearq_tasks.E004",
+                )
+            )
+            continue
+        valid[key] = value
+    errors.extend(_check_relations(valid))
+    return errors
+
+
+def _check_relations(valid: Mapping[str, Any]) -> list[CheckMessage]:
+    def value(key: str) -> Any:
+        return valid.get(key, SPEC[key].default)
+
+    errors: list[CheckMessage] = []
+    if value("PAGE_SIZE") > value("MAX_PAGE_SIZE"):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['PAGE_SIZE'] ({value('PAGE_SIZE')}) is larger than "
+                f"MAX_PAGE_SIZE ({value('MAX_PAGE_SIZE')}).",
+                hint="Raise MAX_PAGE_SIZE or lower PAGE_SIZE.",
+                id="rearq_tasks.E005",
+            )
+        )
+    failed_days = value("FAILED_RETENTION_DAYS")
+    if failed_days is not None and failed_days < value("RETENTION_DAYS"):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['FAILED_RETENTION_DAYS'] ({failed_days}) is shorter than "
+                f"RETENTION_DAYS ({value('RETENTION_DAYS')}).",
+                hint="Failed jobs can be kept longer than the others, never shorter.",
+                id="rearq_tasks.E005",
+            )
+        )
+    return errors

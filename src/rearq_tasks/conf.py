@@ -1,0 +1,247 @@
+"""The one place that reads ``settings.REARQ_TASKS``.
+
+Every setting is an uncached property so ``override_settings`` works in tests.
+``SPEC`` describes each key once (default, accepted types, constraint); the system
+checks in :mod:`rearq_tasks.checks` and the docs table are derived from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings as django_settings
+
+SETTING_NAME = "REARQ_TASKS"
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    types: tuple[type, ...]
+    doc: str
+    validate: Callable[[Any], str | None] | None = None
+    nullable: bool = False
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or greater"
+
+
+def _percent(value: Any) -> str | None:
+    return None if 0 < value <= 100 else "must be a percentage in (0, 100]"
+
+
+def _url(*schemes: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in schemes:
+            return f"must be a URL with one of the schemes {', '.join(schemes)}"
+        return None
+
+    return check
+
+
+def _str_list(value: Any) -> str | None:
+    if not all(isinstance(item, str) and item for item in value):
+        return "must contain only non-empty strings"
+    return None
+
+
+def _sentinels(value: Any) -> str | None:
+    for item in value:
+        if not isinstance(item, str) or ":" not in item:
+            return 'must be a list of "host:port" strings'
+    return None
+
+
+SPEC: dict[str, Option] = {
+    "REDIS_URL": Option(
+        "redis://127.0.0.1:6379/0",
+        (str,),
+        "ReArq's Redis (streams, heartbeats, delayed jobs).",
+        _url("redis", "rediss", "unix"),
+    ),
+    "REDIS_SENTINELS": Option(
+        None,
+        (list, tuple),
+        'Sentinel nodes as "host:port"; when set, REDIS_URL is not used.',
+        _sentinels,
+        nullable=True,
+    ),
+    "REDIS_SENTINEL_MASTER": Option("master", (str,), "Sentinel master name."),
+    "DB_URL": Option(
+        "sqlite://rearq.sqlite3",
+        (str,),
+        "Tortoise ORM URL of ReArq's own tables (rearq_job, rearq_job_results).",
+        _url("sqlite", "postgres", "asyncpg", "psycopg", "mysql"),
+    ),
+    "JOB_RETRY": Option(3, (int,), "ReArq default retries per job.", _non_negative),
+    "JOB_RETRY_AFTER": Option(60, (int,), "Seconds before a retry.", _non_negative),
+    "JOB_TIMEOUT": Option(300, (int,), "ReArq default job timeout in seconds.", _positive),
+    "MAX_JOBS": Option(10, (int,), "Concurrent jobs per worker.", _positive),
+    "KEEP_JOB_DAYS": Option(
+        None, (int,), "ReArq's own retention of rearq_job rows.", _positive, nullable=True
+    ),
+    "API_PERMISSION_CLASSES": Option(
+        ("rest_framework.permissions.IsAdminUser",),
+        (list, tuple),
+        "DRF permission classes (dotted paths) guarding the API and metrics.",
+        _str_list,
+    ),
+    "API_AUTHENTICATION_CLASSES": Option(
+        (
+            "rest_framework.authentication.SessionAuthentication",
+            "rest_framework.authentication.BasicAuthentication",
+        ),
+        (list, tuple),
+        "DRF authentication classes (dotted paths) for the API.",
+        _str_list,
+    ),
+    "PAGE_SIZE": Option(50, (int,), "Default API page size.", _positive),
+    "MAX_PAGE_SIZE": Option(500, (int,), "Largest page_size a client may ask for.", _positive),
+    "MAX_PERIOD_HOURS": Option(
+        24 * 90, (int,), "Largest period_hours accepted by stats and timeline.", _positive
+    ),
+    "STUCK_AFTER_SECONDS": Option(
+        3600, (int,), "A job in progress longer than this is stuck.", _positive
+    ),
+    "FAILURE_RATE_THRESHOLD": Option(
+        10.0, (int, float), "Failure rate (%) over the last hour that alerts.", _percent
+    ),
+    "FAILURE_RATE_MIN_SAMPLE": Option(
+        10, (int,), "Completed jobs needed before the failure rate is judged.", _positive
+    ),
+    "BACKLOG_THRESHOLD": Option(100, (int,), "Queued jobs that count as a backlog.", _positive),
+    "RETENTION_DAYS": Option(90, (int,), "cleanup_task_logs keeps this many days.", _positive),
+    "FAILED_RETENTION_DAYS": Option(
+        None,
+        (int,),
+        "Keep failed jobs longer than RETENTION_DAYS (None: same).",
+        _positive,
+        nullable=True,
+    ),
+    "REARQ_UI_URL": Option(
+        None, (str,), "Base URL of ReArq's own web UI, for links from the admin.", nullable=True
+    ),
+}
+
+
+def user_settings() -> Mapping[str, Any]:
+    """The raw dict (empty when unset); only the system checks should need it."""
+    value = getattr(django_settings, SETTING_NAME, None)
+    return value if isinstance(value, Mapping) else {}
+
+
+def redact_url(url: str | None) -> str | None:
+    """Hide the password of a URL so it can appear in messages and reprs."""
+    if not url or "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+
+
+class Settings:
+    """Typed, uncached access to ``REARQ_TASKS`` with documented defaults."""
+
+    def get(self, name: str) -> Any:
+        option = SPEC[name]
+        return user_settings().get(name, option.default)
+
+    @property
+    def REDIS_URL(self) -> str:
+        return self.get("REDIS_URL")
+
+    @property
+    def REDIS_SENTINELS(self) -> list[str] | None:
+        value = self.get("REDIS_SENTINELS")
+        return list(value) if value else None
+
+    @property
+    def REDIS_SENTINEL_MASTER(self) -> str:
+        return self.get("REDIS_SENTINEL_MASTER")
+
+    @property
+    def DB_URL(self) -> str:
+        return self.get("DB_URL")
+
+    @property
+    def JOB_RETRY(self) -> int:
+        return self.get("JOB_RETRY")
+
+    @property
+    def JOB_RETRY_AFTER(self) -> int:
+        return self.get("JOB_RETRY_AFTER")
+
+    @property
+    def JOB_TIMEOUT(self) -> int:
+        return self.get("JOB_TIMEOUT")
+
+    @property
+    def MAX_JOBS(self) -> int:
+        return self.get("MAX_JOBS")
+
+    @property
+    def KEEP_JOB_DAYS(self) -> int | None:
+        return self.get("KEEP_JOB_DAYS")
+
+    @property
+    def API_PERMISSION_CLASSES(self) -> list[str]:
+        return list(self.get("API_PERMISSION_CLASSES"))
+
+    @property
+    def API_AUTHENTICATION_CLASSES(self) -> list[str]:
+        return list(self.get("API_AUTHENTICATION_CLASSES"))
+
+    @property
+    def PAGE_SIZE(self) -> int:
+        return self.get("PAGE_SIZE")
+
+    @property
+    def MAX_PAGE_SIZE(self) -> int:
+        return self.get("MAX_PAGE_SIZE")
+
+    @property
+    def MAX_PERIOD_HOURS(self) -> int:
+        return self.get("MAX_PERIOD_HOURS")
+
+    @property
+    def STUCK_AFTER_SECONDS(self) -> int:
+        return self.get("STUCK_AFTER_SECONDS")
+
+    @property
+    def FAILURE_RATE_THRESHOLD(self) -> float:
+        return float(self.get("FAILURE_RATE_THRESHOLD"))
+
+    @property
+    def FAILURE_RATE_MIN_SAMPLE(self) -> int:
+        return self.get("FAILURE_RATE_MIN_SAMPLE")
+
+    @property
+    def BACKLOG_THRESHOLD(self) -> int:
+        return self.get("BACKLOG_THRESHOLD")
+
+    @property
+    def RETENTION_DAYS(self) -> int:
+        return self.get("RETENTION_DAYS")
+
+    @property
+    def FAILED_RETENTION_DAYS(self) -> int | None:
+        return self.get("FAILED_RETENTION_DAYS")
+
+    @property
+    def REARQ_UI_URL(self) -> str | None:
+        return self.get("REARQ_UI_URL")
+
+
+conf = Settings()

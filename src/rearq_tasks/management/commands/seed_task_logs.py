@@ -1,0 +1,73 @@
+"""``manage.py seed_task_logs --count N --days D [--seed S]``: realistic rows, fast."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from rearq_tasks.models import TaskLog
+from rearq_tasks.seeding import seed
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise CommandError(f"expected a whole number, got {value!r}") from None
+    if number <= 0:
+        raise CommandError(f"must be greater than 0, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise CommandError(f"expected a number, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise CommandError(f"must be a positive number, got {value}")
+    return number
+
+
+class Command(BaseCommand):
+    help = "Write realistic TaskLog rows (all statuses, log-normal durations, retries, errors)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--count", type=str, default="1000", help="rows to write")
+        parser.add_argument("--days", type=str, default="7", help="spread over the last D days")
+        parser.add_argument("--seed", type=str, default="0", help="random seed (same seed, same rows)")
+        parser.add_argument("--batch-size", type=str, default="10000")
+        parser.add_argument("--truncate", action="store_true", help="delete existing rows first")
+        parser.add_argument("--database", default="default")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        count = _positive_int(options["count"])
+        days = _positive_float(options["days"])
+        batch_size = _positive_int(options["batch_size"])
+        try:
+            seed_value = int(options["seed"])
+        except ValueError:
+            raise CommandError(f"--seed expects a whole number, got {options['seed']!r}") from None
+        using = options["database"]
+        if options["truncate"]:
+            deleted = TaskLog.objects.using(using).all()._raw_delete(using)
+            self.stdout.write(f"deleted {deleted} existing rows")
+        started = time.monotonic()
+        verbosity = options["verbosity"]
+
+        def progress(done: int) -> None:
+            if verbosity:
+                rate = done / max(time.monotonic() - started, 1e-6)
+                self.stdout.write(
+                    f"\r{done:>10,}/{count:,} rows ({done / count:6.1%}, {rate:,.0f}/s)", ending=""
+                )
+                self.stdout.flush()
+
+        written = seed(count, days, seed_value, batch_size=batch_size, using=using, progress=progress)
+        elapsed = time.monotonic() - started
+        self.stdout.write("")
+        self.stdout.write(
+            self.style.SUCCESS(f"wrote {written:,} task logs over {days:g} days in {elapsed:.1f}s")
+        )

@@ -1,0 +1,297 @@
+"""TaskLog: one row per ReArq job, and the query vocabulary every surface uses.
+
+What "failed", "completed", "stuck" or "in the last N hours" means is defined once
+here, as named ``Q`` expressions wrapped by :class:`TaskLogQuerySet` methods, so the
+API, admin, health checks and alerts agree and the predicates also work inside
+``Count(filter=...)``. The model properties mirror the same definitions for one row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class StatusChoices(models.TextChoices):
+    """ReArq's ``JobStatus`` values, in lifecycle order."""
+
+    DEFERRED = "deferred", _("Deferred")
+    QUEUED = "queued", _("Queued")
+    IN_PROGRESS = "in_progress", _("In progress")
+    SUCCESS = "success", _("Success")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")
+    CANCELED = "canceled", _("Canceled")
+
+
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {StatusChoices.SUCCESS, StatusChoices.FAILED, StatusChoices.EXPIRED, StatusChoices.CANCELED}
+)
+WAITING_STATUSES: frozenset[str] = frozenset({StatusChoices.QUEUED, StatusChoices.DEFERRED})
+FAILED_STATUSES: frozenset[str] = frozenset({StatusChoices.FAILED, StatusChoices.EXPIRED})
+
+# The vocabulary. Each is a plain Q so it composes: Count("id", filter=FAILED).
+COMPLETED = Q(status__in=sorted(TERMINAL_STATUSES))
+SUCCESSFUL = Q(status=StatusChoices.SUCCESS, success=True)
+FAILED = Q(status__in=sorted(FAILED_STATUSES)) | Q(success=False)
+CANCELED = Q(status=StatusChoices.CANCELED)
+WAITING = Q(status__in=sorted(WAITING_STATUSES))
+QUEUED = Q(status=StatusChoices.QUEUED)
+RUNNING = Q(status=StatusChoices.IN_PROGRESS)
+IN_FLIGHT = WAITING | RUNNING
+WITH_ERROR = Q(error_message__isnull=False) & ~Q(error_message="")
+RETRIED = Q(job_retries__gt=0)
+
+
+def can_transition(current: str | None, new: str) -> bool:
+    """Whether a row in ``current`` may move to ``new``.
+
+    Events can arrive late or twice: a terminal state is final, so a stale
+    ``queued``/``in_progress``/``deferred`` never moves a finished job backwards.
+    Everything else may move (a retried job goes in_progress → deferred → in_progress).
+    """
+    return current is None or current not in TERMINAL_STATUSES or current == new
+
+
+def stuck_q(older_than: dt.timedelta | int, now: dt.datetime | None = None) -> Q:
+    """In progress for longer than ``older_than`` (seconds or timedelta).
+
+    ReArq marks a fetched batch in_progress before the jobs run, so a row with no
+    start_time yet is judged by its enqueue time.
+    """
+    if not isinstance(older_than, dt.timedelta):
+        older_than = dt.timedelta(seconds=older_than)
+    cutoff = (now or timezone.now()) - older_than
+    return RUNNING & (
+        Q(start_time__lt=cutoff) | Q(start_time__isnull=True, enqueue_time__lt=cutoff)
+    )
+
+
+def since_q(period: dt.datetime | dt.timedelta | int | float, now: dt.datetime | None = None) -> Q:
+    """Enqueued within the last ``period`` hours (or timedelta), or at/after a datetime.
+
+    Enqueue time is the job's own clock (imported history keeps it; ``created_at`` would be
+    the import time) and is indexed together with status, task and success.
+    """
+    if isinstance(period, dt.datetime):
+        cutoff = period
+    else:
+        delta = period if isinstance(period, dt.timedelta) else dt.timedelta(hours=period)
+        cutoff = (now or timezone.now()) - delta
+    return Q(enqueue_time__gte=cutoff)
+
+
+class TaskLogQuerySet(models.QuerySet["TaskLog"]):
+    """The one query vocabulary for TaskLog."""
+
+    def completed(self) -> TaskLogQuerySet:
+        return self.filter(COMPLETED)
+
+    def successful(self) -> TaskLogQuerySet:
+        return self.filter(SUCCESSFUL)
+
+    def failed(self) -> TaskLogQuerySet:
+        return self.filter(FAILED)
+
+    def canceled(self) -> TaskLogQuerySet:
+        return self.filter(CANCELED)
+
+    def waiting(self) -> TaskLogQuerySet:
+        return self.filter(WAITING)
+
+    def running(self) -> TaskLogQuerySet:
+        return self.filter(RUNNING)
+
+    def in_flight(self) -> TaskLogQuerySet:
+        return self.filter(IN_FLIGHT)
+
+    def with_error(self) -> TaskLogQuerySet:
+        return self.filter(WITH_ERROR)
+
+    def retried(self) -> TaskLogQuerySet:
+        return self.filter(RETRIED)
+
+    def stuck(self, older_than: dt.timedelta | int | None = None) -> TaskLogQuerySet:
+        """In progress longer than ``older_than`` (default ``STUCK_AFTER_SECONDS``)."""
+        if older_than is None:
+            from rearq_tasks.conf import conf
+
+            older_than = conf.STUCK_AFTER_SECONDS
+        return self.filter(stuck_q(older_than))
+
+    def since(self, period: dt.datetime | dt.timedelta | int | float) -> TaskLogQuerySet:
+        """Enqueued in the last ``period`` hours (int/float/timedelta) or since a datetime."""
+        return self.filter(since_q(period))
+
+    def for_task(self, task_name: str | None) -> TaskLogQuerySet:
+        return self.filter(task_name=task_name) if task_name else self
+
+
+class TaskLog(models.Model):
+    """One ReArq job: its latest state, payload, outcome and timings."""
+
+    StatusChoices = StatusChoices
+
+    job_id = models.CharField(_("job id"), max_length=100, unique=True)
+    task_name = models.CharField(_("task name"), max_length=200, db_index=True)
+    queue_name = models.CharField(_("queue name"), max_length=100, db_index=True)
+    args = models.JSONField(_("args"), default=list, blank=True)
+    kwargs = models.JSONField(_("kwargs"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=StatusChoices.choices,
+        default=StatusChoices.QUEUED,
+        db_index=True,
+    )
+    duration_ms = models.IntegerField(_("duration (ms)"), null=True, blank=True)
+    job_retry = models.IntegerField(_("retry limit"), default=0)
+    job_retries = models.IntegerField(_("retries"), default=0)
+    job_retry_after = models.IntegerField(_("retry after (s)"), default=60)
+    success = models.BooleanField(_("success"), null=True, blank=True)
+    result = models.TextField(_("result"), null=True, blank=True)
+    error_message = models.TextField(_("error message"), null=True, blank=True)
+    worker_id = models.CharField(_("worker"), max_length=100, null=True, blank=True)
+    enqueue_time = models.DateTimeField(_("enqueued at"), db_index=True)
+    expire_time = models.DateTimeField(_("expires at"), null=True, blank=True)
+    start_time = models.DateTimeField(_("started at"), null=True, blank=True)
+    finish_time = models.DateTimeField(_("finished at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="task_logs",
+        verbose_name=_("user"),
+    )
+
+    objects = TaskLogQuerySet.as_manager()
+
+    class Meta:
+        db_table = "django_cfg_task_log"
+        ordering = ["-enqueue_time"]
+        verbose_name = _("task log")
+        verbose_name_plural = _("task logs")
+        indexes = [
+            models.Index(fields=["task_name", "-enqueue_time"], name="tasklog_task_enq_idx"),
+            models.Index(fields=["status", "-enqueue_time"], name="tasklog_status_enq_idx"),
+            models.Index(fields=["queue_name", "status"], name="tasklog_queue_status_idx"),
+            models.Index(fields=["success", "-enqueue_time"], name="tasklog_success_enq_idx"),
+            models.Index(fields=["-created_at"], name="tasklog_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} [{self.job_id}] {self.status}"
+
+    # Mirrors of the vocabulary for one instance (tests prove they agree).
+    @property
+    def is_completed(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_successful(self) -> bool:
+        return self.status == StatusChoices.SUCCESS and self.success is True
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status in FAILED_STATUSES or self.success is False
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return None if self.duration_ms is None else round(self.duration_ms / 1000, 3)
+
+    @property
+    def queue_wait_ms(self) -> int | None:
+        if self.start_time is None or self.enqueue_time is None:
+            return None
+        return _ms_between(self.enqueue_time, self.start_time)
+
+    # Lifecycle. Every helper goes through _advance: one place decides what may move.
+    def _advance(self, status: str, **fields: Any) -> bool:
+        """Move to ``status`` with ``fields`` and save only those columns.
+
+        Returns False (and changes nothing) when the row is already in a different
+        terminal state, so out-of-order events cannot undo a finished job.
+        """
+        if not can_transition(self.status, status):
+            return False
+        self.status = status
+        for name, value in fields.items():
+            setattr(self, name, value)
+        if self.pk is None:
+            self.save()
+        else:
+            self.save(update_fields=["status", *fields, "updated_at"])
+        return True
+
+    def mark_started(
+        self, worker_id: str | None = None, start_time: dt.datetime | None = None
+    ) -> bool:
+        fields: dict[str, Any] = {"start_time": start_time or timezone.now()}
+        if worker_id is not None:
+            fields["worker_id"] = worker_id
+        return self._advance(StatusChoices.IN_PROGRESS, **fields)
+
+    def mark_completed(self, result: Any = None, finish_time: dt.datetime | None = None) -> bool:
+        finish = finish_time or timezone.now()
+        return self._advance(
+            StatusChoices.SUCCESS,
+            success=True,
+            result=None if result is None else str(result),
+            finish_time=finish,
+            duration_ms=self._duration_to(finish),
+        )
+
+    def mark_failed(self, error_message: str, finish_time: dt.datetime | None = None) -> bool:
+        finish = finish_time or timezone.now()
+        return self._advance(
+            StatusChoices.FAILED,
+            success=False,
+            error_message=error_message,
+            finish_time=finish,
+            duration_ms=self._duration_to(finish),
+        )
+
+    def mark_retry_scheduled(
+        self, error_message: str, retries: int | None = None, finish_time: dt.datetime | None = None
+    ) -> bool:
+        """An attempt failed and ReArq deferred the job for another try.
+
+        ``success`` stays unset: the job has not failed yet, so it does not count as failed.
+        """
+        finish = finish_time or timezone.now()
+        return self._advance(
+            StatusChoices.DEFERRED,
+            error_message=error_message,
+            job_retries=self.job_retries + 1 if retries is None else retries,
+            duration_ms=self._duration_to(finish),
+        )
+
+    def mark_expired(self, finish_time: dt.datetime | None = None) -> bool:
+        return self._advance(
+            StatusChoices.EXPIRED, success=False, finish_time=finish_time or timezone.now()
+        )
+
+    def mark_canceled(
+        self, reason: str | None = None, finish_time: dt.datetime | None = None
+    ) -> bool:
+        finish = finish_time or timezone.now()
+        fields: dict[str, Any] = {"finish_time": finish, "duration_ms": self._duration_to(finish)}
+        if reason is not None:
+            fields["error_message"] = reason
+        return self._advance(StatusChoices.CANCELED, **fields)
+
+    def _duration_to(self, finish: dt.datetime) -> int | None:
+        return None if self.start_time is None else _ms_between(self.start_time, finish)
+
+
+def _ms_between(start: dt.datetime, end: dt.datetime) -> int:
+    return max(0, round((end - start).total_seconds() * 1000))

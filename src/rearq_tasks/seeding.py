@@ -1,0 +1,227 @@
+"""Realistic TaskLog rows for demos, tests and benchmarks.
+
+Every benchmark and volume test generates its data here so their figures are
+comparable: the same task mix, log-normal durations, retries, errors and users for a
+given ``seed``. On PostgreSQL rows are streamed with COPY; elsewhere batched
+``bulk_create`` is used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import connections, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from rearq_tasks.models import StatusChoices, TaskLog
+
+
+@dataclass(frozen=True)
+class TaskProfile:
+    name: str
+    queue: str
+    weight: int
+    median_ms: float
+    sigma: float
+    failure_rate: float
+    retry_limit: int
+
+
+TASKS: tuple[TaskProfile, ...] = (
+    TaskProfile("send_email", "default", 30, 180, 0.6, 0.03, 3),
+    TaskProfile("send_sms", "high", 8, 250, 0.5, 0.05, 3),
+    TaskProfile("resize_image", "default", 14, 900, 0.8, 0.02, 2),
+    TaskProfile("generate_report", "low", 4, 12000, 0.9, 0.06, 1),
+    TaskProfile("sync_inventory", "background", 6, 4000, 0.7, 0.04, 3),
+    TaskProfile("charge_payment", "critical", 7, 600, 0.5, 0.02, 5),
+    TaskProfile("refund_payment", "critical", 1, 700, 0.5, 0.03, 5),
+    TaskProfile("index_document", "background", 10, 350, 0.7, 0.01, 2),
+    TaskProfile("webhook_dispatch", "high", 12, 300, 1.0, 0.08, 3),
+    TaskProfile("cleanup_sessions", "low", 2, 2500, 0.4, 0.0, 0),
+    TaskProfile("export_csv", "low", 3, 30000, 0.8, 0.07, 1),
+    TaskProfile("flaky_partner_api", "default", 3, 1200, 1.1, 0.25, 3),
+)
+
+ERRORS: tuple[str, ...] = (
+    "ConnectionError: Error connecting to smtp.example.com:587 (timed out)",
+    "TimeoutError: job exceeded its timeout of {n} seconds",
+    "ValueError: invalid literal for int() with base 10: 'n/a'",
+    "KeyError: 'customer_id'",
+    "HTTPError: 502 Bad Gateway from partner API (request {n})",
+    "IntegrityError: duplicate key value violates unique constraint \"order_{n}_key\"",
+    "PermissionError: [Errno 13] Permission denied: '/var/exports/{n}.csv'",
+    "RuntimeError: payment provider declined the charge (code {n})",
+)
+WORKERS: tuple[str, ...] = tuple(f"worker-{h}-{p}" for h in ("a", "b", "c") for p in (101, 202))
+
+COLUMNS: tuple[str, ...] = (
+    "job_id", "task_name", "queue_name", "args", "kwargs", "status", "duration_ms",
+    "job_retry", "job_retries", "job_retry_after", "success", "result", "error_message",
+    "worker_id", "enqueue_time", "expire_time", "start_time", "finish_time",
+    "created_at", "updated_at", "user_id",
+)  # fmt: skip
+
+
+def _pick_status(rng: random.Random, age: dt.timedelta, profile: TaskProfile) -> str:
+    if age < dt.timedelta(minutes=2):
+        return rng.choices(
+            [StatusChoices.QUEUED, StatusChoices.IN_PROGRESS, StatusChoices.DEFERRED,
+             StatusChoices.SUCCESS],
+            [30, 25, 5, 40],
+        )[0]  # fmt: skip
+    roll = rng.random()
+    if roll < profile.failure_rate:
+        return StatusChoices.FAILED
+    if roll < profile.failure_rate + 0.006:
+        return StatusChoices.EXPIRED
+    if roll < profile.failure_rate + 0.010:
+        return StatusChoices.CANCELED
+    if roll < profile.failure_rate + 0.0102:
+        return StatusChoices.IN_PROGRESS  # a stuck job: a worker died mid-run
+    return StatusChoices.SUCCESS
+
+
+def generate_rows(
+    count: int,
+    days: float,
+    seed: int = 0,
+    now: dt.datetime | None = None,
+    user_ids: tuple[int, ...] = (),
+) -> Iterator[tuple]:
+    """Yield ``count`` rows (tuples in ``COLUMNS`` order) spread over ``days``, oldest first."""
+    rng = random.Random(seed)
+    now = now or timezone.now()
+    span = dt.timedelta(days=days).total_seconds()
+    weights = [t.weight for t in TASKS]
+    for i in range(count):
+        offset = span * (1 - (i + rng.random()) / count)
+        enqueue = now - dt.timedelta(seconds=offset)
+        profile = rng.choices(TASKS, weights)[0]
+        status = _pick_status(rng, now - enqueue, profile)
+        wait_ms = rng.lognormvariate(math.log(120), 1.0)
+        duration = rng.lognormvariate(math.log(profile.median_ms), profile.sigma)
+        start = finish = None
+        duration_ms = success = result = error = worker = None
+        retries = 0
+        if status != StatusChoices.QUEUED:
+            start = enqueue + dt.timedelta(milliseconds=wait_ms)
+            worker = rng.choice(WORKERS)
+        if status in (StatusChoices.SUCCESS, StatusChoices.FAILED, StatusChoices.CANCELED):
+            finish = start + dt.timedelta(milliseconds=duration)
+            duration_ms = round(duration)
+        if status == StatusChoices.SUCCESS:
+            success = True
+            retries = min(profile.retry_limit, int(rng.expovariate(12)))
+            result = json.dumps({"ok": True, "items": rng.randint(0, 500)})
+        elif status == StatusChoices.FAILED:
+            success = False
+            retries = profile.retry_limit
+            error = rng.choice(ERRORS).format(n=rng.randint(1, 99999))
+        elif status == StatusChoices.EXPIRED:
+            success, start, worker = False, None, None
+        elif status == StatusChoices.CANCELED:
+            error = "canceled"
+        elif status == StatusChoices.DEFERRED:
+            retries = 1
+            error = rng.choice(ERRORS).format(n=rng.randint(1, 99999))
+        user_id = rng.choice(user_ids) if user_ids and rng.random() < 0.2 else None
+        args = [rng.randint(1, 10**6)] if profile.queue != "background" else []
+        kwargs = {"tenant": f"t{rng.randint(1, 40)}"} if rng.random() < 0.5 else {}
+        yield (
+            f"{rng.getrandbits(128):032x}", profile.name, profile.queue,
+            json.dumps(args), json.dumps(kwargs), str(status), duration_ms,
+            profile.retry_limit, retries, 60, success, result, error, worker,
+            enqueue, None, start, finish, enqueue, finish or start or enqueue, user_id,
+        )  # fmt: skip
+
+
+def ensure_users(count: int = 5) -> tuple[int, ...]:
+    """A few users to attribute jobs to (created once, reused)."""
+    User = get_user_model()
+    ids = []
+    for n in range(1, count + 1):
+        user, _ = User.objects.get_or_create(
+            username=f"seed_user_{n}", defaults={"email": f"seed_user_{n}@example.com"}
+        )
+        ids.append(user.pk)
+    return tuple(ids)
+
+
+def seed(
+    count: int,
+    days: float,
+    seed: int = 0,
+    batch_size: int = 10_000,
+    using: str = "default",
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write ``count`` generated rows; returns the number written."""
+    user_ids = ensure_users()
+    rows = generate_rows(count, days, seed, user_ids=user_ids)
+    connection = connections[using]
+    if connection.vendor == "postgresql" and _has_psycopg3_copy(connection):
+        return _copy_postgres(rows, connection, batch_size, progress)
+    return _bulk_create(rows, using, batch_size, progress)
+
+
+def _has_psycopg3_copy(connection) -> bool:
+    connection.ensure_connection()
+    return hasattr(connection.connection, "cursor") and hasattr(
+        connection.connection.cursor(), "copy"
+    )
+
+
+def _copy_postgres(rows, connection, batch_size, progress) -> int:
+    table = TaskLog._meta.db_table
+    written = 0
+    sql = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        with cursor.cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+                written += 1
+                if progress and written % batch_size == 0:
+                    progress(written)
+    if progress:
+        progress(written)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")
+    return written
+
+
+def _bulk_create(rows, using, batch_size, progress) -> int:
+    written = 0
+    batch: list[TaskLog] = []
+
+    def flush() -> None:
+        nonlocal written
+        with transaction.atomic(using=using):
+            TaskLog.objects.using(using).bulk_create(batch, batch_size=min(batch_size, 2000))
+            # bulk_create stamps auto_now(_add) fields with "now": give them the job's times.
+            TaskLog.objects.using(using).filter(job_id__in=[log.job_id for log in batch]).update(
+                created_at=F("enqueue_time"),
+                updated_at=Coalesce("finish_time", "start_time", "enqueue_time"),
+            )
+        written += len(batch)
+        batch.clear()
+        if progress:
+            progress(written)
+
+    for row in rows:
+        values = dict(zip(COLUMNS, row, strict=True))
+        values["args"] = json.loads(values["args"])
+        values["kwargs"] = json.loads(values["kwargs"])
+        batch.append(TaskLog(**values))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return written

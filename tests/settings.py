@@ -1,0 +1,40 @@
+"""Test settings. ``REARQ_TASKS_TEST_DB`` picks the Django database: sqlite, postgres or mysql."""
+
+from __future__ import annotations
+
+import os
+
+from example_project.settings import *  # noqa: F403
+from example_project.settings import VAR_DIR
+
+DB_KIND = os.environ.get("REARQ_TASKS_TEST_DB", "sqlite")
+_DATABASES = {
+    "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "test.sqlite3")},
+    "postgres": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "rearq_tasks",
+        "USER": os.environ.get("PGUSER", "postgres"),
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": os.environ.get("PGPORT", "5432"),
+    },
+    "mysql": {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "rearq_tasks",
+        "USER": "root",
+        "PASSWORD": "",
+        "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("MYSQL_PORT", "3306"),
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    },
+}
+if DB_KIND not in _DATABASES:
+    raise RuntimeError(f"REARQ_TASKS_TEST_DB must be one of {sorted(_DATABASES)}, not {DB_KIND!r}")
+DATABASES = {"default": _DATABASES[DB_KIND]}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+TIME_ZONE = "Europe/Berlin"
+REARQ_TASKS = {
+    "REDIS_URL": os.environ.get("REARQ_TASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+    "DB_URL": f"sqlite://{VAR_DIR / 'test-rearq.sqlite3'}",
+}

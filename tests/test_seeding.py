@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from rearq_tasks.models import StatusChoices, TaskLog
+from rearq_tasks.seeding import COLUMNS, generate_rows
+
+pytestmark = pytest.mark.django_db
+
+
+def test_generate_rows_is_deterministic_and_time_ordered() -> None:
+    now = timezone.now()
+    first = list(generate_rows(500, 3, seed=7, now=now))
+    assert first == list(generate_rows(500, 3, seed=7, now=now))
+    assert first != list(generate_rows(500, 3, seed=8, now=now))
+    enqueue = [row[COLUMNS.index("enqueue_time")] for row in first]
+    assert enqueue == sorted(enqueue)
+    assert now - dt.timedelta(days=3) <= enqueue[0] and enqueue[-1] <= now
+
+
+def test_seed_command_writes_a_realistic_mix() -> None:
+    call_command("seed_task_logs", count="3000", days="2", seed="1", verbosity=0)
+    assert TaskLog.objects.count() == 3000
+    statuses = set(TaskLog.objects.values_list("status", flat=True).distinct().order_by())
+    assert {"success", "failed"} <= statuses and len(statuses) >= 5
+    assert TaskLog.objects.failed().with_error().exists()
+    assert TaskLog.objects.filter(user__isnull=False).exists()
+    assert TaskLog.objects.values("task_name").distinct().count() >= 8
+    ok = TaskLog.objects.successful().first()
+    assert ok.duration_ms is not None and ok.start_time <= ok.finish_time
+    # created_at follows the job's own time, not the moment of seeding.
+    oldest = TaskLog.objects.order_by("enqueue_time").first()
+    assert oldest.created_at == oldest.enqueue_time
+    assert TaskLog.objects.completed().filter(start_time__isnull=False, success=True).count() > 2000
+    assert all(s in StatusChoices.values for s in statuses)
+
+
+def test_seed_command_truncate_replaces_rows() -> None:
+    call_command("seed_task_logs", count="50", days="1", verbosity=0)
+    call_command("seed_task_logs", count="20", days="1", seed="3", truncate=True, verbosity=0)
+    assert TaskLog.objects.count() == 20
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"count": "0"}, {"count": "-3"}, {"count": "many"}, {"days": "0"}, {"days": "inf"},
+     {"days": "x"}, {"seed": "1.5"}, {"batch_size": "0"}],  # fmt: skip
+)
+def test_seed_command_rejects_bad_options(options) -> None:
+    with pytest.raises(CommandError):
+        call_command("seed_task_logs", verbosity=0, **options)
+    assert TaskLog.objects.count() == 0
