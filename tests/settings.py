@@ -8,18 +8,20 @@ from example_project.settings import *  # noqa: F403
 from example_project.settings import VAR_DIR
 
 DB_KIND = os.environ.get("REARQ_TASKS_TEST_DB", "sqlite")
+# Distinct names let several checkouts run their suites against the same servers at once.
+DB_NAME = os.environ.get("REARQ_TASKS_TEST_DB_NAME", "rearq_tasks")
 _DATABASES = {
-    "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "test.sqlite3")},
+    "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / f"{DB_NAME}.sqlite3")},
     "postgres": {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": "rearq_tasks",
+        "NAME": DB_NAME,
         "USER": os.environ.get("PGUSER", "postgres"),
         "HOST": os.environ.get("PGHOST", "127.0.0.1"),
         "PORT": os.environ.get("PGPORT", "5432"),
     },
     "mysql": {
         "ENGINE": "django.db.backends.mysql",
-        "NAME": "rearq_tasks",
+        "NAME": DB_NAME,
         "USER": "root",
         "PASSWORD": "",
         "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
@@ -36,5 +38,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TIME_ZONE = "Europe/Berlin"
 REARQ_TASKS = {
     "REDIS_URL": os.environ.get("REARQ_TASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-    "DB_URL": f"sqlite://{VAR_DIR / 'test-rearq.sqlite3'}",
+    "DB_URL": os.environ.get(
+        "REARQ_TASKS_TEST_REARQ_DB_URL", f"sqlite://{VAR_DIR / f'{DB_NAME}-rearq.sqlite3'}"
+    ),
 }
