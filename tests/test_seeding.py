@@ -55,3 +55,22 @@ def test_seed_command_rejects_bad_options(options) -> None:
     with pytest.raises(CommandError):
         call_command("seed_task_logs", verbosity=0, **options)
     assert TaskLog.objects.count() == 0
+
+
+def test_copy_text_format_escapes_what_copy_would_misread() -> None:
+    from rearq_tasks.seeding import _copy_value
+
+    assert _copy_value(None) == "\\N"
+    assert (_copy_value(True), _copy_value(False)) == ("t", "f")
+    assert _copy_value("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
+    moment = timezone.now()
+    assert _copy_value(moment) == moment.isoformat()
+    assert _copy_value(42) == "42"
+
+
+def test_truncate_empties_the_table_and_reports_the_count() -> None:
+    from rearq_tasks.seeding import truncate
+
+    call_command("seed_task_logs", count="30", days="1", verbosity=0)
+    assert truncate() == 30
+    assert TaskLog.objects.count() == 0

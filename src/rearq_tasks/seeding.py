@@ -172,6 +172,19 @@ def seed(
     return _bulk_create(rows, using, batch_size, progress)
 
 
+def truncate(using: str = "default") -> int:
+    """Empty the table (TRUNCATE on PostgreSQL: a DELETE of 1M rows takes minutes)."""
+    count = TaskLog.objects.using(using).count()
+    connection = connections[using]
+    # Inside a transaction with pending deferred FK checks PostgreSQL refuses TRUNCATE.
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {TaskLog._meta.db_table}")
+    else:
+        TaskLog.objects.using(using).all()._raw_delete(using)
+    return count
+
+
 def _has_psycopg3_copy(connection) -> bool:
     connection.ensure_connection()
     return hasattr(connection.connection, "cursor") and hasattr(
@@ -179,17 +192,39 @@ def _has_psycopg3_copy(connection) -> bool:
     )
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
 def _copy_postgres(rows, connection, batch_size, progress) -> int:
+    """Stream COPY text lines in chunks: far cheaper than adapting every value one by one."""
     table = TaskLog._meta.db_table
     written = 0
     sql = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
+    chunk: list[str] = []
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         with cursor.cursor.copy(sql) as copy:
             for row in rows:
-                copy.write_row(row)
+                chunk.append("\t".join(map(_copy_value, row)))
                 written += 1
-                if progress and written % batch_size == 0:
-                    progress(written)
+                if written % batch_size == 0:
+                    copy.write("\n".join(chunk) + "\n")
+                    chunk.clear()
+                    if progress:
+                        progress(written)
+            if chunk:
+                copy.write("\n".join(chunk) + "\n")
     if progress:
         progress(written)
     with connection.cursor() as cursor:

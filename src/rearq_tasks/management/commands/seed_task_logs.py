@@ -7,8 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rearq_tasks.models import TaskLog
-from rearq_tasks.seeding import seed
+from rearq_tasks.seeding import seed, truncate
 
 
 def _positive_int(value: str) -> int:
@@ -52,8 +51,7 @@ class Command(BaseCommand):
             raise CommandError(f"--seed expects a whole number, got {options['seed']!r}") from None
         using = options["database"]
         if options["truncate"]:
-            deleted = TaskLog.objects.using(using).all()._raw_delete(using)
-            self.stdout.write(f"deleted {deleted} existing rows")
+            self.stdout.write(f"deleted {truncate(using):,} existing rows")
         started = time.monotonic()
         verbosity = options["verbosity"]
 
