@@ -93,3 +93,9 @@ def test_every_setting_is_documented() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
     for key in SPEC:
         assert f"`{key}`" in doc, key
+
+
+def test_bad_redaction_regex_is_a_check_error(settings) -> None:
+    settings.REARQ_TASKS = {"REDACT_EXTRA_PATTERNS": ["(unclosed"]}
+    (error,) = check_settings()
+    assert error.id == "rearq_tasks.E004" and "(unclosed" in error.msg

@@ -7,12 +7,15 @@ checks in :mod:`rearq_tasks.checks` and the docs table are derived from it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings as django_settings
+
+from rearq_tasks.payloads import DEFAULT_REDACT_PATTERNS
 
 SETTING_NAME = "REARQ_TASKS"
 
@@ -54,6 +57,17 @@ def _str_list(value: Any) -> str | None:
     return None
 
 
+def _regex_list(value: Any) -> str | None:
+    for item in value:
+        if not isinstance(item, str) or not item:
+            return "must contain only non-empty regex strings"
+        try:
+            re.compile(item)
+        except re.error as exc:
+            return f"has an invalid regex {item!r} ({exc})"
+    return None
+
+
 def _sentinels(value: Any) -> str | None:
     for item in value:
         if not isinstance(item, str) or ":" not in item:
@@ -88,6 +102,24 @@ SPEC: dict[str, Option] = {
     "MAX_JOBS": Option(10, (int,), "Concurrent jobs per worker.", _positive),
     "KEEP_JOB_DAYS": Option(
         None, (int,), "ReArq's own retention of rearq_job rows.", _positive, nullable=True
+    ),
+    "PAYLOAD_MAX_BYTES": Option(
+        64 * 1024,
+        (int,),
+        "Largest stored args, kwargs, result or error (UTF-8 bytes); longer ones are cut with a marker.",
+        _positive,
+    ),
+    "REDACT_PATTERNS": Option(
+        DEFAULT_REDACT_PATTERNS,
+        (list, tuple),
+        "Regexes (case-insensitive) for keys whose values are stored as \"[redacted]\".",
+        _regex_list,
+    ),
+    "REDACT_EXTRA_PATTERNS": Option(
+        (), (list, tuple), "More key regexes, added to REDACT_PATTERNS.", _regex_list
+    ),
+    "REDACT_EXEMPT_TASKS": Option(
+        (), (list, tuple), "Task names whose payloads are stored without redaction.", _str_list
     ),
     "API_PERMISSION_CLASSES": Option(
         ("rest_framework.permissions.IsAdminUser",),
@@ -194,6 +226,26 @@ class Settings:
     @property
     def KEEP_JOB_DAYS(self) -> int | None:
         return self.get("KEEP_JOB_DAYS")
+
+    @property
+    def PAYLOAD_MAX_BYTES(self) -> int:
+        return self.get("PAYLOAD_MAX_BYTES")
+
+    @property
+    def REDACT_PATTERNS(self) -> list[str]:
+        return list(self.get("REDACT_PATTERNS"))
+
+    @property
+    def REDACT_EXTRA_PATTERNS(self) -> list[str]:
+        return list(self.get("REDACT_EXTRA_PATTERNS"))
+
+    @property
+    def REDACT_EXEMPT_TASKS(self) -> frozenset[str]:
+        return frozenset(self.get("REDACT_EXEMPT_TASKS"))
+
+    @property
+    def redact_patterns(self) -> list[str]:
+        return self.REDACT_PATTERNS + self.REDACT_EXTRA_PATTERNS
 
     @property
     def API_PERMISSION_CLASSES(self) -> list[str]:

@@ -1,0 +1,223 @@
+"""Make job payloads safe to store: JSON-safe, redacted and bounded.
+
+Everything that reaches TaskLog's args, kwargs, result and error_message passes through
+:func:`prepare` — on the capture path and the reconcile path alike — so a secret in a
+kwarg, a 10 MB result, a ``Decimal`` or a NUL byte never crashes a worker, leaks into
+the Django database or breaks PostgreSQL (which rejects NUL in text).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import enum
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+REDACTED = "[redacted]"
+TRUNCATED_KEY = "__truncated__"
+MAX_DEPTH = 32
+
+DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
+    r"pass(word|wd)?",
+    r"secret",
+    r"token",
+    r"api[-_]?key",
+    r"auth(orization)?",
+    r"cookie",
+    r"session",
+    r"private[-_]?key",
+    r"credential",
+    r"card[-_]?(number|no)?",
+    r"^(cc|pan)([-_]?(number|no))?$",
+    r"cvv|cvc",
+    r"iban",
+    r"ssn",
+)
+_CARD_LIKE = re.compile(r"^(?:\d[ -]?){12,18}\d$")
+
+
+@lru_cache(maxsize=32)
+def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        n = int(char)
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def looks_like_card_number(value: str) -> bool:
+    """A 13–19 digit string (spaces/dashes allowed) that passes the Luhn check."""
+    if not _CARD_LIKE.match(value):
+        return False
+    return _luhn_ok(re.sub(r"[ -]", "", value))
+
+
+def json_safe(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> Any:
+    """A JSON-serialisable copy of ``value``; what JSON cannot hold gets a faithful text form."""
+    if _depth > MAX_DEPTH:
+        return "[max depth]"
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, enum.Enum):
+        return json_safe(value.value, _depth + 1, _seen)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(raw).decode("ascii")
+    if id(value) in _seen:
+        return "[cycle]"
+    seen = _seen | {id(value)}
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, _depth + 1, seen) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        items = [json_safe(v, _depth + 1, seen) for v in value]
+        return sorted(items, key=repr)
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+        try:
+            return [json_safe(v, _depth + 1, seen) for v in value]
+        except Exception:  # a generator that raises is still not a reason to lose the job
+            return _repr(value)
+    return _repr(value)
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)[:1000]
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def redact(value: Any, pattern: re.Pattern[str], _depth: int = 0) -> Any:
+    """Replace values under secret-looking keys (and card-like strings) with ``[redacted]``."""
+    if _depth > MAX_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if pattern.search(str(k)) else redact(v, pattern, _depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v, pattern, _depth + 1) for v in value]
+    if isinstance(value, str) and looks_like_card_number(value):
+        return REDACTED
+    return value
+
+
+def clean_text(text: str | None, max_bytes: int) -> str | None:
+    """NUL-free text no longer than ``max_bytes`` UTF-8 bytes, with a visible marker if cut."""
+    if text is None:
+        return None
+    text = text.replace("\x00", "\\x00")
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= max_bytes:
+        return text
+    kept = encoded[:max_bytes].decode("utf-8", "ignore")
+    return f"{kept}… [truncated: {len(encoded):,} bytes, kept {len(kept.encode()):,}]"
+
+
+def bound_json(value: Any, max_bytes: int) -> Any:
+    """``value`` itself when its JSON fits ``max_bytes``, else a marker object with a preview."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    size = len(text.encode("utf-8"))
+    if size <= max_bytes:
+        return value
+    preview = text.encode("utf-8")[: max(0, max_bytes - 200)].decode("utf-8", "ignore")
+    return {TRUNCATED_KEY: True, "original_bytes": size, "preview": preview}
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Payload:
+    args: Any
+    kwargs: Any
+    result: str | None
+    error_message: str | None
+
+
+def prepare(
+    task_name: str,
+    args: Any = (),
+    kwargs: Any = None,
+    result: Any = None,
+    error_message: str | None = None,
+) -> Payload:
+    """The stored form of a job's payload, following the ``REARQ_TASKS`` payload settings."""
+    from rearq_tasks.conf import conf
+
+    limit = conf.PAYLOAD_MAX_BYTES
+    patterns = () if task_name in conf.REDACT_EXEMPT_TASKS else conf.redact_patterns
+    pattern = _compile(tuple(patterns)) if patterns else None
+
+    def sanitize(value: Any) -> Any:
+        value = _strip_nul(json_safe(value))
+        return redact(value, pattern) if pattern is not None else value
+
+    return Payload(
+        args=bound_json(sanitize(_as_list(args)), limit),
+        kwargs=bound_json(sanitize(_as_dict(kwargs)), limit),
+        result=None if result is None else clean_text(_result_text(sanitize(_parse(result))), limit),
+        error_message=clean_text(error_message, limit),
+    )
+
+
+def _as_list(args: Any) -> list[Any]:
+    if args is None:
+        return []
+    if isinstance(args, (list, tuple)):
+        return list(args)
+    return [args]
+
+
+def _as_dict(kwargs: Any) -> dict[str, Any]:
+    if not kwargs:
+        return {}
+    if isinstance(kwargs, Mapping):
+        return dict(kwargs)
+    return {"__value__": kwargs}
+
+
+def _parse(result: Any) -> Any:
+    """ReArq stores results as text: redact inside JSON text too."""
+    if isinstance(result, str) and result[:1] in ("{", "["):
+        try:
+            return json.loads(result)
+        except ValueError:
+            return result
+    return result
+
+
+def _result_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

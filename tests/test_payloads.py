@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from rearq_tasks.models import TaskLog
+from rearq_tasks.payloads import (
+    REDACTED,
+    TRUNCATED_KEY,
+    json_safe,
+    looks_like_card_number,
+    prepare,
+)
+
+
+def test_redacts_secret_keys_recursively() -> None:
+    payload = prepare(
+        "t",
+        args=[{"user": "bob", "password": "hunter2", "nested": [{"api_key": "k", "ok": 1}]}],
+        kwargs={
+            "Authorization": "Bearer abc",
+            "config": {"db": {"PASSWD": "x", "host": "h"}, "tokens": ["a", "b"]},
+            "session_id": "s",
+            "private-key": "pem",
+            "card_number": "4111 1111 1111 1111",
+            "note": "4111111111111111",
+            "amount": 12,
+        },
+    )
+    assert payload.args == [
+        {"user": "bob", "password": REDACTED, "nested": [{"api_key": REDACTED, "ok": 1}]}
+    ]
+    kw = payload.kwargs
+    assert kw["Authorization"] == REDACTED
+    assert kw["config"] == {"db": {"PASSWD": REDACTED, "host": "h"}, "tokens": REDACTED}
+    assert kw["session_id"] == REDACTED and kw["private-key"] == REDACTED
+    assert kw["card_number"] == REDACTED
+    assert kw["note"] == REDACTED  # a Luhn-valid card number under an innocent key
+    assert kw["amount"] == 12
+
+
+def test_redacts_inside_a_json_text_result() -> None:
+    payload = prepare("t", result='{"token": "abc", "items": [1, 2]}')
+    assert json.loads(payload.result) == {"token": REDACTED, "items": [1, 2]}
+
+
+def test_card_detection_needs_luhn() -> None:
+    assert looks_like_card_number("4111-1111-1111-1111")
+    assert not looks_like_card_number("4111111111111112")
+    assert not looks_like_card_number("12345")
+
+
+def test_extra_patterns_and_exempt_tasks(settings) -> None:
+    settings.REARQ_TASKS = {
+        "REDACT_EXTRA_PATTERNS": [r"^otp$"],
+        "REDACT_EXEMPT_TASKS": ["debug_task"],
+    }
+    assert prepare("t", kwargs={"otp": "1", "otpx": "2"}).kwargs == {"otp": REDACTED, "otpx": "2"}
+    assert prepare("debug_task", kwargs={"password": "p"}).kwargs == {"password": "p"}
+
+
+def test_replacing_the_patterns_drops_the_defaults(settings) -> None:
+    settings.REARQ_TASKS = {"REDACT_PATTERNS": ["^pin$"]}
+    assert prepare("t", kwargs={"pin": 1, "password": "p"}).kwargs == {
+        "pin": REDACTED,
+        "password": "p",
+    }
+
+
+class Custom:
+    def __repr__(self) -> str:
+        return "Custom()"
+
+
+def test_values_json_cannot_hold_get_a_faithful_text_form() -> None:
+    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    ident = uuid.UUID(int=1)
+    cyclic: list = []
+    cyclic.append(cyclic)
+    value = json_safe(
+        {
+            "b": b"\xff\x00",
+            "t": b"text",
+            "d": decimal.Decimal("1.10"),
+            "when": moment,
+            "day": moment.date(),
+            "s": {3, 1, 2},
+            "nan": float("nan"),
+            "inf": float("-inf"),
+            "obj": Custom(),
+            "id": ident,
+            1: "int key",
+            "tuple": (1, 2),
+            "cyclic": cyclic,
+        }
+    )
+    json.dumps(value, allow_nan=False)
+    assert value["b"] == "base64:/wA=" and value["t"] == "text"
+    assert value["d"] == "1.10" and value["when"] == moment.isoformat()
+    assert value["s"] == [1, 2, 3]
+    assert (value["nan"], value["inf"]) == ("nan", "-inf")
+    assert value["obj"] == "Custom()" and value["id"] == str(ident) and value["1"] == "int key"
+    assert value["tuple"] == [1, 2] and value["cyclic"] == ["[cycle]"]
+
+
+def test_size_is_bounded_with_a_visible_marker(settings) -> None:
+    settings.REARQ_TASKS = {"PAYLOAD_MAX_BYTES": 1024}
+    payload = prepare(
+        "t",
+        args=["x" * 5000],
+        kwargs={"blob": "é" * 5000},
+        result="r" * 10_000_000,
+        error_message="e" * 4000,
+    )
+    assert payload.args[TRUNCATED_KEY] is True and payload.args["original_bytes"] > 5000
+    assert payload.kwargs[TRUNCATED_KEY] is True
+    assert len(payload.result.encode()) < 1200 and "truncated: 10,000,000 bytes" in payload.result
+    assert payload.error_message.startswith("e" * 100) and "truncated" in payload.error_message
+
+
+def test_non_list_args_and_non_dict_kwargs_are_kept() -> None:
+    payload = prepare("t", args=5, kwargs=["a"])
+    assert payload.args == [5] and payload.kwargs == {"__value__": ["a"]}
+
+
+@pytest.mark.django_db
+def test_hostile_payloads_store_and_read_back_on_every_database(settings) -> None:
+    """NUL bytes (PostgreSQL rejects them in text), 10 MB results, odd types."""
+    settings.REARQ_TASKS = {"PAYLOAD_MAX_BYTES": 64 * 1024}
+    payload = prepare(
+        "t",
+        args=[b"\x00bin", decimal.Decimal("2.5"), {"k\x00": "v\x00"}],
+        kwargs={"password": "p", "when": timezone.now()},
+        result="ok\x00" + "x" * (10 * 1024 * 1024),
+        error_message="Traceback\x00 with NUL",
+    )
+    log = TaskLog.objects.create(
+        job_id="hostile",
+        task_name="t",
+        queue_name="default",
+        enqueue_time=timezone.now(),
+        args=payload.args,
+        kwargs=payload.kwargs,
+        result=payload.result,
+        error_message=payload.error_message,
+    )
+    log.refresh_from_db()
+    assert log.args[0] == "\\x00bin" and log.args[1] == "2.5" and log.args[2] == {"k\\x00": "v\\x00"}
+    assert log.kwargs["password"] == REDACTED
+    assert log.result.startswith("ok\\x00xxx") and "truncated" in log.result
+    assert log.error_message == "Traceback\\x00 with NUL"
