@@ -11,7 +11,7 @@ from typing import Any
 
 import django_filters as df
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from rearq_tasks import search
@@ -52,6 +52,43 @@ class CharInFilter(df.BaseInFilter, df.CharFilter):
     pass
 
 
+class StrictBooleanField(forms.Field):
+    """``true``/``false`` (also 1/0, yes/no); anything else is an error, not "no filter"."""
+
+    widget = forms.TextInput
+    default_error_messages = {"invalid": _("Enter true or false.")}
+    values = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        if isinstance(value, bool):
+            return value
+        try:
+            return self.values[str(value).strip().lower()]
+        except KeyError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def validate(self, value: Any) -> None:
+        if value is None and self.required:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+
+
+class BooleanFilter(df.BooleanFilter):
+    field_class = StrictBooleanField
+
+
+class NullsLastOrderingFilter(df.OrderingFilter):
+    """Rows without a value (no duration yet, not started) sort last in both directions."""
+
+    def get_ordering_value(self, param: str) -> Any:
+        descending = param.startswith("-")
+        name = self.param_map[param.lstrip("-")]
+        if not TaskLog._meta.get_field(name).null:
+            return f"-{name}" if descending else name
+        return F(name).desc(nulls_last=True) if descending else F(name).asc(nulls_last=True)
+
+
 class StatusInFilter(df.BaseInFilter, df.ChoiceFilter):
     pass
 
@@ -64,7 +101,7 @@ def _q_filter(q: Q, help_text: str) -> df.BooleanFilter:
             return queryset
         return queryset.filter(q) if value else queryset.exclude(q)
 
-    return df.BooleanFilter(method=apply, help_text=help_text)
+    return BooleanFilter(method=apply, help_text=help_text)
 
 
 class TaskLogFilterSet(df.FilterSet):
@@ -85,7 +122,7 @@ class TaskLogFilterSet(df.FilterSet):
     worker_id_in = CharInFilter(field_name="worker_id", help_text=_("Worker is one of (comma list)."))
     user = df.NumberFilter(field_name="user_id", help_text=_("Enqueued by the user with this id."))
     username = df.CharFilter(field_name="user__username", help_text=_("Enqueued by this username."))
-    success = df.BooleanFilter(help_text=_("The raw success flag (unset until the job ends)."))
+    success = BooleanFilter(help_text=_("The raw success flag (unset until the job ends)."))
 
     is_completed = _q_filter(COMPLETED, "Completed: success, failed, expired or canceled.")
     is_successful = _q_filter(SUCCESSFUL, "Successful: status success and success flag set.")
@@ -99,7 +136,7 @@ class TaskLogFilterSet(df.FilterSet):
     has_error = _q_filter(WITH_ERROR, "Has a non-empty error message.")
     has_result = _q_filter(HAS_RESULT, "Has a non-empty result.")
     expired = _q_filter(Q(status=StatusChoices.EXPIRED), "Status expired (ReArq dropped it unrun).")
-    is_stuck = df.BooleanFilter(
+    is_stuck = BooleanFilter(
         method="filter_stuck", help_text=_("In progress longer than STUCK_AFTER_SECONDS.")
     )
 
@@ -126,7 +163,7 @@ class TaskLogFilterSet(df.FilterSet):
         method="filter_search",
         help_text=_("Words found in task name, queue, worker, error message; or a job id."),
     )
-    ordering = df.OrderingFilter(
+    ordering = NullsLastOrderingFilter(
         fields=ORDERING_FIELDS, help_text=_("Sort by one or more fields; prefix - for descending.")
     )
 
