@@ -221,6 +221,7 @@ BAD = [
     ("", "status_in=queued,bogus", "status_in"),
     ("", "enqueued_after=yesterday", "enqueued_after"),
     ("", "created_before=2026-13-45", "created_before"),
+    ("", "started_after=0001-01-01T00:00:00%2B05:00", "started_after"),  # before year 1 in UTC
     ("", "duration_min=abc", "duration_min"),
     ("", "duration_max=-1", "duration_max"),
     ("", "job_retries_min=1.5", "job_retries_min"),
@@ -252,6 +253,12 @@ def test_bad_input_is_400_naming_the_parameter(client, rows, action, query, para
     assert response.status_code == 400, response.content
     body = response.json()
     assert parameter in body and body[parameter], body
+
+
+def test_offsets_the_database_cannot_store_are_converted_to_utc(client, rows) -> None:
+    # PostgreSQL refuses a -21:41 offset in a literal; the filter sends UTC instead.
+    response = client.get(f"{BASE}?created_before=0540-11-27T22:44:16-21:41")
+    assert response.status_code == 200 and response.json()["count"] == 0
 
 
 def test_period_limit_follows_the_setting(client, settings) -> None:
@@ -448,3 +455,9 @@ def test_action_query_counts(client, rows) -> None:
     assert queries(client, f"{BASE}timeline/?period_hours=168") == 1
     assert queries(client, f"{BASE}overview/") == 2
     assert queries(client, f"{BASE}{rows['ok'].pk}/related/") == 3  # row + before + after
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999999", "abc", "-1", "1.5"])
+def test_impossible_ids_are_404(client, pk) -> None:
+    assert client.get(f"{BASE}{pk}/").status_code == 404
+    assert client.get(f"{BASE}{pk}/related/").status_code == 404

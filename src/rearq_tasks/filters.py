@@ -7,12 +7,15 @@ backend turns into HTTP 400 ``{"<parameter>": ["<message>"]}``.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import django_filters as df
 from django import forms
 from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
+from django_filters.fields import IsoDateTimeField
+from drf_spectacular.drainage import set_override
 
 from rearq_tasks import search
 from rearq_tasks.conf import conf
@@ -78,6 +81,39 @@ class BooleanFilter(df.BooleanFilter):
     field_class = StrictBooleanField
 
 
+class UTCIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601, converted to UTC: an offset the database cannot store is a 400, not a 500."""
+
+    def to_python(self, value: Any) -> dt.datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt.UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class DateTimeFilter(df.IsoDateTimeFilter):
+    field_class = UTCIsoDateTimeField
+
+
+def typed(filter_: Any, schema: dict[str, Any]) -> Any:
+    """Tell drf-spectacular the parameter's exact schema (method filters have no model type)."""
+    return set_override(filter_, "field", schema)
+
+
+BOOLEAN = {"type": "boolean"}
+COUNT = {"type": "integer", "minimum": 0}
+
+
+def count_filter(field_name: str | None = None, lookup_expr: str = "exact", **kwargs: Any) -> Any:
+    """A whole number ≥ 0 (``-1`` or ``1.5`` is a 400, not an empty page)."""
+    if field_name:
+        kwargs["field_name"] = field_name
+    return typed(df.NumberFilter(lookup_expr=lookup_expr, **kwargs), COUNT)
+
+
 class NullsLastOrderingFilter(df.OrderingFilter):
     """Rows without a value (no duration yet, not started) sort last in both directions."""
 
@@ -101,7 +137,7 @@ def _q_filter(q: Q, help_text: str) -> df.BooleanFilter:
             return queryset
         return queryset.filter(q) if value else queryset.exclude(q)
 
-    return BooleanFilter(method=apply, help_text=help_text)
+    return typed(BooleanFilter(method=apply, help_text=help_text), BOOLEAN)
 
 
 class TaskLogFilterSet(df.FilterSet):
@@ -120,9 +156,9 @@ class TaskLogFilterSet(df.FilterSet):
     job_id_in = CharInFilter(field_name="job_id", help_text=_("Job id is one of (comma list)."))
     worker_id = df.CharFilter(help_text=_("Worker id equals."))
     worker_id_in = CharInFilter(field_name="worker_id", help_text=_("Worker is one of (comma list)."))
-    user = df.NumberFilter(field_name="user_id", help_text=_("Enqueued by the user with this id."))
+    user = count_filter("user_id", help_text=_("Enqueued by the user with this id."))
     username = df.CharFilter(field_name="user__username", help_text=_("Enqueued by this username."))
-    success = BooleanFilter(help_text=_("The raw success flag (unset until the job ends)."))
+    success = typed(BooleanFilter(help_text=_("The raw success flag (unset until the job ends).")), BOOLEAN)
 
     is_completed = _q_filter(COMPLETED, "Completed: success, failed, expired or canceled.")
     is_successful = _q_filter(SUCCESSFUL, "Successful: status success and success flag set.")
@@ -136,28 +172,32 @@ class TaskLogFilterSet(df.FilterSet):
     has_error = _q_filter(WITH_ERROR, "Has a non-empty error message.")
     has_result = _q_filter(HAS_RESULT, "Has a non-empty result.")
     expired = _q_filter(Q(status=StatusChoices.EXPIRED), "Status expired (ReArq dropped it unrun).")
-    is_stuck = BooleanFilter(
-        method="filter_stuck", help_text=_("In progress longer than STUCK_AFTER_SECONDS.")
+    is_stuck = typed(
+        BooleanFilter(method="filter_stuck", help_text=_("In progress longer than STUCK_AFTER_SECONDS.")),
+        BOOLEAN,
     )
 
-    enqueued_after = df.IsoDateTimeFilter(field_name="enqueue_time", lookup_expr="gte")
-    enqueued_before = df.IsoDateTimeFilter(field_name="enqueue_time", lookup_expr="lt")
-    created_after = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    started_after = df.IsoDateTimeFilter(field_name="start_time", lookup_expr="gte")
-    started_before = df.IsoDateTimeFilter(field_name="start_time", lookup_expr="lt")
-    finished_after = df.IsoDateTimeFilter(field_name="finish_time", lookup_expr="gte")
-    finished_before = df.IsoDateTimeFilter(field_name="finish_time", lookup_expr="lt")
-    period_hours = df.NumberFilter(
-        method="filter_period", help_text=_("Enqueued in the last N hours (1..MAX_PERIOD_HOURS).")
+    enqueued_after = DateTimeFilter(field_name="enqueue_time", lookup_expr="gte")
+    enqueued_before = DateTimeFilter(field_name="enqueue_time", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
+    started_after = DateTimeFilter(field_name="start_time", lookup_expr="gte")
+    started_before = DateTimeFilter(field_name="start_time", lookup_expr="lt")
+    finished_after = DateTimeFilter(field_name="finish_time", lookup_expr="gte")
+    finished_before = DateTimeFilter(field_name="finish_time", lookup_expr="lt")
+    period_hours = typed(
+        df.NumberFilter(
+            method="filter_period", help_text=_("Enqueued in the last N hours (1..MAX_PERIOD_HOURS).")
+        ),
+        {"type": "integer", "minimum": 1, "maximum": conf.MAX_PERIOD_HOURS},
     )
 
-    duration_min = df.NumberFilter(field_name="duration_ms", lookup_expr="gte")
-    duration_max = df.NumberFilter(field_name="duration_ms", lookup_expr="lte")
-    job_retries_min = df.NumberFilter(field_name="job_retries", lookup_expr="gte")
-    job_retries_max = df.NumberFilter(field_name="job_retries", lookup_expr="lte")
-    queue_wait_min = df.NumberFilter(method="filter_queue_wait", help_text=_("Start − enqueue ≥ N ms."))
-    queue_wait_max = df.NumberFilter(method="filter_queue_wait", help_text=_("Start − enqueue ≤ N ms."))
+    duration_min = count_filter("duration_ms", "gte", help_text=_("Duration ≥ N ms."))
+    duration_max = count_filter("duration_ms", "lte", help_text=_("Duration ≤ N ms."))
+    job_retries_min = count_filter("job_retries", "gte", help_text=_("At least N retries."))
+    job_retries_max = count_filter("job_retries", "lte", help_text=_("At most N retries."))
+    queue_wait_min = count_filter(method="filter_queue_wait", help_text=_("Start − enqueue ≥ N ms."))
+    queue_wait_max = count_filter(method="filter_queue_wait", help_text=_("Start − enqueue ≤ N ms."))
 
     search = df.CharFilter(
         method="filter_search",

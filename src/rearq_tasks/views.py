@@ -40,6 +40,10 @@ from rearq_tasks.serializers import (
 
 BAD_REQUEST = OpenApiResponse(description="A query parameter is invalid: {parameter: [messages]}.")
 NOT_FOUND = OpenApiResponse(description="No such row, or a page past the end.")
+DENIED = {
+    401: OpenApiResponse(description="Not authenticated (with an authentication class that says so)."),
+    403: OpenApiResponse(description="Not authenticated, or not allowed (staff only by default)."),
+}
 
 
 class ConfiguredAccessMixin:
@@ -66,6 +70,8 @@ def _scoped(params: dict[str, Any]) -> TaskLogQuerySet:
 def documented(**kwargs: Any) -> Any:
     """``extend_schema`` based on drf-spectacular's AutoSchema whatever DEFAULT_SCHEMA_CLASS is."""
 
+    kwargs["responses"] = {**kwargs["responses"], **DENIED}
+
     def decorate(view_method: Any) -> Any:
         if "schema" not in getattr(view_method, "kwargs", {}):
             view_method.schema = AutoSchema
@@ -78,6 +84,7 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
     """ReArq jobs recorded as TaskLog rows, newest enqueued first."""
 
     schema = AutoSchema()
+    lookup_value_regex = "[0-9]{1,18}"  # a bigint; longer ids are a 404, not an overflow
     filter_backends = [DjangoFilterBackend]
     filterset_class = TaskLogFilterSet
     pagination_class = TaskLogPagination
@@ -88,7 +95,9 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
             return qs.only(*LIST_COLUMNS)
         return qs.select_related("user")
 
-    @documented(responses={200: TaskLogListSerializer(many=True), 400: BAD_REQUEST})
+    @documented(
+        responses={200: TaskLogListSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND}
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Rows newest enqueued first, filtered, searched and ordered; see docs/api.md."""
         return super().list(request, *args, **kwargs)
@@ -178,6 +187,21 @@ def keep_only_this_api(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]
     ]
 
 
+NO_NUL = r"^[^\u0000]*$"
+
+
+def strings_without_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular hook: say that text parameters cannot hold NUL (a 400, as databases refuse it)."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                target = schema.get("items", schema) if schema.get("type") == "array" else schema
+                if target.get("type") == "string" and "enum" not in target and "format" not in target:
+                    target["pattern"] = NO_NUL
+    return result
+
+
 class SchemaView(ConfiguredAccessMixin, SpectacularAPIView):
     """The OpenAPI 3 document of this API (same access rules as the API)."""
 
@@ -185,4 +209,8 @@ class SchemaView(ConfiguredAccessMixin, SpectacularAPIView):
         "TITLE": "django-rearq-tasks API",
         "DESCRIPTION": "Read-only access to the TaskLog record of ReArq jobs.",
         "PREPROCESSING_HOOKS": ["rearq_tasks.views.keep_only_this_api"],
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "rearq_tasks.views.strings_without_nul",
+        ],
     }
