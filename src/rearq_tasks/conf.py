@@ -141,7 +141,7 @@ SPEC: dict[str, Option] = {
         20, (int,), "Most rows returned by the API's related/ action.", _positive
     ),
     "COUNT_LIMIT": Option(
-        10_000,
+        1_000,
         (int,),
         "API list pages count matching rows exactly up to this many; above it `count` is "
         "PostgreSQL's estimate (0 counts everything, always exact).",
