@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 
 from rearq_tasks.models import TaskLog
 
@@ -11,9 +12,7 @@ pytestmark = pytest.mark.django_db
 
 API_INDEXES = {
     "tasklog_enq_cover_idx",
-    "tasklog_task_name_trgm_idx",
-    "tasklog_queue_name_trgm_idx",
-    "tasklog_worker_id_trgm_idx",
+    "tasklog_worker_idx",
     "tasklog_error_message_trgm_idx",
 }
 
@@ -43,3 +42,16 @@ def test_search_plan_uses_the_trigram_indexes() -> None:
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "tasklog_error_message_trgm_idx" in plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="loose index scan is PostgreSQL's")
+def test_distinct_values_by_loose_index_scan() -> None:
+    from rearq_tasks.search import contains_q, distinct_values
+    from tests.factories import TaskLogFactory
+
+    for name in ("send_email", "send_sms", "send_email", "resize"):
+        TaskLogFactory(task_name=name, worker_id=None if name == "resize" else f"w-{name}")
+    assert distinct_values("task_name") == ["resize", "send_email", "send_sms"]
+    assert distinct_values("worker_id") == ["w-send_email", "w-send_sms"]
+    assert contains_q("task_name", "EMAIL") == Q(task_name__in=["send_email"])
+    assert TaskLog.objects.filter(contains_q("queue_name", "nothing")).count() == 0

@@ -143,7 +143,7 @@ def _q_filter(q: Q, help_text: str) -> df.BooleanFilter:
 class TaskLogFilterSet(df.FilterSet):
     """All list filters; see docs/api.md for the table."""
 
-    task_name = df.CharFilter(lookup_expr="icontains", help_text=_("Task name contains (case-insensitive)."))
+    task_name = df.CharFilter(method="filter_contains", help_text=_("Task name contains (case-insensitive)."))
     task_name_exact = df.CharFilter(field_name="task_name", help_text=_("Task name equals."))
     task_name_in = CharInFilter(field_name="task_name", help_text=_("Task name is one of (comma list)."))
     queue_name = df.CharFilter(help_text=_("Queue name equals."))
@@ -234,6 +234,9 @@ class TaskLogFilterSet(df.FilterSet):
             return queryset
         lookup = "gte" if name.endswith("_min") else "lte"
         return queryset.alias(_queue_wait=queue_wait_ms()).filter(**{f"_queue_wait__{lookup}": value})
+
+    def filter_contains(self, queryset: QuerySet[TaskLog], name: str, value: str) -> QuerySet[TaskLog]:
+        return queryset.filter(search.contains_q(name, value, queryset.db)) if value else queryset
 
     def filter_search(self, queryset: QuerySet[TaskLog], name: str, value: str) -> QuerySet[TaskLog]:
         return search.apply(queryset, value)
