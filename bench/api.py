@@ -76,7 +76,9 @@ def ensure_data(rows: int) -> None:
 
     call_command("migrate", verbosity=0)
     count = TaskLog.objects.count()
-    newest = TaskLog.objects.order_by("-enqueue_time").values_list("enqueue_time", flat=True).first()
+    newest = (
+        TaskLog.objects.order_by("-enqueue_time").values_list("enqueue_time", flat=True).first()
+    )
     if count == rows and newest and timezone.now() - newest < dt.timedelta(hours=2):
         return
     print(f"seeding {rows:,} rows over 30 days (found {count:,}, newest {newest}) …", flush=True)
@@ -151,7 +153,14 @@ def reference(runs: int) -> dict[str, list[float]]:
     def percentiles_by_offset(qs) -> list[int]:
         ordered = qs.filter(duration_ms__isnull=False).order_by("duration_ms")
         n = ordered.count()
-        return [ordered.values_list("duration_ms", flat=True)[int(f * (n - 1))] for f in (0.5, 0.95, 0.99)] if n else []
+        return (
+            [
+                ordered.values_list("duration_ms", flat=True)[int(f * (n - 1))]
+                for f in (0.5, 0.95, 0.99)
+            ]
+            if n
+            else []
+        )
 
     def stats(hours: int) -> None:
         qs = TaskLog.objects.since(hours)

@@ -134,7 +134,7 @@ SPEC: dict[str, Option] = {
     "RECENT_HOURS": Option(
         24,
         (int,),
-        "What \"recent\" means in the overview: failures and active queues of the last N hours.",
+        'What "recent" means in the overview: failures and active queues of the last N hours.',
         _positive,
     ),
     "RELATED_LIMIT": Option(

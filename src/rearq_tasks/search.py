@@ -49,7 +49,9 @@ def contains_q(field: str, term: str, using: str = "default") -> Q:
     """Rows whose ``field`` contains ``term`` case-insensitively."""
     if field in NAME_FIELDS and resolves_names(using):
         needle = term.upper()
-        return Q(**{f"{field}__in": [v for v in distinct_values(field, using) if needle in v.upper()]})
+        return Q(
+            **{f"{field}__in": [v for v in distinct_values(field, using) if needle in v.upper()]}
+        )
     return Q(**{f"{field}__icontains": term})
 
 

@@ -26,7 +26,6 @@ from django.db.models import (
     FloatField,
     Func,
     IntegerField,
-    Q,
     Sum,
     Value,
     When,
@@ -304,6 +303,7 @@ def _count_buckets(
         .order_by()
     )
     if interval == "hour":
+
         def index_of(hours: int) -> int | None:
             return hours if 0 <= hours < len(starts) else None
     else:
