@@ -43,6 +43,7 @@ FAILED = Q(status__in=sorted(FAILED_STATUSES)) | Q(success=False)
 CANCELED = Q(status=StatusChoices.CANCELED)
 WAITING = Q(status__in=sorted(WAITING_STATUSES))
 QUEUED = Q(status=StatusChoices.QUEUED)
+DEFERRED = Q(status=StatusChoices.DEFERRED)
 RUNNING = Q(status=StatusChoices.IN_PROGRESS)
 IN_FLIGHT = WAITING | RUNNING
 WITH_ERROR = Q(error_message__isnull=False) & ~Q(error_message="")
