@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
+
+from rearq_tasks.metrics import metrics_view
 
 app_name = "rearq_tasks"
 
 router = DefaultRouter()
 
-urlpatterns = [*router.urls]
+urlpatterns = [
+    path("metrics/", metrics_view, name="metrics"),
+    *router.urls,
+]
