@@ -95,6 +95,7 @@ def finished(task: str, count: int, failed: int, minutes_ago: int = 10, **fields
             status=StatusChoices.FAILED if bad else StatusChoices.SUCCESS,
             success=not bad,
             enqueue_time=enqueue,
+            error_message=f"ValueError: boom {i}" if bad else None,
             **{"duration_ms": 100, **fields},
         )
 
@@ -130,6 +131,7 @@ def test_failure_rate_alert_goes_to_every_channel(channels) -> None:
         "FIRING  failure_rate:send_email: 25.0 % of 40 finished jobs failed in the last 60 min "
         "(10 failed; threshold 10 %)"
     ) in email.body
+    assert "    latest error: ValueError: boom " in email.body
     assert ":rotating_light: *FIRING* `failure_rate:send_email`" in slack.bodies[0]["text"]
     (note,) = webhook.bodies[0]["notifications"]
     assert note["key"] == "failure_rate:send_email" and note["status"] == "firing"

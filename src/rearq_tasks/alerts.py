@@ -103,6 +103,7 @@ def failure_rate_rule(ctx: Context) -> list[Alert]:
                 limit,
                 f"{rate:.1f} % of {row.completed} finished jobs failed in the last "
                 f"{ctx.period_minutes} min ({row.failed} failed; threshold {limit:g} %)",
+                (f"latest error: {row.latest_error[:300]}",) if row.latest_error else (),
             )
         )
     return alerts

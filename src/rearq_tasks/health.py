@@ -27,7 +27,7 @@ from health_check.exceptions import HealthCheckException, ServiceUnavailable, Se
 from rearq_tasks.conf import conf
 from rearq_tasks.liveness import read_workers, redis_client
 from rearq_tasks.models import DEFERRED, TaskLog
-from rearq_tasks.ops_queries import backlog_by_queue, failure_counts
+from rearq_tasks.ops_queries import backlog_by_queue
 
 
 def _seconds(value: dt.timedelta | int | float) -> float:
@@ -93,10 +93,10 @@ class TaskQueue(HealthCheck):
             )
 
     def _check_failure_rate(self, problems: list[HealthCheckException]) -> None:
-        completed, failed = failure_counts(TaskLog.objects.since(self.period))
+        summary = TaskLog.objects.since(self.period).summary()
+        completed, failed, rate = summary["completed"], summary["failed"], summary["failure_rate"]
         if completed < self.failure_rate_min_sample:
             return
-        rate = 100.0 * failed / completed
         hours = _seconds(self.period) / 3600
         text = (
             f"failure rate {rate:.1f} % ({failed}/{completed} jobs in the last {hours:g} h)"

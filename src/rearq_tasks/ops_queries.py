@@ -1,6 +1,8 @@
-"""Aggregates the operations surfaces (health, alerts, metrics) share.
+"""Aggregates the operations surfaces (health, alerts, metrics) share beyond :mod:`stats`.
 
-Each is one query composed from the named ``Q``'s of :mod:`rearq_tasks.models`, grouped in the
+Rates, averages and per-task figures come from :mod:`rearq_tasks.stats` (the API's
+vocabulary); what it lacks — backlog and stuck counts by queue, histogram buckets, average
+retries — is here. Each is one query composed from the named ``Q``'s of :mod:`rearq_tasks.models`, grouped in the
 database — never a loop over rows — and bounded by an index: status, queue/status or the
 enqueue time window.
 """
@@ -11,21 +13,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Coalesce
 
-from rearq_tasks.models import COMPLETED, FAILED, QUEUED, RUNNING, TaskLog
+from rearq_tasks.models import COMPLETED, QUEUED, TaskLog
 
 DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 WAIT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
-
-
-def failure_counts(queryset: QuerySet[TaskLog]) -> tuple[int, int]:
-    """(completed, failed) in one query."""
-    row = queryset.order_by().aggregate(
-        completed=Count("id", filter=COMPLETED), failed=Count("id", filter=FAILED)
-    )
-    return row["completed"], row["failed"]
 
 
 def backlog_by_queue() -> dict[str, int]:
@@ -61,42 +55,43 @@ def oldest_stuck(older_than: dt.timedelta | int, limit: int = 10) -> list[dict]:
 
 @dataclass(frozen=True)
 class TaskWindow:
-    """One task's finished jobs in a window."""
+    """One task's figures in a window, as :func:`rearq_tasks.stats.by_task` defines them."""
 
     task_name: str
     completed: int
     failed: int
+    failure_rate: float | None
     avg_duration_ms: float | None
     avg_retries: float | None
-
-    @property
-    def failure_rate(self) -> float | None:
-        return None if not self.completed else 100.0 * self.failed / self.completed
+    latest_error: str | None = None
 
 
 def per_task_window(since: dt.datetime) -> list[TaskWindow]:
-    """Per task: completed, failed, average duration and retries of finished jobs — one query."""
-    rows = (
-        TaskLog.objects.since(since)
-        .filter(COMPLETED)
+    """Per task in the window: ``stats.by_task`` figures plus average retries of finished jobs.
+
+    ``by_task`` has no retries figure, so that one is a second grouped query composed here
+    (``Avg("job_retries")`` over ``COMPLETED``).
+    """
+    window = TaskLog.objects.since(since)
+    retries = dict(
+        window.filter(COMPLETED)
         .order_by()
-        .values("task_name")
-        .annotate(
-            completed=Count("id"),
-            failed=Count("id", filter=FAILED),
-            avg_duration_ms=Avg("duration_ms"),
-            avg_retries=Avg("job_retries"),
-        )
+        .values_list("task_name")
+        .annotate(avg=Avg("job_retries"))
     )
     return [
         TaskWindow(
             task_name=row["task_name"],
             completed=row["completed"],
-            failed=row["failed"],
-            avg_duration_ms=None if row["avg_duration_ms"] is None else float(row["avg_duration_ms"]),
-            avg_retries=None if row["avg_retries"] is None else float(row["avg_retries"]),
+            failed=row["failures"],
+            failure_rate=row["failure_rate"] if row["completed"] else None,
+            avg_duration_ms=row["avg_duration_ms"],
+            avg_retries=None if retries.get(row["task_name"]) is None else float(
+                retries[row["task_name"]]
+            ),
+            latest_error=row["latest_error"],
         )
-        for row in rows
+        for row in window.by_task(order_by="task_name", limit=None)
     ]
 
 
@@ -172,7 +167,3 @@ def _as_seconds(value: dt.timedelta | float | int | None) -> float:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     return float(value) / 1_000_000
-
-
-def running_count() -> int:
-    return TaskLog.objects.filter(RUNNING).count()
