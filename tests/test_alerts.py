@@ -307,7 +307,8 @@ def test_rule_option_is_repeatable_and_only_touches_its_rules(channels) -> None:
 
 
 def test_unknown_rule_is_a_command_error(channels) -> None:
-    with pytest.raises(CommandError, match="unknown --rule 'nope'; choose from failure_rate") as exc:
+    expected = "unknown --rule 'nope'; choose from failure_rate"
+    with pytest.raises(CommandError, match=expected) as exc:
         call_command("check_task_alerts", "--rule", "nope")
     assert exc.value.returncode == 2
     assert mail.outbox == []

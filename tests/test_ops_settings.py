@@ -43,7 +43,9 @@ def test_secrets_are_never_shown(settings, key, value) -> None:
 def test_good_ops_settings_pass(settings) -> None:
     settings.REARQ_TASKS = {
         "WORKER_QUEUES": ["default", "critical"],
-        "ALERT_TASK_OVERRIDES": {"charge_payment": {"FAILURE_RATE_THRESHOLD": 5, "AVG_RETRIES": None}},
+        "ALERT_TASK_OVERRIDES": {
+            "charge_payment": {"FAILURE_RATE_THRESHOLD": 5, "AVG_RETRIES": None}
+        },
         "METRICS_TOKEN": "a" * 32,
         "ALERT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x",
     }

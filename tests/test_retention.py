@@ -68,7 +68,9 @@ def test_cleanup_on_100k_rows_keeps_exactly_the_right_rows() -> None:
 
 
 def test_failed_retention_defaults_from_settings(settings) -> None:
-    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "RETENTION_DAYS": 30, "FAILED_RETENTION_DAYS": 60}
+    settings.REARQ_TASKS = {
+        **settings.REARQ_TASKS, "RETENTION_DAYS": 30, "FAILED_RETENTION_DAYS": 60
+    }
     old = NOW - dt.timedelta(days=45)
     ok = TaskLogFactory(status=StatusChoices.SUCCESS, success=True, enqueue_time=old)
     failed = TaskLogFactory(status=StatusChoices.FAILED, success=False, enqueue_time=old)

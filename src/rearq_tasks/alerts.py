@@ -215,7 +215,9 @@ class RunResult:
         return {
             "exit_code": self.exit_code,
             "dry_run": self.dry_run,
-            "firing": [{**asdict(a), "key": a.key, "details": list(a.details)} for a in self.firing],
+            "firing": [
+                {**asdict(a), "key": a.key, "details": list(a.details)} for a in self.firing
+            ],
             "notifications": [n.as_dict() for n in self.notifications],
             "suppressed": self.suppressed,
             "sent_to": self.sent_to,
@@ -320,7 +322,8 @@ def _record(
             if not state.firing:
                 state.first_seen_at, state.resolved_at = now, None
             state.firing = True
-            state.value, state.threshold, state.message = alert.value, alert.threshold, alert.message
+            state.value, state.threshold = alert.value, alert.threshold
+            state.message = alert.message
             if delivered and alert.key in notified:
                 state.last_sent_at, state.sent_value = now, alert.value
             state.save()

@@ -8,7 +8,6 @@ reports it and carries on with the other channels.
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -104,10 +103,10 @@ def post_json(url: str, payload: Any, timeout: float, name: str) -> None:
             response.read()
     except urllib.error.HTTPError as exc:
         raise ChannelError(f"{where}: HTTP {exc.code}") from None
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise ChannelError(f"{where}: no answer within {timeout:g} s") from exc
     except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError | socket.timeout):
+        if isinstance(exc.reason, TimeoutError):
             raise ChannelError(f"{where}: no answer within {timeout:g} s") from None
         raise ChannelError(f"{where}: {type(exc.reason).__name__}") from None
     except OSError as exc:

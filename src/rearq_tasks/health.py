@@ -34,6 +34,10 @@ def _seconds(value: dt.timedelta | int | float) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
+def _unreachable(exc: Exception) -> str:
+    return f"ReArq's Redis is unreachable ({type(exc).__name__})"
+
+
 def _raise_worst(problems: list[HealthCheckException]) -> None:
     """Report every problem at once, at the level of the worst one."""
     if not problems:
@@ -166,7 +170,7 @@ class ReArqWorkers(HealthCheck):
                 queues=(*required, *waiting),
             )
         except redis.RedisError as exc:
-            raise ServiceUnavailable(f"ReArq's Redis is unreachable ({type(exc).__name__})") from exc
+            raise ServiceUnavailable(_unreachable(exc)) from exc
         finally:
             client.close()
         dead = len(state.dead_workers)
@@ -222,6 +226,6 @@ class ReArqRedis(HealthCheck):
         except redis.AuthenticationError as exc:
             raise ServiceUnavailable("ReArq's Redis refused the credentials") from exc
         except redis.RedisError as exc:
-            raise ServiceUnavailable(f"ReArq's Redis is unreachable ({type(exc).__name__})") from exc
+            raise ServiceUnavailable(_unreachable(exc)) from exc
         finally:
             client.close()

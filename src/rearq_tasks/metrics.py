@@ -76,7 +76,9 @@ class TaskCollector:
         )
 
         backlog = GaugeMetricFamily(
-            f"{PREFIX}_backlog_jobs", "Jobs queued and not yet picked up, by queue.", labels=["queue"]
+            f"{PREFIX}_backlog_jobs",
+            "Jobs queued and not yet picked up, by queue.",
+            labels=["queue"],
         )
         for queue, count in sorted(ops_queries.backlog_by_queue().items()):
             backlog.add_metric([queue], count)

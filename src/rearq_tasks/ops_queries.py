@@ -2,9 +2,9 @@
 
 Rates, averages and per-task figures come from :mod:`rearq_tasks.stats` (the API's
 vocabulary); what it lacks — backlog and stuck counts by queue, histogram buckets, average
-retries — is here. Each is one query composed from the named ``Q``'s of :mod:`rearq_tasks.models`, grouped in the
-database — never a loop over rows — and bounded by an index: status, queue/status or the
-enqueue time window.
+retries — is here. Each is one query composed from the named ``Q``'s of
+:mod:`rearq_tasks.models`, grouped in the database — never a loop over rows — and bounded
+by an index: status, queue/status or the enqueue time window.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def duration_histogram(
 ) -> dict[str, tuple[list[int], int, float]]:
     """Per task: cumulative bucket counts, total count and sum (s) of finished jobs' durations."""
     counts = {
-        _bucket_key(bound): Count("id", filter=Q(duration_ms__lte=bound * 1000)) for bound in buckets
+        _bucket_key(bound): Count("id", filter=Q(duration_ms__lte=bound * 1000))
+        for bound in buckets
     }
     rows = (
         TaskLog.objects.since(since)
