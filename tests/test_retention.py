@@ -125,3 +125,20 @@ def test_bad_options_delete_nothing(args, message) -> None:
     assert message in str(exc.value)
     assert TaskLog.objects.count() == 2
 
+
+
+def test_delete_signals_still_fire_when_someone_listens() -> None:
+    from django.db.models.signals import post_delete
+
+    TaskLogFactory.create_batch(3, enqueue_time=NOW - dt.timedelta(days=100))
+    seen: list[str] = []
+
+    def receiver(sender, instance, **kwargs) -> None:
+        seen.append(instance.job_id)
+
+    post_delete.connect(receiver, sender=TaskLog)
+    try:
+        assert purge(days=90, batch_size=2).deleted == 3
+    finally:
+        post_delete.disconnect(receiver, sender=TaskLog)
+    assert len(seen) == 3 and not TaskLog.objects.exists()

@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import redis
+from django.db import close_old_connections
 from health_check.base import HealthCheck
 from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
 
@@ -32,6 +37,21 @@ from rearq_tasks.ops_queries import backlog_by_queue
 
 def _seconds(value: dt.timedelta | int | float) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def _releases_connections(run: Callable[[Any], None]) -> Callable[[Any], None]:
+    """HealthCheckView runs sync checks in executor threads no request cycle cleans up:
+    give their database connections back like ``request_finished`` would."""
+
+    @functools.wraps(run)
+    def wrapper(self: Any) -> None:
+        try:
+            run(self)
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                close_old_connections()
+
+    return wrapper
 
 
 def _unreachable(exc: Exception) -> str:
@@ -69,6 +89,7 @@ class TaskQueue(HealthCheck):
     period: dt.timedelta = dataclasses.field(default=dt.timedelta(hours=1), repr=False)
     warning_ratio: float = dataclasses.field(default=0.5, repr=False)
 
+    @_releases_connections
     def run(self) -> None:
         problems: list[HealthCheckException] = []
         self._check_stuck(problems)
@@ -159,6 +180,7 @@ class ReArqWorkers(HealthCheck):
         default_factory=lambda: dt.timedelta(seconds=conf.REDIS_TIMEOUT_SECONDS), repr=False
     )
 
+    @_releases_connections
     def run(self) -> None:
         required = tuple(self.queues or ())
         waiting = backlog_by_queue()
