@@ -312,3 +312,12 @@ def test_unknown_rule_is_a_command_error(channels) -> None:
         call_command("check_task_alerts", "--rule", "nope")
     assert exc.value.returncode == 2
     assert mail.outbox == []
+
+
+def test_cron_task_entry_point_returns_the_exit_code(channels) -> None:
+    from rearq_tasks.alerts import check_task_alerts
+
+    assert check_task_alerts() == 0
+    finished("send_email", 40, failed=10)
+    assert check_task_alerts() == 1
+    assert len(mail.outbox) == 1

@@ -142,3 +142,13 @@ def test_delete_signals_still_fire_when_someone_listens() -> None:
     finally:
         post_delete.disconnect(receiver, sender=TaskLog)
     assert len(seen) == 3 and not TaskLog.objects.exists()
+
+
+def test_cron_task_entry_point_applies_the_settings(settings) -> None:
+    from rearq_tasks.retention import purge_task_logs
+
+    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "RETENTION_DAYS": 10}
+    TaskLogFactory.create_batch(2, enqueue_time=NOW - dt.timedelta(days=11))
+    keep = TaskLogFactory(enqueue_time=NOW - dt.timedelta(days=9))
+    assert purge_task_logs() == 2
+    assert list(TaskLog.objects.values_list("pk", flat=True)) == [keep.pk]
