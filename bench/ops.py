@@ -147,13 +147,12 @@ def main() -> int:
         print(f"  (restored {TaskLog.objects.count():,} rows in "
               f"{time.perf_counter() - started:.1f} s)")
 
+    restore()
     now = timezone.now()
     cutoff = now - dt.timedelta(days=args.retention_days)
     expected = TaskLog.objects.filter(expired_q(args.retention_days, None, now)).count()
     print(f"\n== cleanup: {expected:,} of {TaskLog.objects.count():,} rows older than "
           f"{args.retention_days} days")
-
-    restore()
     naive = StatementLog()
     with connection.execute_wrapper(naive), transaction.atomic():
         started = time.perf_counter()
