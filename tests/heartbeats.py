@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import redis
+
 
 def push_heartbeat(
     client,
@@ -34,7 +36,7 @@ def consume(client, queue: str, group: str, consumer: str | int) -> None:
     stream = f"rearq:queue:{queue}"
     try:
         client.xgroup_create(stream, group, mkstream=True)
-    except Exception as exc:  # BUSYGROUP: the group exists already
+    except redis.ResponseError as exc:  # BUSYGROUP: the group exists already
         if "BUSYGROUP" not in str(exc):
             raise
     client.xadd(stream, {"job_id": "j1"})
