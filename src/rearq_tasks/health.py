@@ -29,7 +29,7 @@ from django.db import close_old_connections
 from health_check.base import HealthCheck
 from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
 
-from rearq_tasks.conf import conf
+from rearq_tasks.conf import conf, redact_url
 from rearq_tasks.liveness import read_workers, redis_client
 from rearq_tasks.models import DEFERRED, TaskLog
 from rearq_tasks.ops_queries import backlog_by_queue
@@ -231,11 +231,25 @@ class ReArqWorkers(HealthCheck):
 
 @dataclasses.dataclass
 class ReArqRedis(HealthCheck):
-    """ReArq's Redis answers PING within ``timeout``. The URL is never shown."""
+    """ReArq's Redis answers PING within ``timeout``; its URL shows with the password masked."""
 
     timeout: dt.timedelta = dataclasses.field(
         default_factory=lambda: dt.timedelta(seconds=conf.REDIS_TIMEOUT_SECONDS), repr=False
     )
+
+    @property
+    def target(self) -> str:
+        """Where it pings, password hidden: ``redis://:***@host:6379/0`` or the sentinels."""
+        if conf.REDIS_SENTINELS:
+            return f"sentinels {','.join(conf.REDIS_SENTINELS)} ({conf.REDIS_SENTINEL_MASTER})"
+        return redact_url(conf.REDIS_URL) or ""
+
+    def __repr__(self) -> str:
+        return f"ReArqRedis({self.target})"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return super().labels | {"target": self.target}
 
     def run(self) -> None:
         client = redis_client(self.timeout.total_seconds())
