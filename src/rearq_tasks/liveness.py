@@ -4,7 +4,8 @@ ReArq 0.2.9 writes one field per worker into the hash ``rearq:worker`` every 10 
 JSON ``{queue, is_timer, ms, group, consumer}``) and deletes it on a clean stop; a killed
 worker leaves its last heartbeat behind, so age decides liveness, not presence. A worker
 consuming several queues overwrites its single field once per queue, so its heartbeat
-names only the last one: the queues' consumer groups (``XINFO CONSUMERS``) fill the gap.
+names only the last one: the queues' consumer groups (``XINFO CONSUMERS``) fill the gap —
+Redis lists a consumer there once a message of that queue has been delivered to it.
 """
 
 from __future__ import annotations
