@@ -9,7 +9,14 @@ urlpatterns = [
     path("cfg/tasks/", include("rearq_tasks.urls")),
     path(
         "health/",
-        HealthCheckView.as_view(checks=["health_check.checks.Database"]),
+        HealthCheckView.as_view(
+            checks=[
+                "health_check.checks.Database",
+                "rearq_tasks.health.TaskQueue",
+                "rearq_tasks.health.ReArqWorkers",
+                "rearq_tasks.health.ReArqRedis",
+            ]
+        ),
         name="health",
     ),
 ]

@@ -20,7 +20,9 @@ def _type_ok(value: Any, option: Option) -> bool:
     return isinstance(value, option.types)
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, option: Option | None = None) -> str:
+    if option is not None and option.secret:
+        return "'***'"
     return repr(redact_url(value) if isinstance(value, str) else value)
 
 
@@ -57,7 +59,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
             errors.append(
                 Error(
                     f"{SETTING_NAME}[{key!r}] must be {accepted}, not {type(value).__name__} "
-                    f"({_shown(value)}).",
+                    f"({_shown(value, option)}).",
                     hint=f"{option.doc} Default: {option.default!r}.",
                     id="rearq_tasks.E003",
                 )
@@ -67,7 +69,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         if problem:
             errors.append(
                 Error(
-                    f"{SETTING_NAME}[{key!r}] {problem} (got {_shown(value)}).",
+                    f"{SETTING_NAME}[{key!r}] {problem} (got {_shown(value, option)}).",
                     hint=f"{option.doc} Default: {option.default!r}.",
                     id="rearq_tasks.E004",
                 )

@@ -27,6 +27,7 @@ class Option:
     doc: str
     validate: Callable[[Any], str | None] | None = None
     nullable: bool = False
+    secret: bool = False
 
 
 def _positive(value: Any) -> str | None:
@@ -72,6 +73,45 @@ def _sentinels(value: Any) -> str | None:
     for item in value:
         if not isinstance(item, str) or ":" not in item:
             return 'must be a list of "host:port" strings'
+    return None
+
+
+def _more_than_heartbeat(value: Any) -> str | None:
+    return None if value > 10 else "must be more than ReArq's heartbeat interval (10 s)"
+
+
+def _above_one(value: Any) -> str | None:
+    return None if value > 1 else "must be greater than 1"
+
+
+def _min_length(length: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if len(value) >= length else f"must be at least {length} characters long"
+
+    return check
+
+
+OVERRIDE_KEYS: tuple[str, ...] = (
+    "FAILURE_RATE_THRESHOLD",
+    "FAILURE_RATE_MIN_SAMPLE",
+    "AVG_DURATION_SECONDS",
+    "AVG_RETRIES",
+)
+
+
+def _task_overrides(value: Any) -> str | None:
+    for task, overrides in value.items():
+        if not isinstance(task, str) or not isinstance(overrides, Mapping):
+            return "must map task names to dicts of thresholds"
+        for key, number in overrides.items():
+            if key not in OVERRIDE_KEYS:
+                return f"[{task!r}] has an unknown key {key!r} (known: {', '.join(OVERRIDE_KEYS)})"
+            if number is None:
+                continue
+            if isinstance(number, bool) or not isinstance(number, int | float) or number <= 0:
+                return f"[{task!r}][{key!r}] must be a number greater than 0 or None"
+            if key == "FAILURE_RATE_THRESHOLD" and number > 100:
+                return f"[{task!r}][{key!r}] must be a percentage in (0, 100]"
     return None
 
 
@@ -178,6 +218,83 @@ SPEC: dict[str, Option] = {
         "API list pages count matching rows exactly up to this many; above it `count` is "
         "PostgreSQL's estimate (0 counts everything, always exact).",
         _non_negative,
+    ),
+    # --- ops ---
+    "WORKER_STALE_SECONDS": Option(
+        30,
+        (int,),
+        "A worker whose heartbeat is older than this is dead (ReArq refreshes it every 10 s).",
+        _more_than_heartbeat,
+    ),
+    "WORKER_QUEUES": Option(
+        None,
+        (list, tuple),
+        "Queues that must each have a live worker (the ReArq queue names, e.g. \"default\").",
+        _str_list,
+        nullable=True,
+    ),
+    "REDIS_TIMEOUT_SECONDS": Option(
+        2.0, (int, float), "Connect/read timeout of health checks and metrics on Redis.", _positive
+    ),
+    "ALERT_PERIOD_MINUTES": Option(
+        60, (int,), "Window of the failure-rate, duration and retries alerts.", _positive
+    ),
+    "ALERT_AVG_DURATION_SECONDS": Option(
+        30.0, (int, float), "Average job duration (s) in the window that alerts.", _positive
+    ),
+    "ALERT_AVG_RETRIES": Option(
+        5.0, (int, float), "Average retries per finished job in the window that alerts.", _positive
+    ),
+    "ALERT_TASK_OVERRIDES": Option(
+        {},
+        (dict,),
+        "Per-task alert thresholds {task: {key: number or None (off)}}; keys: "
+        "FAILURE_RATE_THRESHOLD, FAILURE_RATE_MIN_SAMPLE, AVG_DURATION_SECONDS, AVG_RETRIES.",
+        _task_overrides,
+    ),
+    "ALERT_COOLDOWN_SECONDS": Option(
+        3600, (int,), "An unchanged alert is not re-sent within this time.", _non_negative
+    ),
+    "ALERT_WORSEN_RATIO": Option(
+        1.5,
+        (int, float),
+        "Re-send within the cooldown when the figure reaches this multiple of the last sent one.",
+        _above_one,
+    ),
+    "ALERT_EMAIL_RECIPIENTS": Option(
+        ("ADMINS",),
+        (list, tuple),
+        'Alert e-mail recipients: addresses, "ADMINS" and/or "MANAGERS"; empty: no e-mail.',
+        _str_list,
+    ),
+    "ALERT_SLACK_WEBHOOK_URL": Option(
+        None,
+        (str,),
+        "Slack incoming-webhook URL for alerts.",
+        _url("https", "http"),
+        nullable=True,
+        secret=True,
+    ),
+    "ALERT_WEBHOOK_URL": Option(
+        None,
+        (str,),
+        "Generic webhook: alerts are POSTed as JSON.",
+        _url("https", "http"),
+        nullable=True,
+    ),
+    "ALERT_HTTP_TIMEOUT_SECONDS": Option(
+        5.0, (int, float), "Timeout of each Slack/webhook request.", _positive
+    ),
+    "METRICS_TOKEN": Option(
+        None,
+        (str,),
+        "Bearer token that may read /metrics/ (for Prometheus) besides API_PERMISSION_CLASSES.",
+        _min_length(16),
+        nullable=True,
+        secret=True,
+    ),
+    "METRICS_WINDOW_HOURS": Option(
+        24, (int,), "Window of the per-task job counts and histograms in /metrics/.", _positive
     ),
 }
 
@@ -323,6 +440,68 @@ class Settings:
     @property
     def COUNT_LIMIT(self) -> int:
         return self.get("COUNT_LIMIT")
+
+    # --- ops ---
+    @property
+    def WORKER_STALE_SECONDS(self) -> int:
+        return self.get("WORKER_STALE_SECONDS")
+
+    @property
+    def WORKER_QUEUES(self) -> list[str] | None:
+        value = self.get("WORKER_QUEUES")
+        return None if value is None else list(value)
+
+    @property
+    def REDIS_TIMEOUT_SECONDS(self) -> float:
+        return float(self.get("REDIS_TIMEOUT_SECONDS"))
+
+    @property
+    def ALERT_PERIOD_MINUTES(self) -> int:
+        return self.get("ALERT_PERIOD_MINUTES")
+
+    @property
+    def ALERT_AVG_DURATION_SECONDS(self) -> float:
+        return float(self.get("ALERT_AVG_DURATION_SECONDS"))
+
+    @property
+    def ALERT_AVG_RETRIES(self) -> float:
+        return float(self.get("ALERT_AVG_RETRIES"))
+
+    @property
+    def ALERT_TASK_OVERRIDES(self) -> dict[str, dict[str, float | None]]:
+        return {task: dict(values) for task, values in self.get("ALERT_TASK_OVERRIDES").items()}
+
+    @property
+    def ALERT_COOLDOWN_SECONDS(self) -> int:
+        return self.get("ALERT_COOLDOWN_SECONDS")
+
+    @property
+    def ALERT_WORSEN_RATIO(self) -> float:
+        return float(self.get("ALERT_WORSEN_RATIO"))
+
+    @property
+    def ALERT_EMAIL_RECIPIENTS(self) -> list[str]:
+        return list(self.get("ALERT_EMAIL_RECIPIENTS"))
+
+    @property
+    def ALERT_SLACK_WEBHOOK_URL(self) -> str | None:
+        return self.get("ALERT_SLACK_WEBHOOK_URL")
+
+    @property
+    def ALERT_WEBHOOK_URL(self) -> str | None:
+        return self.get("ALERT_WEBHOOK_URL")
+
+    @property
+    def ALERT_HTTP_TIMEOUT_SECONDS(self) -> float:
+        return float(self.get("ALERT_HTTP_TIMEOUT_SECONDS"))
+
+    @property
+    def METRICS_TOKEN(self) -> str | None:
+        return self.get("METRICS_TOKEN")
+
+    @property
+    def METRICS_WINDOW_HOURS(self) -> int:
+        return self.get("METRICS_WINDOW_HOURS")
 
 
 conf = Settings()

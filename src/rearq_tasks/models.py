@@ -43,6 +43,7 @@ FAILED = Q(status__in=sorted(FAILED_STATUSES)) | Q(success=False)
 CANCELED = Q(status=StatusChoices.CANCELED)
 WAITING = Q(status__in=sorted(WAITING_STATUSES))
 QUEUED = Q(status=StatusChoices.QUEUED)
+DEFERRED = Q(status=StatusChoices.DEFERRED)
 RUNNING = Q(status=StatusChoices.IN_PROGRESS)
 IN_FLIGHT = WAITING | RUNNING
 WITH_ERROR = Q(error_message__isnull=False) & ~Q(error_message="")
@@ -324,3 +325,32 @@ class TaskLog(models.Model):
 
 def _ms_between(start: dt.datetime, end: dt.datetime) -> int:
     return max(0, round((end - start).total_seconds() * 1000))
+
+
+class AlertState(models.Model):
+    """What ``check_task_alerts`` last said about one alert, shared by every cron run.
+
+    ``key`` names the alert and its subject (``failure_rate:send_email``, ``backlog:default``);
+    the row survives resolution so a flapping alert keeps its history.
+    """
+
+    key = models.CharField(_("key"), max_length=255, unique=True)
+    rule = models.CharField(_("rule"), max_length=50, db_index=True)
+    firing = models.BooleanField(_("firing"), default=False)
+    value = models.FloatField(_("value"), null=True, blank=True)
+    threshold = models.FloatField(_("threshold"), null=True, blank=True)
+    message = models.TextField(_("message"), blank=True, default="")
+    sent_value = models.FloatField(_("value last sent"), null=True, blank=True)
+    first_seen_at = models.DateTimeField(_("firing since"), null=True, blank=True)
+    last_sent_at = models.DateTimeField(_("last sent at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "django_cfg_task_alert_state"
+        ordering = ["key"]
+        verbose_name = _("alert state")
+        verbose_name_plural = _("alert states")
+
+    def __str__(self) -> str:
+        return f"{self.key} ({'firing' if self.firing else 'ok'})"

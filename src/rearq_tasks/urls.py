@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from rearq_tasks.metrics import metrics_view
 from rearq_tasks.views import SchemaView, TaskLogViewSet
 
 app_name = "rearq_tasks"
@@ -14,5 +15,6 @@ router.register("logs", TaskLogViewSet, basename="tasklog")
 
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
+    path("metrics/", metrics_view, name="metrics"),
     *router.urls,
 ]

@@ -1,0 +1,163 @@
+"""Where alerts go: Django mail, a Slack incoming webhook, a generic JSON webhook.
+
+Each channel sends one digest per ``check_task_alerts`` run and raises :class:`ChannelError`
+with a message safe to print (no webhook path, no token) when delivery fails; the caller
+reports it and carries on with the other channels.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import send_mail
+
+from rearq_tasks.conf import conf
+
+if TYPE_CHECKING:
+    from rearq_tasks.alerts import Notification
+
+SOURCE = "django-rearq-tasks"
+
+
+class ChannelError(Exception):
+    """Delivery failed; the message names the channel but never its secret URL."""
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, notifications: Sequence[Notification]) -> None: ...
+
+
+def summary(notifications: Sequence[Notification]) -> str:
+    firing = sum(1 for n in notifications if n.status == "firing")
+    resolved = len(notifications) - firing
+    parts = []
+    if firing:
+        parts.append(f"{firing} alert{'s' if firing != 1 else ''} firing")
+    if resolved:
+        parts.append(f"{resolved} resolved")
+    return f"[ReArq tasks] {', '.join(parts)}"
+
+
+def plain_text(notifications: Sequence[Notification]) -> str:
+    lines = []
+    for n in notifications:
+        lines.append(f"{n.label}  {n.key}: {n.message}")
+        lines.extend(f"    {detail}" for detail in n.details)
+    return "\n".join(lines) + "\n"
+
+
+def _recipients(entries: Sequence[str]) -> list[str]:
+    addresses: list[str] = []
+    for entry in entries:
+        if entry in ("ADMINS", "MANAGERS"):
+            for item in getattr(settings, entry, ()) or ():
+                addresses.append(item[1] if isinstance(item, list | tuple) else item)
+        else:
+            addresses.append(entry)
+    return list(dict.fromkeys(addresses))
+
+
+@dataclass
+class EmailChannel:
+    recipients: list[str]
+    name: str = "email"
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        try:
+            send_mail(
+                summary(notifications),
+                plain_text(notifications),
+                settings.SERVER_EMAIL,
+                self.recipients,
+                fail_silently=False,
+            )
+        except (OSError, ValueError) as exc:
+            raise ChannelError(f"email: {type(exc).__name__}: {exc}") from exc
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def post_json(url: str, payload: Any, timeout: float, name: str) -> None:
+    """POST ``payload``; any failure becomes a ChannelError naming only scheme and host."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload, default=str).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": SOURCE},
+        method="POST",
+    )
+    where = f"{name} ({_where(url)})"
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            response.read()
+    except urllib.error.HTTPError as exc:
+        raise ChannelError(f"{where}: HTTP {exc.code}") from None
+    except TimeoutError as exc:
+        raise ChannelError(f"{where}: no answer within {timeout:g} s") from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise ChannelError(f"{where}: no answer within {timeout:g} s") from None
+        raise ChannelError(f"{where}: {type(exc.reason).__name__}") from None
+    except OSError as exc:
+        raise ChannelError(f"{where}: {type(exc).__name__}") from None
+
+
+@dataclass
+class SlackChannel:
+    url: str = ""
+    timeout: float = 5.0
+    name: str = "slack"
+
+    def __repr__(self) -> str:
+        return f"SlackChannel({_where(self.url)})"
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        icons = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}
+        lines = [f"*{summary(notifications)}*"]
+        for n in notifications:
+            lines.append(f"{icons[n.status]} *{n.label}* `{n.key}`: {n.message}")
+            lines.extend(f"    • {detail}" for detail in n.details)
+        post_json(self.url, {"text": "\n".join(lines)}, self.timeout, self.name)
+
+
+@dataclass
+class WebhookChannel:
+    url: str = ""
+    timeout: float = 5.0
+    name: str = "webhook"
+
+    def __repr__(self) -> str:
+        return f"WebhookChannel({_where(self.url)})"
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        payload = {
+            "source": SOURCE,
+            "summary": summary(notifications),
+            "notifications": [n.as_dict() for n in notifications],
+        }
+        post_json(self.url, payload, self.timeout, self.name)
+
+
+def configured_channels() -> list[Channel]:
+    """The channels the settings enable, in a stable order."""
+    channels: list[Channel] = []
+    recipients = _recipients(conf.ALERT_EMAIL_RECIPIENTS)
+    if recipients:
+        channels.append(EmailChannel(recipients))
+    timeout = conf.ALERT_HTTP_TIMEOUT_SECONDS
+    if conf.ALERT_SLACK_WEBHOOK_URL:
+        channels.append(SlackChannel(conf.ALERT_SLACK_WEBHOOK_URL, timeout))
+    if conf.ALERT_WEBHOOK_URL:
+        channels.append(WebhookChannel(conf.ALERT_WEBHOOK_URL, timeout))
+    return channels
