@@ -87,6 +87,8 @@ REARQ_TASKS = {
     "DB_URL": os.environ.get("REARQ_DB_URL", f"sqlite://{VAR_DIR / 'rearq.sqlite3'}"),
     "JOB_RETRY": 2,
     "JOB_RETRY_AFTER": 2,
+    "TASK_MODULES": ["example_project.tasks"],
+    "SYNC_TASK_LOGS_CRON": "*/10 * * * *",
 }
 
 UNFOLD = {

@@ -160,12 +160,10 @@ def _register_sync_cron(rearq: ReArq) -> None:
         return
 
     async def rearq_tasks_sync_task_logs() -> str:
-        from asgiref.sync import sync_to_async
+        from rearq_tasks.reconcile import reconcile
 
-        from rearq_tasks.reconcile import sync_task_logs
-
-        report = await sync_to_async(sync_task_logs, thread_sensitive=False)()
-        return str(report)
+        # In the worker's own loop: Tortoise's connections belong to it.
+        return str(await reconcile())
 
     rearq.task(cron=cron, name=SYNC_TASK_NAME)(rearq_tasks_sync_task_logs)
 
