@@ -89,7 +89,7 @@ async def reconcile(
     total = await base.count()
     report = SyncReport()
     last_id = 0
-    write = sync_to_async(upsert_records, thread_sensitive=True)
+    write = sync_to_async(_closing(upsert_records), thread_sensitive=True)
     while True:
         jobs = await base.filter(id__gt=last_id).order_by("id").limit(batch_size)
         if not jobs:
@@ -106,8 +106,22 @@ async def reconcile(
         report.scanned += len(jobs)
         if progress is not None:
             progress(report.scanned, total)
-    report.lost = await sync_to_async(mark_lost_jobs, thread_sensitive=True)(task_map)
+    report.lost = await sync_to_async(_closing(mark_lost_jobs), thread_sensitive=True)(task_map)
     return report
+
+
+def _closing(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run in asgiref's worker thread and close that thread's connection afterwards."""
+
+    def run(*args: Any) -> Any:
+        from django.db import connections
+
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    return run
 
 
 def mark_lost_jobs(task_map: dict[str, Any] | None = None, now: dt.datetime | None = None) -> int:
