@@ -240,6 +240,19 @@ def _redis_location() -> str:
     return str(redact_url(conf.REDIS_URL))
 
 
+def reset_client() -> None:
+    """Forget the client and stop its private loop (tests that change ``REARQ_TASKS``)."""
+    global _client, _loop_thread
+    with _client_lock:
+        if _loop_thread is not None:
+            thread = _loop_thread
+            _ready_loops.discard(id(thread.loop))
+            thread.loop.call_soon_threadsafe(thread.loop.stop)
+            thread.thread.join(5)
+            _loop_thread = None
+        _client = None
+
+
 # --- enqueueing on behalf of a user ----------------------------------------------------------
 def _resolve_task(task: Task | str) -> Task:
     if not isinstance(task, str):
