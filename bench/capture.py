@@ -114,7 +114,15 @@ def wait_ready(redis: object, mode: str, procs: list[subprocess.Popen[bytes]]) -
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             raise SystemExit(f"{mode}: a process exited early, see bench/results/capture.log")
-        if redis.hexists("rearq:worker", f"{GROUP}-{mode}"):  # type: ignore[attr-defined]
+        ready = redis.hexists("rearq:worker", f"{GROUP}-{mode}")  # type: ignore[attr-defined]
+        if ready and mode != "plain":
+            # The collector (embedded or not) creates its consumer group once it is up.
+            try:
+                groups = redis.xinfo_groups("rearq_tasks:events")  # type: ignore[attr-defined]
+            except Exception:
+                groups = []
+            ready = any(g["name"] == "rearq_tasks" for g in groups)
+        if ready:
             time.sleep(1.0)  # let imports, pools and the collector settle
             return
         time.sleep(0.05)

@@ -99,3 +99,17 @@ def test_bad_command_options_are_command_errors(args: list[str], message: str) -
 def test_bad_capture_settings_fail_the_checks(settings, key: str, value: object) -> None:
     settings.REARQ_TASKS = {key: value}
     assert [e.id for e in check_settings()] == ["rearq_tasks.E004"]
+
+
+def test_sync_task_logs_can_run_as_a_rearq_cron_task(settings, fresh_client) -> None:
+    from rearq.task import CronTask
+
+    from rearq_tasks.client import SYNC_TASK_NAME, get_rearq_client
+
+    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "SYNC_TASK_LOGS_CRON": "*/10 * * * *"}
+    try:
+        task = get_rearq_client().task_map[SYNC_TASK_NAME]
+        assert isinstance(task, CronTask) and task.cron == "*/10 * * * *"
+    finally:
+        get_rearq_client().task_map.pop(SYNC_TASK_NAME, None)
+        CronTask.get_cron_tasks().pop(SYNC_TASK_NAME, None)

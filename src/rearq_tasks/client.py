@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import importlib
+import importlib.util
 import logging
 import threading
 import uuid

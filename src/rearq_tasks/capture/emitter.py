@@ -39,6 +39,8 @@ class Emitter:
         self.buffer_size = buffer_size
         self.interval = interval_ms / 1000
         self._buffer: list[str] = []
+        # Start events wait for the next flush: a job that ends before it sends one event.
+        self._starts: dict[str, dict[str, Any]] = {}
         self._script = redis.register_script(XADD_MANY)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -46,6 +48,10 @@ class Emitter:
         self._warned_overflow = False
 
     def emit(self, event: dict[str, Any]) -> None:
+        if event["status"] == "in_progress":
+            self._starts[event["job_id"]] = event
+            return
+        self._starts.pop(event["job_id"], None)
         if len(self._buffer) >= self.buffer_size:
             stats.incr("overflowed")
             if not self._warned_overflow:
@@ -74,6 +80,9 @@ class Emitter:
 
     async def flush(self) -> bool:
         """Send everything buffered; False when Redis refused (events stay buffered)."""
+        if self._starts:
+            starts, self._starts = self._starts, {}
+            self._buffer.extend(dumps(e) for e in starts.values())
         while self._buffer:
             batch = self._buffer[:SEND_CHUNK]
             try:
@@ -98,7 +107,7 @@ class Emitter:
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
         deadline = asyncio.get_running_loop().time() + timeout
-        while self._buffer and asyncio.get_running_loop().time() < deadline:
+        while (self._buffer or self._starts) and asyncio.get_running_loop().time() < deadline:
             if not await self.flush():
                 await asyncio.sleep(0.2)
         if self._buffer:

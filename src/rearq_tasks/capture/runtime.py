@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import json
 import logging
 from typing import Any
@@ -64,6 +65,9 @@ class CaptureRuntime:
 
     def start(self) -> None:
         _ensure_django()
+        # Django, ReArq and the task modules are loaded: keep the cyclic GC from scanning
+        # them again on every full collection the job path triggers.
+        gc.freeze()
         self.emitter.start()
         if self.collector is not None:
             self.collector.start()
