@@ -27,6 +27,7 @@ end
 return n
 """
 SEND_CHUNK = 1000
+LOG_EVERY_S = 60.0
 
 
 class Emitter:
@@ -70,6 +71,8 @@ class Emitter:
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_log = loop.time()
         while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
@@ -77,6 +80,9 @@ class Emitter:
                 pass
             self._wake.clear()
             await self.flush()
+            if loop.time() - last_log >= LOG_EVERY_S:
+                last_log = loop.time()
+                logger.info("capture: %s", stats.get_capture_stats())
 
     async def flush(self) -> bool:
         """Send everything buffered; False when Redis refused (events stay buffered)."""
