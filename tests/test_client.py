@@ -113,3 +113,20 @@ def test_sync_task_logs_can_run_as_a_rearq_cron_task(settings, fresh_client) -> 
     finally:
         get_rearq_client().task_map.pop(SYNC_TASK_NAME, None)
         CronTask.get_cron_tasks().pop(SYNC_TASK_NAME, None)
+
+
+def test_using_the_client_keeps_the_process_signal_handlers() -> None:
+    """rearq.signals would make a web process ignore SIGTERM/Ctrl-C: not through us."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, threading, django; django.setup(); "
+        "from rearq_tasks import get_rearq_client; "
+        "t = threading.Thread(target=get_rearq_client); t.start(); t.join(); "
+        "assert 'rearq.worker' in __import__('sys').modules; "
+        "assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, signal.getsignal(signal.SIGTERM); "
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler"
+    )
+    env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -299,11 +299,42 @@ async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None
         logger.warning("capture: could not record the cancellation of %s", job.job_id)
 
 
+def _import_rearq_worker() -> None:
+    """Import ``rearq.worker`` without letting ``rearq.signals`` take over SIGINT/SIGTERM.
+
+    That module installs process-wide handlers that only set worker flags: in a web process
+    or a command it would make the process ignore Ctrl-C and SIGTERM (and from any thread but
+    the main one the import would fail). Worker commands install ReArq's handlers themselves.
+    """
+    import signal
+    import sys
+
+    if "rearq.worker" in sys.modules:
+        return
+    original = signal.signal
+    signal.signal = lambda *args, **kwargs: None  # type: ignore[assignment]
+    try:
+        import rearq.worker  # noqa: F401
+    finally:
+        signal.signal = original
+
+
+def install_rearq_signal_handlers() -> None:
+    """What ``rearq.signals`` does at import: SIGINT/SIGTERM stop ReArq's workers gracefully."""
+    import signal
+
+    from rearq import signals
+
+    signal.signal(signal.SIGINT, signals.handle_sign)
+    signal.signal(signal.SIGTERM, signals.handle_sign)
+
+
 def install(rearq: Any) -> None:
     """Patch ReArq's classes once per process (idempotent)."""
     global _installed
     if _installed:
         return
+    _import_rearq_worker()
     from rearq.server.models import Job
     from rearq.task import Task
     from rearq.worker import Worker
