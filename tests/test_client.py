@@ -29,7 +29,9 @@ def test_unreachable_redis_is_reported_without_the_password(settings, fresh_clie
     assert "s3cret" not in message and "redis://:***@127.0.0.1:1/0" in message
 
 
-def test_unreachable_rearq_database_is_reported_without_the_password(settings, fresh_client) -> None:
+def test_unreachable_rearq_database_is_reported_without_the_password(
+    settings, fresh_client
+) -> None:
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "DB_URL": "postgres://u:pw9@127.0.0.1:1/x"}
     log = TaskLog(job_id="a", task_name="add", queue_name="default", status="queued")
     with pytest.raises(ReArqUnavailable) as error:
@@ -125,7 +127,7 @@ def test_using_the_client_keeps_the_process_signal_handlers() -> None:
         "from rearq_tasks import get_rearq_client; "
         "t = threading.Thread(target=get_rearq_client); t.start(); t.join(); "
         "assert 'rearq.worker' in __import__('sys').modules; "
-        "assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, signal.getsignal(signal.SIGTERM); "
+        "assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL; "
         "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler"
     )
     env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}

@@ -137,7 +137,9 @@ def test_two_workers_drain_1000_mixed_jobs_each_once(worker_pool) -> None:
 def test_rows_arrive_after_django_database_outage(worker_pool) -> None:
     from rearq_tasks.client import enqueue_sync
 
-    proxy = TcpProxy(connection.settings_dict["HOST"] or "127.0.0.1", int(connection.settings_dict["PORT"]))
+    proxy = TcpProxy(
+        connection.settings_dict["HOST"] or "127.0.0.1", int(connection.settings_dict["PORT"])
+    )
     try:
         worker_pool.start("default", extra_env={"REARQ_TASKS_WORKER_DB_PORT": str(proxy.port)})
         first = enqueue_sync("add", 1, 1)
@@ -149,9 +151,7 @@ def test_rows_arrive_after_django_database_outage(worker_pool) -> None:
         time.sleep(2)
         assert TaskLog.objects.filter(job_id__in=ids, status="success").count() == 0
         proxy.resume()
-        wait_for(
-            lambda: TaskLog.objects.filter(job_id__in=ids, status="success").count() == 20, 20
-        )
+        wait_for(lambda: TaskLog.objects.filter(job_id__in=ids, status="success").count() == 20, 20)
     finally:
         proxy.close()
 

@@ -76,7 +76,7 @@ class Emitter:
         while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             await self.flush()
@@ -110,7 +110,7 @@ class Emitter:
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
         deadline = asyncio.get_running_loop().time() + timeout
         while (self._buffer or self._starts) and asyncio.get_running_loop().time() < deadline:

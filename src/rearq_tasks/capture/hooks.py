@@ -238,7 +238,8 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
             "job in progress and will never run it"
         )
         _emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
-                        error_message=message, finish_time=finish, worker_id=ctx.worker))  # fmt: skip
+                        error_message=message, finish_time=finish,
+                        worker_id=ctx.worker))  # fmt: skip
     elif job_result is None:
         _emit(job_event(job, "queued", ctx.queue, job_retries=retries,
                         error_message=f"task {job.task!r} is disabled: ReArq skipped the job "
@@ -292,9 +293,7 @@ async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None
         from rearq.enums import JobStatus
         from rearq.server.models import Job
 
-        await asyncio.shield(
-            Job.filter(job_id=job.job_id).update(status=JobStatus.canceled)
-        )
+        await asyncio.shield(Job.filter(job_id=job.job_id).update(status=JobStatus.canceled))
     except BaseException:
         logger.warning("capture: could not record the cancellation of %s", job.job_id)
 

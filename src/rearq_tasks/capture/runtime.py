@@ -37,9 +37,7 @@ def make_redis(rearq: Any) -> Redis:
             socket_connect_timeout=5,
         )
         return sentinel.master_for(rearq.sentinel_master)
-    pool = ConnectionPool.from_url(
-        rearq.redis_url, decode_responses=True, socket_connect_timeout=5
-    )
+    pool = ConnectionPool.from_url(rearq.redis_url, decode_responses=True, socket_connect_timeout=5)
     return Redis(connection_pool=pool)
 
 
@@ -122,7 +120,9 @@ def _ensure_log_handler() -> None:
     if log.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-8s | %(name)s - %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s | %(levelname)-8s | %(name)s - %(message)s")
+    )
     log.addHandler(handler)
     log.setLevel(logging.INFO)
 
