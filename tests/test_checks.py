@@ -81,7 +81,7 @@ def test_password_never_shown(settings) -> None:
     assert errors and all("s3cr3t-pw" not in e.msg + (e.hint or "") for e in errors)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db  # Django 6.1's JSONField check asks the database what it supports
 def test_manage_py_check_fails_on_bad_settings(settings) -> None:
     settings.REARQ_TASKS = {"PAGE_SIZE": "lots"}
     with pytest.raises(SystemCheckError, match="rearq_tasks.E003"):
@@ -94,9 +94,3 @@ def test_every_setting_is_documented() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
     for key in SPEC:
         assert f"`{key}`" in doc, key
-
-
-def test_bad_redaction_regex_is_a_check_error(settings) -> None:
-    settings.REARQ_TASKS = {"REDACT_EXTRA_PATTERNS": ["(unclosed"]}
-    (error,) = check_settings()
-    assert error.id == "rearq_tasks.E004" and "(unclosed" in error.msg

@@ -154,3 +154,36 @@ def test_hostile_payloads_store_and_read_back_on_every_database(settings) -> Non
     assert log.kwargs["password"] == REDACTED
     assert log.result.startswith("ok\\x00xxx") and "truncated" in log.result
     assert log.error_message == "Traceback\\x00 with NUL"
+
+
+@pytest.mark.django_db
+def test_the_capture_and_reconcile_write_path_stores_safe_payloads() -> None:
+    """Both paths end in ``upsert_records``: secrets and NULs never reach the table."""
+    from rearq_tasks.capture.events import now_ms
+    from rearq_tasks.capture.upsert import upsert_records
+
+    # Every event carries the job's identity and payload, as capture.events.job_event builds it.
+    base = {
+        "job_id": "sec-1",
+        "task_name": "t",
+        "queue_name": "default",
+        "args": [{"password": "pw-123", "n": 1}],
+        "kwargs": {"api_key": "k-456", "when": "now"},
+    }
+    upsert_records([{**base, "status": "queued", "enqueue_time": now_ms()}])
+    upsert_records(
+        [
+            {
+                **base,
+                "status": "failed",
+                "error_message": "boom\x00",
+                "result": '{"token": "t"}',
+                "enqueue_time": now_ms(),
+            }
+        ]
+    )
+    log = TaskLog.objects.get(job_id="sec-1")
+    assert log.args == [{"password": REDACTED, "n": 1}]
+    assert log.kwargs == {"api_key": REDACTED, "when": "now"}
+    assert log.error_message == "boom\\x00" and log.status == "failed"
+    assert json.loads(log.result) == {"token": REDACTED}

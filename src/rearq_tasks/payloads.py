@@ -221,3 +221,25 @@ def _parse(result: Any) -> Any:
 
 def _result_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+PAYLOAD_FIELDS: tuple[str, ...] = ("args", "kwargs", "result", "error_message")
+
+
+def prepare_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` (a partial TaskLog row) with its payload fields made safe to store.
+
+    Only the fields the record carries are touched: a missing field must stay missing so
+    the upsert keeps the stored value.
+    """
+    present = [name for name in PAYLOAD_FIELDS if record.get(name) is not None]
+    if not present:
+        return record
+    payload = prepare(
+        str(record.get("task_name") or ""),
+        args=record.get("args"),
+        kwargs=record.get("kwargs"),
+        result=record.get("result"),
+        error_message=record.get("error_message"),
+    )
+    return {**record, **{name: getattr(payload, name) for name in present}}
