@@ -130,6 +130,23 @@ SPEC: dict[str, Option] = {
     "REARQ_UI_URL": Option(
         None, (str,), "Base URL of ReArq's own web UI, for links from the admin.", nullable=True
     ),
+    # --- api ---
+    "RECENT_HOURS": Option(
+        24,
+        (int,),
+        "What \"recent\" means in the overview: failures and active queues of the last N hours.",
+        _positive,
+    ),
+    "RELATED_LIMIT": Option(
+        20, (int,), "Most rows returned by the API's related/ action.", _positive
+    ),
+    "COUNT_LIMIT": Option(
+        10_000,
+        (int,),
+        "API list pages count matching rows exactly up to this many; above it `count` is "
+        "PostgreSQL's estimate (0 counts everything, always exact).",
+        _non_negative,
+    ),
     # --- admin ---
     "ADMIN_CHOICES_LIMIT": Option(
         100, (int,), "Most task/queue names listed in the admin's filters.", _positive
@@ -255,6 +272,18 @@ class Settings:
     @property
     def REARQ_UI_URL(self) -> str | None:
         return self.get("REARQ_UI_URL")
+
+    @property
+    def RECENT_HOURS(self) -> int:
+        return self.get("RECENT_HOURS")
+
+    @property
+    def RELATED_LIMIT(self) -> int:
+        return self.get("RELATED_LIMIT")
+
+    @property
+    def COUNT_LIMIT(self) -> int:
+        return self.get("COUNT_LIMIT")
 
     # --- admin ---
     @property

@@ -132,6 +132,35 @@ class TaskLogQuerySet(models.QuerySet["TaskLog"]):
     def for_task(self, task_name: str | None) -> TaskLogQuerySet:
         return self.filter(task_name=task_name) if task_name else self
 
+    # Aggregates: computed in the database by rearq_tasks.stats (see its docstrings).
+    def summary(self) -> dict[str, Any]:
+        """Counts, success/failure/retry rates, avg and p50/p95/p99 durations, queue waits."""
+        from rearq_tasks import stats
+
+        return stats.summary(self)
+
+    def timeline(
+        self, period_hours: int | float, interval: str = "hour", now: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Every hour/day bucket of the last ``period_hours`` in the current time zone."""
+        from rearq_tasks import stats
+
+        return stats.timeline(self, period_hours, interval, now=now)  # type: ignore[arg-type]
+
+    def overview(self, recent_hours: int | None = None) -> dict[str, Any]:
+        """Totals by queue/status, active queues and failures of the last ``recent_hours``."""
+        from rearq_tasks import stats
+        from rearq_tasks.conf import conf
+
+        hours = conf.RECENT_HOURS if recent_hours is None else recent_hours
+        return stats.overview(self, recent_hours=hours)
+
+    def by_task(self, order_by: str = "-failures", limit: int | None = 20) -> list[dict[str, Any]]:
+        """Per task: count, failures, failure rate, avg/p95 duration, latest error."""
+        from rearq_tasks import stats
+
+        return stats.by_task(self, order_by=order_by, limit=limit)
+
 
 class TaskLog(models.Model):
     """One ReArq job: its latest state, payload, outcome and timings."""
