@@ -14,19 +14,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
-from django.db.models import Avg, Count, Max, OuterRef, Subquery
-from django.db.models.functions import TruncHour
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from rearq_tasks.admin_display import format_duration
 from rearq_tasks.conf import conf
-from rearq_tasks.models import COMPLETED, FAILED, QUEUED, SUCCESSFUL, WITH_ERROR, TaskLog
+from rearq_tasks.models import COMPLETED, QUEUED, TaskLog
 
 logger = logging.getLogger(__name__)
 
 WORKER_KEY = "rearq:worker"  # rearq.constants.WORKER_KEY
 PERIOD_HOURS = 24
 TOP = 5
+SUCCESS_COLOUR = "#22c55e"
+FAILURE_COLOUR = "#ef4444"
 
 
 @dataclass
@@ -78,152 +79,96 @@ def read_workers(now_ms: float | None = None) -> Workers:
     return Workers(live=len(live), dead=dead, names=sorted(live))
 
 
-def p95_duration_ms(queryset: Any) -> float | None:
-    """95th percentile of ``duration_ms``: one pass on PostgreSQL, OFFSET elsewhere."""
-    rows = queryset.exclude(duration_ms__isnull=True)
-    if connection.vendor == "postgresql":
-        from django.db.models import Aggregate, FloatField
-
-        class Percentile(Aggregate):
-            function = "PERCENTILE_CONT"
-            template = "%(function)s(0.95) WITHIN GROUP (ORDER BY %(expressions)s)"
-            output_field = FloatField()
-
-        return rows.aggregate(p=Percentile("duration_ms"))["p"]
-    count = rows.count()
-    if not count:
-        return None
-    index = max(0, round(0.95 * (count - 1)))
-    return float(rows.order_by("duration_ms").values_list("duration_ms", flat=True)[index])
-
-
 def dashboard_context(now: dt.datetime | None = None) -> dict[str, Any]:
-    """Everything the dashboard template shows, for the last 24 hours."""
+    """Everything the dashboard template shows, for the last 24 hours.
+
+    The figures are the API's: ``summary()``, ``timeline()`` and ``by_task()`` of
+    :mod:`rearq_tasks.stats` over the same ``since`` window, plus ``stuck()`` and the
+    ``QUEUED`` backlog.
+    """
     now = now or timezone.now()
     recent = TaskLog.objects.since(now - dt.timedelta(hours=PERIOD_HOURS))
-    totals = recent.aggregate(
-        total=Count("id"),
-        completed=Count("id", filter=COMPLETED),
-        successes=Count("id", filter=SUCCESSFUL),
-        failures=Count("id", filter=FAILED),
-    )
-    completed = totals["completed"]
-    success_rate = round(100 * totals["successes"] / completed, 1) if completed else None
+    summary = recent.summary()
     stuck = TaskLog.objects.stuck().count()
     backlog = TaskLog.objects.filter(QUEUED).count()
     workers = read_workers()
-    p95 = p95_duration_ms(recent.filter(COMPLETED))
-
-    timeline = _timeline(recent, now)
-    top_failing = list(
-        recent.filter(FAILED)
-        .order_by()
-        .values("task_name")
-        .annotate(
-            failures=Count("id"),
-            latest_error=Subquery(
-                recent.filter(FAILED & WITH_ERROR, task_name=OuterRef("task_name"))
-                .order_by("-enqueue_time")
-                .values("error_message")[:1]
-            ),
-        )
-        .order_by("-failures", "task_name")[:TOP]
-    )
-    slowest = list(
-        recent.filter(COMPLETED, duration_ms__isnull=False)
-        .order_by()
-        .values("task_name")
-        .annotate(avg_ms=Avg("duration_ms"), max_ms=Max("duration_ms"), runs=Count("id"))
-        .order_by("-avg_ms", "task_name")[:TOP]
-    )
+    timeline = TaskLog.objects.timeline(PERIOD_HOURS, "hour", now=now)
+    top_failing = [row for row in recent.by_task("-failures", limit=TOP) if row["failures"]]
+    slowest = [
+        row
+        for row in recent.filter(COMPLETED).by_task("-p95_duration_ms", limit=TOP)
+        if row["p95_duration_ms"] is not None
+    ]
+    completed = summary["completed"]
     return {
         "kpis": [
-            {"key": "total", "title": "Jobs (24 h)", "value": totals["total"]},
+            {"key": "total", "title": _("Jobs"), "value": summary["total"]},
             {
                 "key": "success_rate",
-                "title": "Success rate",
-                "value": "–" if success_rate is None else f"{success_rate} %",
+                "title": _("Success rate"),
+                "value": f"{summary['success_rate']} %" if completed else "–",
             },
-            {"key": "failures", "title": "Failures", "value": totals["failures"]},
+            {"key": "failures", "title": _("Failures"), "value": summary["failed"]},
             {
                 "key": "p95",
-                "title": "p95 duration",
-                "value": "–" if p95 is None else _ms(p95),
+                "title": _("p95 duration"),
+                "value": format_duration(summary["p95_duration_ms"]),
             },
-            {"key": "stuck", "title": "Stuck", "value": stuck},
-            {"key": "backlog", "title": "Backlog (queued)", "value": backlog},
+            {"key": "stuck", "title": _("Stuck"), "value": stuck},
+            {"key": "backlog", "title": _("Backlog (queued)"), "value": backlog},
             {
                 "key": "workers",
-                "title": "Live workers",
+                "title": _("Live workers"),
                 "value": "?" if workers.live is None else workers.live,
                 "note": workers.error
-                or (f"{workers.dead} stale heartbeat(s)" if workers.dead else ""),
+                or (_("%(n)s stale heartbeat(s)") % {"n": workers.dead} if workers.dead else ""),
             },
         ],
         "workers": workers,
-        "timeline_chart": json.dumps(timeline),
+        "timeline_chart": json.dumps(_timeline_chart(timeline)),
         "failures_chart": json.dumps(
             {
                 "labels": [row["task_name"] for row in top_failing],
                 "datasets": [
                     {
-                        "label": "Failures",
+                        "label": str(_("Failures")),
                         "data": [row["failures"] for row in top_failing],
-                        "backgroundColor": "#ef4444",
+                        "backgroundColor": FAILURE_COLOUR,
                     }
                 ],
             }
         ),
         "top_failing": top_failing,
-        "slowest": [{**row, "avg": _ms(row["avg_ms"]), "max": _ms(row["max_ms"])} for row in slowest],
+        "slowest": [
+            {
+                **row,
+                "p95": format_duration(row["p95_duration_ms"]),
+                "avg": format_duration(row["avg_duration_ms"]),
+            }
+            for row in slowest
+        ],
         "period_hours": PERIOD_HOURS,
         "generated_at": now,
     }
 
 
-def _timeline(recent: Any, now: dt.datetime) -> dict[str, Any]:
-    """Hourly successes and failures; hours without jobs are zeros."""
-    utc = dt.UTC
-    rows = (
-        recent.order_by()
-        .annotate(hour=TruncHour("enqueue_time", tzinfo=utc))
-        .values("hour")
-        .annotate(
-            successes=Count("id", filter=SUCCESSFUL),
-            failures=Count("id", filter=FAILED),
-        )
-    )
-    by_hour = {_as_utc(row["hour"]): row for row in rows}
-    start = now.astimezone(utc).replace(minute=0, second=0, microsecond=0) - dt.timedelta(
-        hours=PERIOD_HOURS - 1
-    )
-    hours = [start + dt.timedelta(hours=i) for i in range(PERIOD_HOURS)]
-    empty: dict[str, int] = {}
+def _timeline_chart(timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    labels = [
+        timezone.localtime(dt.datetime.fromisoformat(b["timestamp"])).strftime("%H:00")
+        for b in timeline
+    ]
     return {
-        "labels": [timezone.localtime(h).strftime("%H:00") for h in hours],
+        "labels": labels,
         "datasets": [
             {
-                "label": "Successes",
-                "data": [by_hour.get(h, empty).get("successes", 0) for h in hours],
-                "backgroundColor": "#22c55e",
+                "label": str(_("Successes")),
+                "data": [b["successful"] for b in timeline],
+                "backgroundColor": SUCCESS_COLOUR,
             },
             {
-                "label": "Failures",
-                "data": [by_hour.get(h, empty).get("failures", 0) for h in hours],
-                "backgroundColor": "#ef4444",
+                "label": str(_("Failures")),
+                "data": [b["failed"] for b in timeline],
+                "backgroundColor": FAILURE_COLOUR,
             },
         ],
     }
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    if timezone.is_naive(value):
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
-
-
-def _ms(value: float | None) -> str:
-    from rearq_tasks.admin_display import format_duration
-
-    return format_duration(None if value is None else round(value))
-
