@@ -293,6 +293,7 @@ def test_error_panel_only_when_failed(root) -> None:
                       job_retries=3, job_retry=3)  # fmt: skip
     html = root.get(change_url(failed)).content.decode()
     assert "Error details" in html and "KeyError: &#x27;id&#x27;" in html
+    assert "bg-red-100" in html and ">error</span>" in html and "(&#x27;failed&#x27;" not in html
     assert "Attempted 3 of 3 retries" in html
     deferred = TaskLogFactory(status=StatusChoices.DEFERRED, error_message="retrying")
     assert "Error details" not in root.get(change_url(deferred)).content.decode()

@@ -79,7 +79,7 @@ class TaskLogAdmin(ModelAdmin):
     actions_detail = ("retry_job", "cancel_job")
     actions_list = ("dashboard_link",)
     readonly_fields = (
-        "id", "job_id", "task_name", "queue_display", "status_display", "user_display",
+        "id", "job_id", "task_name", "queue_display", "status_badge", "user_display",
         "related_runs", "rearq_link", "args_pretty", "kwargs_pretty", "performance",
         "enqueue_time", "start_time", "finish_time", "created_at", "updated_at", "worker_id",
         "error_details", "result_pretty",
@@ -139,6 +139,10 @@ class TaskLogAdmin(ModelAdmin):
     def status_display(self, obj: TaskLog) -> tuple[str, SafeString]:
         return show.status_label(obj.status)
 
+    @display(description=_("status"))
+    def status_badge(self, obj: TaskLog) -> SafeString:
+        return show.status_badge(obj.status)
+
     @display(description=_("user"), ordering="user__username")
     def user_display(self, obj: TaskLog) -> SafeString | None:
         user = obj.user
@@ -164,7 +168,7 @@ class TaskLogAdmin(ModelAdmin):
 
     # --- detail page ---
     def get_fieldsets(self, request: HttpRequest, obj: TaskLog | None = None) -> list:
-        info = ["id", "job_id", "task_name", "queue_display", "status_display", "user_display",
+        info = ["id", "job_id", "task_name", "queue_display", "status_badge", "user_display",
                 "related_runs"]  # fmt: skip
         if conf.REARQ_UI_URL:
             info.append("rearq_link")
@@ -233,7 +237,7 @@ class TaskLogAdmin(ModelAdmin):
             .order_by("-enqueue_time")[:RELATED_LIMIT]
         )
         rows = [
-            (self._change_url(other), other.job_id, show.status_label(other.status)[1])
+            (self._change_url(other), other.job_id, show.status_badge(other.status))
             for other in others
         ]
         if not rows:

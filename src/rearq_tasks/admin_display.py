@@ -69,6 +69,13 @@ def status_label(status: str) -> tuple[str, SafeString]:
     )
 
 
+def status_badge(status: str) -> SafeString:
+    """The same badge as the changelist's, for pages that do not render ``@display(label=)``."""
+    kind, icon = STATUS_BADGES.get(status, (None, "help"))
+    text = StatusChoices(status).label if status in StatusChoices.values else status
+    return badge(text, kind, icon)
+
+
 STATUS_LABEL_TYPES: dict[str, str] = {
     status: kind for status, (kind, _icon) in STATUS_BADGES.items() if kind is not None
 }
