@@ -220,7 +220,15 @@ class TaskLogAdmin(ModelAdmin):
 
     @display(description=_("same task and arguments"))
     def related_runs(self, obj: TaskLog) -> SafeString | None:
-        """Other runs of this task with the same arguments: a retry and its original."""
+        """Other runs of this task with the same arguments: a retry and its original.
+
+        Memoised on the instance: the read-only field renders its value more than once.
+        """
+        if not hasattr(obj, "_related_runs_html"):
+            obj._related_runs_html = self._related_runs(obj)  # type: ignore[attr-defined]
+        return obj._related_runs_html  # type: ignore[attr-defined]
+
+    def _related_runs(self, obj: TaskLog) -> SafeString | None:
         import datetime as dt
 
         window = dt.timedelta(days=RELATED_WINDOW_DAYS)
@@ -339,14 +347,13 @@ class TaskLogAdmin(ModelAdmin):
             )
         if kind == "cancel":
             return True, format_html("Cancel requested for job {}.", log.job_id)
-        search = reverse(f"{self.admin_site.name}:tasks_tasklog_changelist")
-        return True, format_html(
-            'Job {} retried as <a href="{}?{}">{}</a>.',
-            log.job_id,
-            search,
-            urlencode({"q": new_job_id}),
-            new_job_id,
-        )
+        new_log = TaskLog.objects.filter(job_id=new_job_id).only("pk").first()
+        if new_log is not None:
+            url = self._change_url(new_log)
+        else:  # its row is written by the capture a moment later: search for it
+            changelist = reverse(f"{self.admin_site.name}:tasks_tasklog_changelist")
+            url = f"{changelist}?{urlencode({'q': new_job_id})}"
+        return True, format_html('Job {} retried as <a href="{}">{}</a>.', log.job_id, url, new_job_id)
 
     # --- dashboard ---
     def get_urls(self) -> list[URLPattern]:
