@@ -185,6 +185,7 @@ def test_admin_in_a_real_browser(browser, live_server, data, shots, settings) ->
     browser.save_screenshot(str(shots / "retry.png"))
 
     # Dashboard, with its charts drawn.
+    browser.set_window_size(1440, 1500)
     browser.get(f"{base}/admin/tasks/tasklog/dashboard/")
     wait.until(ec.presence_of_element_located((By.ID, "tasks-dashboard")))
     wait.until(

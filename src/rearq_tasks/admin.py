@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 ACTION_PERMISSION = "tasks.change_tasklog"
 RELATED_WINDOW_DAYS = 3
 RELATED_LIMIT = 10
+LINK_CLASSES = "text-primary-600 dark:text-primary-500 hover:underline"
 
 
 def can_operate(request: HttpRequest) -> bool:
@@ -156,7 +157,7 @@ class TaskLogAdmin(ModelAdmin):
             )
         except NoReverseMatch:
             return format_html("{}", user.get_username())
-        return format_html('<a href="{}">{}</a>', url, user.get_username())
+        return format_html('<a href="{}" class="{}">{}</a>', url, LINK_CLASSES, user.get_username())
 
     @display(description=_("duration"), ordering="duration_ms")
     def duration_display(self, obj: TaskLog) -> SafeString | None:
@@ -213,8 +214,9 @@ class TaskLogAdmin(ModelAdmin):
             return None
         url = f"{base.rstrip('/')}/job?{urlencode({'job_id': obj.job_id})}"
         return format_html(
-            '<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>',
+            '<a href="{}" class="{}" target="_blank" rel="noopener noreferrer">{}</a>',
             url,
+            LINK_CLASSES,
             _("Open this job in ReArq's web UI"),
         )
 
@@ -252,7 +254,9 @@ class TaskLogAdmin(ModelAdmin):
             return None
         return format_html(
             '<ul class="flex flex-col gap-1">{}</ul>',
-            format_html_join("", '<li><a href="{}">{}</a> · {}</li>', rows),
+            format_html_join(
+                "", '<li><a href="{}" class="' + LINK_CLASSES + '">{}</a> · {}</li>', rows
+            ),
         )
 
     def _change_url(self, obj: TaskLog) -> str:
