@@ -199,3 +199,11 @@ def test_redis_down_is_a_message_per_row_not_a_500(root, settings, monkeypatch) 
     assert "0 of 2 jobs canceled." in messages
     assert TaskLog.objects.count() == 2
     assert set(TaskLog.objects.values_list("status", flat=True)) == {"failed", "queued"}
+
+
+def test_messages_escape_what_the_job_carries(root) -> None:
+    log = failed_log(job_id="<img src=x onerror=alert(1)>", status=StatusChoices.SUCCESS)
+    response = root.post(action_url("retry", log), follow=True)
+    page = response.content.decode()
+    assert "Could not retry job &lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<img src=x onerror" not in page
