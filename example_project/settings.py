@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",  # only for token authentication of the API
     "django_filters",
     "health_check",
     "rearq_tasks",
@@ -89,6 +90,11 @@ REARQ_TASKS = {
     "DB_URL": os.environ.get("REARQ_DB_URL", f"sqlite://{VAR_DIR / 'rearq.sqlite3'}"),
     "JOB_RETRY": 2,
     "JOB_RETRY_AFTER": 2,
+    "API_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
 }
 
 UNFOLD = {

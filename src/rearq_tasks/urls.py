@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from rest_framework.routers import DefaultRouter
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from rearq_tasks.views import SchemaView, TaskLogViewSet
 
 app_name = "rearq_tasks"
 
-router = DefaultRouter()
+router = SimpleRouter()
+router.register("logs", TaskLogViewSet, basename="tasklog")
 
-urlpatterns = [*router.urls]
+urlpatterns = [
+    path("schema/", SchemaView.as_view(), name="schema"),
+    *router.urls,
+]

@@ -1,0 +1,216 @@
+"""The read-only TaskLog API: list, detail, stats, timeline, overview, tasks and related.
+
+Access is decided per request by ``API_AUTHENTICATION_CLASSES`` and
+``API_PERMISSION_CLASSES`` (staff only by default). Aggregates come from
+:mod:`rearq_tasks.stats` through the queryset vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import F
+from django.utils.module_loading import import_string
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from rearq_tasks.conf import conf
+from rearq_tasks.filters import TaskLogFilterSet
+from rearq_tasks.models import TaskLog, TaskLogQuerySet
+from rearq_tasks.pagination import TaskLogPagination
+from rearq_tasks.serializers import (
+    LIST_COLUMNS,
+    OverviewSerializer,
+    PeriodParams,
+    StatsSerializer,
+    TaskAggregateSerializer,
+    TaskLogDetailSerializer,
+    TaskLogListSerializer,
+    TasksParams,
+    TimelineBucketSerializer,
+    TimelineParams,
+)
+
+BAD_REQUEST = OpenApiResponse(description="A query parameter is invalid: {parameter: [messages]}.")
+NOT_FOUND = OpenApiResponse(description="No such row, or a page past the end.")
+DENIED = {
+    401: OpenApiResponse(description="Not authenticated (with an authentication class that says so)."),
+    403: OpenApiResponse(description="Not authenticated, or not allowed (staff only by default)."),
+}
+
+
+class ConfiguredAccessMixin:
+    """Authentication and permission classes read from ``REARQ_TASKS`` on each request."""
+
+    def get_authenticators(self) -> list[Any]:
+        return [import_string(path)() for path in conf.API_AUTHENTICATION_CLASSES]
+
+    def get_permissions(self) -> list[Any]:
+        return [import_string(path)() for path in conf.API_PERMISSION_CLASSES]
+
+
+def _params(serializer_class: type[BaseSerializer], request: Request) -> dict[str, Any]:
+    params = serializer_class(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    return dict(params.validated_data)
+
+
+def _scoped(params: dict[str, Any]) -> TaskLogQuerySet:
+    qs = TaskLog.objects.since(params["period_hours"]).for_task(params["task_name"])
+    return qs.filter(queue_name=params["queue_name"]) if params["queue_name"] else qs
+
+
+def documented(**kwargs: Any) -> Any:
+    """``extend_schema`` based on drf-spectacular's AutoSchema whatever DEFAULT_SCHEMA_CLASS is."""
+
+    kwargs["responses"] = {**kwargs["responses"], **DENIED}
+
+    def decorate(view_method: Any) -> Any:
+        if "schema" not in getattr(view_method, "kwargs", {}):
+            view_method.schema = AutoSchema
+        return extend_schema(**kwargs)(view_method)
+
+    return decorate
+
+
+class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
+    """ReArq jobs recorded as TaskLog rows, newest enqueued first."""
+
+    schema = AutoSchema()
+    lookup_value_regex = "[0-9]{1,18}"  # a bigint; longer ids are a 404, not an overflow
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = TaskLogFilterSet
+    pagination_class = TaskLogPagination
+
+    def get_queryset(self) -> TaskLogQuerySet:
+        qs = TaskLog.objects.all()
+        if self.action == "list":
+            return qs.only(*LIST_COLUMNS)
+        return qs.select_related("user")
+
+    @documented(
+        responses={200: TaskLogListSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND}
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Rows newest enqueued first, filtered, searched and ordered; see docs/api.md."""
+        return super().list(request, *args, **kwargs)
+
+    @documented(responses={200: TaskLogDetailSerializer, 404: NOT_FOUND})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Every field of one row."""
+        return super().retrieve(request, *args, **kwargs)
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        if self.action in ("list", "related"):
+            return TaskLogListSerializer
+        return TaskLogDetailSerializer
+
+    @documented(
+        parameters=[PeriodParams],
+        responses={200: StatsSerializer, 400: BAD_REQUEST},
+        filters=False,
+    )
+    @action(detail=False, pagination_class=None, filter_backends=[], schema=AutoSchema)
+    def stats(self, request: Request) -> Response:
+        """Counts, rates, average and percentile durations and queue waits of a period."""
+        params = _params(PeriodParams, request)
+        data = _scoped(params).summary()
+        data["period_hours"] = params["period_hours"]
+        return Response(data)
+
+    @documented(
+        parameters=[TimelineParams],
+        responses={200: TimelineBucketSerializer(many=True), 400: BAD_REQUEST},
+        filters=False,
+    )
+    @action(detail=False, pagination_class=None, filter_backends=[], schema=AutoSchema)
+    def timeline(self, request: Request) -> Response:
+        """Every hour or day of the period (zeros when empty), in the project's time zone."""
+        params = _params(TimelineParams, request)
+        scope = TaskLog.objects.for_task(params["task_name"])
+        if params["queue_name"]:
+            scope = scope.filter(queue_name=params["queue_name"])
+        return Response(scope.timeline(params["period_hours"], params["interval"]))
+
+    @documented(responses={200: OverviewSerializer}, filters=False)
+    @action(detail=False, pagination_class=None, filter_backends=[], schema=AutoSchema)
+    def overview(self, request: Request) -> Response:
+        """Totals by queue and status; active queues and failures of the last RECENT_HOURS."""
+        data = TaskLog.objects.all().overview(recent_hours=conf.RECENT_HOURS)
+        data["recent_hours"] = conf.RECENT_HOURS
+        return Response(data)
+
+    @documented(
+        parameters=[TasksParams],
+        responses={200: TaskAggregateSerializer(many=True), 400: BAD_REQUEST},
+        filters=False,
+    )
+    @action(detail=False, pagination_class=None, filter_backends=[], schema=AutoSchema)
+    def tasks(self, request: Request) -> Response:
+        """Per task name: count, failures, failure rate, avg/p95 duration, latest error."""
+        params = _params(TasksParams, request)
+        rows = _scoped(params).by_task(order_by=params["ordering"], limit=params["limit"])
+        return Response(rows)
+
+    @documented(
+        responses={200: TaskLogListSerializer(many=True), 404: NOT_FOUND}, filters=False
+    )
+    @action(detail=True, pagination_class=None, filter_backends=[], schema=AutoSchema)
+    def related(self, request: Request, pk: str | None = None) -> Response:
+        """Rows of the same task nearest in time to this one (at most RELATED_LIMIT)."""
+        log = self.get_object()
+        limit = conf.RELATED_LIMIT
+        same = TaskLog.objects.filter(task_name=log.task_name).exclude(pk=log.pk).only(*LIST_COLUMNS)
+        before = list(
+            same.filter(enqueue_time__lte=log.enqueue_time).order_by(F("enqueue_time").desc(), "-id")[:limit]
+        )
+        after = list(
+            same.filter(enqueue_time__gt=log.enqueue_time).order_by("enqueue_time", "id")[:limit]
+        )
+        nearest = sorted(before + after, key=lambda row: abs(row.enqueue_time - log.enqueue_time))
+        return Response(TaskLogListSerializer(nearest[:limit], many=True).data)
+
+
+def keep_only_this_api(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """drf-spectacular hook: the schema documents this app's endpoints, not the project's."""
+    return [
+        endpoint
+        for endpoint in endpoints
+        if issubclass(getattr(endpoint[3], "cls", object), TaskLogViewSet)
+    ]
+
+
+NO_NUL = r"^[^\u0000]*$"
+
+
+def strings_without_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular hook: say that text parameters cannot hold NUL (a 400, as databases refuse it)."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                target = schema.get("items", schema) if schema.get("type") == "array" else schema
+                if target.get("type") == "string" and "enum" not in target and "format" not in target:
+                    target["pattern"] = NO_NUL
+    return result
+
+
+class SchemaView(ConfiguredAccessMixin, SpectacularAPIView):
+    """The OpenAPI 3 document of this API (same access rules as the API)."""
+
+    custom_settings = {
+        "TITLE": "django-rearq-tasks API",
+        "DESCRIPTION": "Read-only access to the TaskLog record of ReArq jobs.",
+        "PREPROCESSING_HOOKS": ["rearq_tasks.views.keep_only_this_api"],
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "rearq_tasks.views.strings_without_nul",
+        ],
+    }
