@@ -113,7 +113,8 @@ def main() -> int:
         list(qs.filter(created_at__year=years[-1].year).dates("created_at", "month"))
         list(qs.order_by("-enqueue_time", "-pk")[:50])
 
-    print(f"PostgreSQL, {TaskLog.objects.count():,} TaskLog rows, median of {args.runs} warm runs\n")
+    rows = TaskLog.objects.count()
+    print(f"PostgreSQL, {rows:,} TaskLog rows, median of {args.runs} warm runs\n")
     first_base, base = timed(baseline, max(3, args.runs // 3))
     print(f"{'seed-style baseline: COUNT x2 + 2 DISTINCT filters + date_hierarchy':<64}"
           f"{base:8.1f} ms  (first {first_base:.0f} ms)\n")  # fmt: skip

@@ -38,7 +38,7 @@ PAYLOAD = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 def _browser_missing() -> str | None:
     for path in (CHROMIUM, CHROMEDRIVER):
         if not (Path(path).exists() or shutil.which(path)):
-            return f"{path} is not installed (scripts/services.sh installs chromium chromium-driver)"
+            return f"{path} is missing (scripts/services.sh installs chromium chromium-driver)"
     return None
 
 

@@ -357,7 +357,8 @@ class TaskLogAdmin(ModelAdmin):
         else:  # its row is written by the capture a moment later: search for it
             changelist = reverse(f"{self.admin_site.name}:tasks_tasklog_changelist")
             url = f"{changelist}?{urlencode({'q': new_job_id})}"
-        return True, format_html('Job {} retried as <a href="{}">{}</a>.', log.job_id, url, new_job_id)
+        message = format_html('Job {} retried as <a href="{}">{}</a>.', log.job_id, url, new_job_id)
+        return True, message
 
     # --- dashboard ---
     def get_urls(self) -> list[URLPattern]:

@@ -116,8 +116,8 @@ def bounded_date_hierarchy(cl: Any) -> dict[str, Any]:
     """What Django's ``date_hierarchy`` tag returns, without a DISTINCT over the table.
 
     Years come from MIN/MAX of the whole table (two index seeks, whatever the filters);
-    months and days from the calendar, clipped to those bounds. A link may lead to an empty page; no view costs a
-    table scan.
+    months and days from the calendar, clipped to those bounds. A link may lead to an
+    empty page; no view costs a table scan.
     """
     from django.utils import formats
     from django.utils.text import capfirst
