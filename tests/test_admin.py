@@ -198,6 +198,22 @@ def test_status_filter_and_quick_filters_use_the_vocabulary(root) -> None:
     assert running.pk in shown("?quick=in_flight") and ok.pk not in shown("?quick=in_flight")
 
 
+def test_user_filter_autocompletes(root) -> None:
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    mine = TaskLogFactory(user=alice)
+    TaskLogFactory(user=bob)
+    page = root.get(reverse(CHANGELIST)).content.decode()
+    assert "admin-autocomplete" in page and reverse("admin:autocomplete") in page
+    assert "bob" not in page.split('name="user__id__exact"', 1)[1].split("</select>", 1)[0]
+    response = root.get(reverse(CHANGELIST), {"user__id__exact": alice.pk})
+    assert [r.pk for r in response.context["cl"].result_list] == [mine.pk]
+    found = root.get(
+        reverse("admin:autocomplete"),
+        {"term": "ali", "app_label": "tasks", "model_name": "tasklog", "field_name": "user"},
+    ).json()
+    assert [item["text"] for item in found["results"]] == ["alice"]
+
+
 def test_task_and_queue_choices_come_from_an_index_walk() -> None:
     assert distinct_values("task_name", 100) == []  # an empty table ends the walk at once
     for task, queue in [("b_task", "high"), ("a_task", "low"), ("b_task", "high"), ("c", "x")]:

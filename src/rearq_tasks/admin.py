@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_user_model
@@ -108,6 +109,15 @@ class TaskLogAdmin(ModelAdmin):
         return ("user",) if user_admin is not None and user_admin.search_fields else ()
 
     # --- changelist ---
+    def get_list_filter(self, request: HttpRequest) -> list:
+        """Adds a user filter that autocompletes (never lists every user) when it can."""
+        filters = list(super().get_list_filter(request))
+        if apps.is_installed("unfold.contrib.filters") and self.get_autocomplete_fields(request):
+            from unfold.contrib.filters.admin import AutocompleteSelectFilter
+
+            filters.append(("user", AutocompleteSelectFilter))
+        return filters
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
