@@ -168,7 +168,9 @@ def test_admin_in_a_real_browser(browser, live_server, data, shots, settings) ->
     assert '"customer_id": 42' in details.text and PAYLOAD in details.text  # shown as text
     assert "payment provider declined" in browser.find_element(By.TAG_NAME, "body").text
     console.check("detail")
+    browser.set_window_size(1440, 2300)  # the whole page: error panel and result too
     browser.save_screenshot(str(shots / "detail.png"))
+    browser.set_window_size(1440, 1000)
 
     # Retry from the detail page: a confirmation, then a POST through ReArq.
     browser.find_element(By.XPATH, "//a[contains(@href, '/retry/')]").click()
