@@ -7,12 +7,12 @@ import os
 
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import ignored_auth
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from rest_framework.test import APIClient
+from schemathesis.specs.openapi.checks import ignored_auth
 
 from tests.factories import TaskLogFactory, UserFactory
 

@@ -134,14 +134,14 @@ SPEC: dict[str, Option] = {
     "RECENT_HOURS": Option(
         24,
         (int,),
-        "What \"recent\" means in the overview: failures and active queues of the last N hours.",
+        'What "recent" means in the overview: failures and active queues of the last N hours.',
         _positive,
     ),
     "RELATED_LIMIT": Option(
         20, (int,), "Most rows returned by the API's related/ action.", _positive
     ),
     "COUNT_LIMIT": Option(
-        10_000,
+        1_000,
         (int,),
         "API list pages count matching rows exactly up to this many; above it `count` is "
         "PostgreSQL's estimate (0 counts everything, always exact).",

@@ -143,22 +143,34 @@ def _q_filter(q: Q, help_text: str) -> df.BooleanFilter:
 class TaskLogFilterSet(df.FilterSet):
     """All list filters; see docs/api.md for the table."""
 
-    task_name = df.CharFilter(lookup_expr="icontains", help_text=_("Task name contains (case-insensitive)."))
+    task_name = df.CharFilter(
+        method="filter_contains", help_text=_("Task name contains (case-insensitive).")
+    )
     task_name_exact = df.CharFilter(field_name="task_name", help_text=_("Task name equals."))
-    task_name_in = CharInFilter(field_name="task_name", help_text=_("Task name is one of (comma list)."))
+    task_name_in = CharInFilter(
+        field_name="task_name", help_text=_("Task name is one of (comma list).")
+    )
     queue_name = df.CharFilter(help_text=_("Queue name equals."))
-    queue_name_in = CharInFilter(field_name="queue_name", help_text=_("Queue is one of (comma list)."))
+    queue_name_in = CharInFilter(
+        field_name="queue_name", help_text=_("Queue is one of (comma list).")
+    )
     status = df.ChoiceFilter(choices=StatusChoices.choices, help_text=_("Status equals."))
     status_in = StatusInFilter(
-        field_name="status", choices=StatusChoices.choices, help_text=_("Status is one of (comma list).")
+        field_name="status",
+        choices=StatusChoices.choices,
+        help_text=_("Status is one of (comma list)."),
     )
     job_id = df.CharFilter(help_text=_("Job id equals."))
     job_id_in = CharInFilter(field_name="job_id", help_text=_("Job id is one of (comma list)."))
     worker_id = df.CharFilter(help_text=_("Worker id equals."))
-    worker_id_in = CharInFilter(field_name="worker_id", help_text=_("Worker is one of (comma list)."))
+    worker_id_in = CharInFilter(
+        field_name="worker_id", help_text=_("Worker is one of (comma list).")
+    )
     user = count_filter("user_id", help_text=_("Enqueued by the user with this id."))
     username = df.CharFilter(field_name="user__username", help_text=_("Enqueued by this username."))
-    success = typed(BooleanFilter(help_text=_("The raw success flag (unset until the job ends).")), BOOLEAN)
+    success = typed(
+        BooleanFilter(help_text=_("The raw success flag (unset until the job ends).")), BOOLEAN
+    )
 
     is_completed = _q_filter(COMPLETED, "Completed: success, failed, expired or canceled.")
     is_successful = _q_filter(SUCCESSFUL, "Successful: status success and success flag set.")
@@ -173,7 +185,9 @@ class TaskLogFilterSet(df.FilterSet):
     has_result = _q_filter(HAS_RESULT, "Has a non-empty result.")
     expired = _q_filter(Q(status=StatusChoices.EXPIRED), "Status expired (ReArq dropped it unrun).")
     is_stuck = typed(
-        BooleanFilter(method="filter_stuck", help_text=_("In progress longer than STUCK_AFTER_SECONDS.")),
+        BooleanFilter(
+            method="filter_stuck", help_text=_("In progress longer than STUCK_AFTER_SECONDS.")
+        ),
         BOOLEAN,
     )
 
@@ -187,7 +201,8 @@ class TaskLogFilterSet(df.FilterSet):
     finished_before = DateTimeFilter(field_name="finish_time", lookup_expr="lt")
     period_hours = typed(
         df.NumberFilter(
-            method="filter_period", help_text=_("Enqueued in the last N hours (1..MAX_PERIOD_HOURS).")
+            method="filter_period",
+            help_text=_("Enqueued in the last N hours (1..MAX_PERIOD_HOURS)."),
         ),
         {"type": "integer", "minimum": 1, "maximum": conf.MAX_PERIOD_HOURS},
     )
@@ -196,8 +211,12 @@ class TaskLogFilterSet(df.FilterSet):
     duration_max = count_filter("duration_ms", "lte", help_text=_("Duration ≤ N ms."))
     job_retries_min = count_filter("job_retries", "gte", help_text=_("At least N retries."))
     job_retries_max = count_filter("job_retries", "lte", help_text=_("At most N retries."))
-    queue_wait_min = count_filter(method="filter_queue_wait", help_text=_("Start − enqueue ≥ N ms."))
-    queue_wait_max = count_filter(method="filter_queue_wait", help_text=_("Start − enqueue ≤ N ms."))
+    queue_wait_min = count_filter(
+        method="filter_queue_wait", help_text=_("Start − enqueue ≥ N ms.")
+    )
+    queue_wait_max = count_filter(
+        method="filter_queue_wait", help_text=_("Start − enqueue ≤ N ms.")
+    )
 
     search = df.CharFilter(
         method="filter_search",
@@ -220,20 +239,35 @@ class TaskLogFilterSet(df.FilterSet):
             required=False, min_value=1, max_value=conf.MAX_PERIOD_HOURS
         )
 
-    def filter_stuck(self, queryset: QuerySet[TaskLog], name: str, value: bool | None) -> QuerySet[TaskLog]:
+    def filter_stuck(
+        self, queryset: QuerySet[TaskLog], name: str, value: bool | None
+    ) -> QuerySet[TaskLog]:
         if value is None:
             return queryset
         q = stuck_q(conf.STUCK_AFTER_SECONDS)
         return queryset.filter(q) if value else queryset.exclude(q)
 
-    def filter_period(self, queryset: QuerySet[TaskLog], name: str, value: int | None) -> QuerySet[TaskLog]:
+    def filter_period(
+        self, queryset: QuerySet[TaskLog], name: str, value: int | None
+    ) -> QuerySet[TaskLog]:
         return queryset if value is None else queryset.filter(since_q(value))
 
-    def filter_queue_wait(self, queryset: QuerySet[TaskLog], name: str, value: int | None) -> QuerySet[TaskLog]:
+    def filter_queue_wait(
+        self, queryset: QuerySet[TaskLog], name: str, value: int | None
+    ) -> QuerySet[TaskLog]:
         if value is None:
             return queryset
         lookup = "gte" if name.endswith("_min") else "lte"
-        return queryset.alias(_queue_wait=queue_wait_ms()).filter(**{f"_queue_wait__{lookup}": value})
+        return queryset.alias(_queue_wait=queue_wait_ms()).filter(
+            **{f"_queue_wait__{lookup}": value}
+        )
 
-    def filter_search(self, queryset: QuerySet[TaskLog], name: str, value: str) -> QuerySet[TaskLog]:
+    def filter_contains(
+        self, queryset: QuerySet[TaskLog], name: str, value: str
+    ) -> QuerySet[TaskLog]:
+        return queryset.filter(search.contains_q(name, value, queryset.db)) if value else queryset
+
+    def filter_search(
+        self, queryset: QuerySet[TaskLog], name: str, value: str
+    ) -> QuerySet[TaskLog]:
         return search.apply(queryset, value)

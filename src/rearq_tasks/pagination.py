@@ -74,7 +74,9 @@ class TaskLogPagination(PageNumberPagination):
         except ValueError:
             raise ValidationError({"page_size": ["A valid integer is required."]}) from None
         if size < 1:
-            raise ValidationError({"page_size": ["Ensure this value is greater than or equal to 1."]})
+            raise ValidationError(
+                {"page_size": ["Ensure this value is greater than or equal to 1."]}
+            )
         return min(size, conf.MAX_PAGE_SIZE)
 
     def get_page_number(self, request: Request, paginator: Paginator) -> int | str:
@@ -95,7 +97,9 @@ class TaskLogPagination(PageNumberPagination):
     def get_paginated_response(self, data: Any) -> Response:
         response = super().get_paginated_response(data)
         paginator = self.page.paginator
-        response["X-Count-Exact"] = "true" if getattr(paginator, "count_is_exact", True) else "false"
+        response["X-Count-Exact"] = (
+            "true" if getattr(paginator, "count_is_exact", True) else "false"
+        )
         return response
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:

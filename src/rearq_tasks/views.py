@@ -41,7 +41,9 @@ from rearq_tasks.serializers import (
 BAD_REQUEST = OpenApiResponse(description="A query parameter is invalid: {parameter: [messages]}.")
 NOT_FOUND = OpenApiResponse(description="No such row, or a page past the end.")
 DENIED = {
-    401: OpenApiResponse(description="Not authenticated (with an authentication class that says so)."),
+    401: OpenApiResponse(
+        description="Not authenticated (with an authentication class that says so)."
+    ),
     403: OpenApiResponse(description="Not authenticated, or not allowed (staff only by default)."),
 }
 
@@ -95,9 +97,7 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
             return qs.only(*LIST_COLUMNS)
         return qs.select_related("user")
 
-    @documented(
-        responses={200: TaskLogListSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND}
-    )
+    @documented(responses={200: TaskLogListSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND})
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Rows newest enqueued first, filtered, searched and ordered; see docs/api.md."""
         return super().list(request, *args, **kwargs)
@@ -159,17 +159,19 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         rows = _scoped(params).by_task(order_by=params["ordering"], limit=params["limit"])
         return Response(rows)
 
-    @documented(
-        responses={200: TaskLogListSerializer(many=True), 404: NOT_FOUND}, filters=False
-    )
+    @documented(responses={200: TaskLogListSerializer(many=True), 404: NOT_FOUND}, filters=False)
     @action(detail=True, pagination_class=None, filter_backends=[], schema=AutoSchema)
     def related(self, request: Request, pk: str | None = None) -> Response:
         """Rows of the same task nearest in time to this one (at most RELATED_LIMIT)."""
         log = self.get_object()
         limit = conf.RELATED_LIMIT
-        same = TaskLog.objects.filter(task_name=log.task_name).exclude(pk=log.pk).only(*LIST_COLUMNS)
+        same = (
+            TaskLog.objects.filter(task_name=log.task_name).exclude(pk=log.pk).only(*LIST_COLUMNS)
+        )
         before = list(
-            same.filter(enqueue_time__lte=log.enqueue_time).order_by(F("enqueue_time").desc(), "-id")[:limit]
+            same.filter(enqueue_time__lte=log.enqueue_time).order_by(
+                F("enqueue_time").desc(), "-id"
+            )[:limit]
         )
         after = list(
             same.filter(enqueue_time__gt=log.enqueue_time).order_by("enqueue_time", "id")[:limit]
@@ -191,13 +193,17 @@ NO_NUL = r"^[^\u0000]*$"
 
 
 def strings_without_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """drf-spectacular hook: say that text parameters cannot hold NUL (a 400, as databases refuse it)."""
+    """drf-spectacular hook: text parameters cannot hold NUL (a 400: databases refuse it)."""
     for path in result.get("paths", {}).values():
         for operation in path.values():
             for parameter in operation.get("parameters", []):
                 schema = parameter.get("schema", {})
                 target = schema.get("items", schema) if schema.get("type") == "array" else schema
-                if target.get("type") == "string" and "enum" not in target and "format" not in target:
+                if (
+                    target.get("type") == "string"
+                    and "enum" not in target
+                    and "format" not in target
+                ):
                     target["pattern"] = NO_NUL
     return result
 

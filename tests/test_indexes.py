@@ -1,0 +1,57 @@
+"""Migration 0002: the API's PostgreSQL indexes exist there and nowhere else."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.models import Q
+
+from rearq_tasks.models import TaskLog
+
+pytestmark = pytest.mark.django_db
+
+API_INDEXES = {
+    "tasklog_enq_cover_idx",
+    "tasklog_worker_idx",
+    "tasklog_error_message_trgm_idx",
+}
+
+
+def index_names() -> set[str]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, TaskLog._meta.db_table)
+    return {name for name, info in constraints.items() if info["index"]}
+
+
+def test_api_indexes_only_on_postgres() -> None:
+    names = index_names()
+    if connection.vendor == "postgresql":
+        assert API_INDEXES <= names
+    else:
+        assert not API_INDEXES & names
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL-only plan")
+def test_search_plan_uses_the_trigram_indexes() -> None:
+    from rearq_tasks.search import apply
+
+    qs = apply(TaskLog.objects.order_by(), "smtp")  # the shape of the count query
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        sql, params = qs.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "tasklog_error_message_trgm_idx" in plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="loose index scan is PostgreSQL's")
+def test_distinct_values_by_loose_index_scan() -> None:
+    from rearq_tasks.search import contains_q, distinct_values
+    from tests.factories import TaskLogFactory
+
+    for name in ("send_email", "send_sms", "send_email", "resize"):
+        TaskLogFactory(task_name=name, worker_id=None if name == "resize" else f"w-{name}")
+    assert distinct_values("task_name") == ["resize", "send_email", "send_sms"]
+    assert distinct_values("worker_id") == ["w-send_email", "w-send_sms"]
+    assert contains_q("task_name", "EMAIL") == Q(task_name__in=["send_email"])
+    assert TaskLog.objects.filter(contains_q("queue_name", "nothing")).count() == 0
