@@ -95,6 +95,8 @@ REARQ_TASKS = {
         "rest_framework.authentication.BasicAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
+    "TASK_MODULES": ["example_project.tasks"],
+    "SYNC_TASK_LOGS_CRON": "*/10 * * * *",
 }
 
 UNFOLD = {

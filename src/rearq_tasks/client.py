@@ -183,12 +183,10 @@ def _register_sync_cron(rearq: ReArq) -> None:
         return
 
     async def rearq_tasks_sync_task_logs() -> str:
-        from asgiref.sync import sync_to_async
+        from rearq_tasks.reconcile import reconcile
 
-        from rearq_tasks.reconcile import sync_task_logs
-
-        report = await sync_to_async(sync_task_logs, thread_sensitive=False)()
-        return str(report)
+        # In the worker's own loop: Tortoise's connections belong to it.
+        return str(await reconcile())
 
     rearq.task(cron=cron, name=SYNC_TASK_NAME)(rearq_tasks_sync_task_logs)
 
@@ -263,6 +261,19 @@ def _redis_location() -> str:
     if conf.REDIS_SENTINELS:
         return f"sentinels {', '.join(conf.REDIS_SENTINELS)}"
     return str(redact_url(conf.REDIS_URL))
+
+
+def reset_client() -> None:
+    """Forget the client and stop its private loop (tests that change ``REARQ_TASKS``)."""
+    global _client, _loop_thread
+    with _client_lock:
+        if _loop_thread is not None:
+            thread = _loop_thread
+            _ready_loops.discard(id(thread.loop))
+            thread.loop.call_soon_threadsafe(thread.loop.stop)
+            thread.thread.join(5)
+            _loop_thread = None
+        _client = None
 
 
 # --- enqueueing on behalf of a user ----------------------------------------------------------

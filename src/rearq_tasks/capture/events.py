@@ -85,8 +85,11 @@ def job_event(job: Any, status: str, queue: str | None, **fields: Any) -> dict[s
     return event
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def dumps(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"), default=str)
+    return _encode(event)
 
 
 def loads(raw: str | bytes) -> dict[str, Any]:
