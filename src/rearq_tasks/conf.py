@@ -343,6 +343,19 @@ SPEC: dict[str, Option] = {
         'Cron expression (e.g. "*/10 * * * *") to run sync_task_logs as a ReArq cron task.',
         nullable=True,
     ),
+    # --- admin ---
+    "ADMIN_CHOICES_LIMIT": Option(
+        100, (int,), "Most task/queue names listed in the admin's filters.", _positive
+    ),
+    "ADMIN_CHOICES_CACHE_SECONDS": Option(
+        60, (int,), "Seconds the admin caches its task/queue filter choices.", _non_negative
+    ),
+    "ADMIN_ACTION_MAX_ROWS": Option(
+        100, (int,), "Most jobs one admin Retry/Cancel may act on at once.", _positive
+    ),
+    "ADMIN_WORKER_STALE_SECONDS": Option(
+        30, (int,), "A worker heartbeat older than this counts as dead on the dashboard.", _positive
+    ),
 }
 
 
@@ -589,6 +602,23 @@ class Settings:
     @property
     def SYNC_TASK_LOGS_CRON(self) -> str | None:
         return self.get("SYNC_TASK_LOGS_CRON")
+
+    # --- admin ---
+    @property
+    def ADMIN_CHOICES_LIMIT(self) -> int:
+        return self.get("ADMIN_CHOICES_LIMIT")
+
+    @property
+    def ADMIN_CHOICES_CACHE_SECONDS(self) -> int:
+        return self.get("ADMIN_CHOICES_CACHE_SECONDS")
+
+    @property
+    def ADMIN_ACTION_MAX_ROWS(self) -> int:
+        return self.get("ADMIN_ACTION_MAX_ROWS")
+
+    @property
+    def ADMIN_WORKER_STALE_SECONDS(self) -> int:
+        return self.get("ADMIN_WORKER_STALE_SECONDS")
 
 
 conf = Settings()
