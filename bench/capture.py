@@ -47,7 +47,9 @@ def cpu_seconds(pid: int) -> float:
 def setup_database() -> None:
     import psycopg
 
-    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as c:
+    with psycopg.connect(
+        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
+    ) as c:
         if not c.execute("SELECT 1 FROM pg_database WHERE datname=%s", [DB]).fetchone():
             c.execute(f'CREATE DATABASE "{DB}"')
     import django
@@ -114,7 +116,15 @@ def wait_ready(redis: object, mode: str, procs: list[subprocess.Popen[bytes]]) -
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             raise SystemExit(f"{mode}: a process exited early, see bench/results/capture.log")
-        if redis.hexists("rearq:worker", f"{GROUP}-{mode}"):  # type: ignore[attr-defined]
+        ready = redis.hexists("rearq:worker", f"{GROUP}-{mode}")  # type: ignore[attr-defined]
+        if ready and mode != "plain":
+            # The collector (embedded or not) creates its consumer group once it is up.
+            try:
+                groups = redis.xinfo_groups("rearq_tasks:events")  # type: ignore[attr-defined]
+            except Exception:
+                groups = []
+            ready = any(g["name"] == "rearq_tasks" for g in groups)
+        if ready:
             time.sleep(1.0)  # let imports, pools and the collector settle
             return
         time.sleep(0.05)
@@ -162,12 +172,17 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
             if time.monotonic() > deadline:
                 raise SystemExit(f"{mode}: jobs did not drain")
             time.sleep(0.05)
-        end = conn.execute("SELECT extract(epoch FROM max(finish_time)) FROM rearq_job_results").fetchone()[0]  # type: ignore[attr-defined]  # noqa: E501
+        end = conn.execute(
+            "SELECT extract(epoch FROM max(finish_time)) FROM rearq_job_results"
+        ).fetchone()[0]  # type: ignore[attr-defined]  # noqa: E501
         out = {"seconds": float(end) - t0}
         if mode != "plain":
-            while conn.execute(  # type: ignore[attr-defined]
-                "SELECT count(*) FROM django_cfg_task_log WHERE status = 'success'"
-            ).fetchone()[0] < n:
+            while (
+                conn.execute(  # type: ignore[attr-defined]
+                    "SELECT count(*) FROM django_cfg_task_log WHERE status = 'success'"
+                ).fetchone()[0]
+                < n
+            ):
                 if time.monotonic() > deadline:
                     raise SystemExit(f"{mode}: TaskLog rows did not arrive")
                 time.sleep(0.05)
@@ -216,9 +231,7 @@ def main() -> None:
         order = modes if r % 2 == 0 else list(reversed(modes))
         result = {m: run_round(m, args.jobs, conn, redis, log) for m in order}
         rows.append(result)
-        line = "  ".join(
-            f"{m}: {args.jobs / result[m]['seconds']:.0f} jobs/s" for m in modes
-        )
+        line = "  ".join(f"{m}: {args.jobs / result[m]['seconds']:.0f} jobs/s" for m in modes)
         print(f"round {r + 1}: {line}", flush=True)
     print(f"load after: {os.getloadavg()}")
     print(f"\n{args.jobs} no-op jobs, {args.rounds} paired rounds (median):")
@@ -228,7 +241,10 @@ def main() -> None:
         if m == "plain":
             continue
         ratios = [row["plain"]["seconds"] / row[m]["seconds"] for row in rows]
-        med = lambda key: statistics.median(row[m].get(key, 0) for row in rows)  # noqa: E731
+
+        def med(key: str, m: str = m) -> float:
+            return statistics.median(row[m].get(key, 0) for row in rows)
+
         print(
             f"  {m:9} ratio {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max "
             f"{max(ratios):.3f})  lag p50 {med('lag_p50_ms'):.0f} ms p95 {med('lag_p95_ms'):.0f} ms"

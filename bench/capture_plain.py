@@ -15,7 +15,8 @@ DB = os.environ.get("BENCH_DB_NAME", "rt_capture_bench")
 @rearq.on_startup
 async def startup() -> None:
     await Tortoise.init(
-        db_url=f"postgres://postgres@127.0.0.1:5432/{DB}", modules={"rearq": ["rearq.server.models"]}
+        db_url=f"postgres://postgres@127.0.0.1:5432/{DB}",
+        modules={"rearq": ["rearq.server.models"]},
     )
 
 

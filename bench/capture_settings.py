@@ -7,6 +7,7 @@ import os
 from example_project.settings import *  # noqa: F403
 
 BENCH_DB = os.environ.get("BENCH_DB_NAME", "rt_capture_bench")
+DEBUG = False
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
@@ -23,4 +24,5 @@ REARQ_TASKS = {
     "JOB_RETRY": 0,
     "TASK_MODULES": [],
     "CAPTURE_COLLECTOR": os.environ.get("BENCH_COLLECTOR", "embedded"),
+    "CAPTURE_ENABLED": os.environ.get("BENCH_CAPTURE", "1") == "1",
 }

@@ -18,7 +18,7 @@ from rearq_tasks.capture.upsert import upsert_records
 from rearq_tasks.models import TERMINAL_STATUSES, TaskLog, can_transition
 from tests.factories import UserFactory
 
-T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def event(job_id: str, status: str, retries: int = 0, **fields: Any) -> dict[str, Any]:
@@ -44,8 +44,16 @@ def test_a_job_started_and_finished_in_one_batch_is_one_row() -> None:
         [
             event("j1", "queued"),
             event("j1", "in_progress", start_time=start, worker_id="w-1"),
-            event("j1", "success", start_time=start, finish_time=finish, success=True,
-                  result="3", duration_ms=2000, worker_id="w-1"),  # fmt: skip
+            event(
+                "j1",
+                "success",
+                start_time=start,
+                finish_time=finish,
+                success=True,
+                result="3",
+                duration_ms=2000,
+                worker_id="w-1",
+            ),  # fmt: skip
         ]
     )
     assert len(records) == 1
@@ -78,7 +86,11 @@ def test_late_queued_does_not_hide_a_running_job_but_a_retry_moves_on() -> None:
     assert TaskLog.objects.get(job_id="j3").status == "deferred"
     upsert_records([event("j3", "in_progress", retries=1, worker_id="w2")])
     row = TaskLog.objects.get(job_id="j3")
-    assert (row.status, row.worker_id, row.error_message) == ("in_progress", "w2", "attempt 1 failed")
+    assert (row.status, row.worker_id, row.error_message) == (
+        "in_progress",
+        "w2",
+        "attempt 1 failed",
+    )
 
 
 @pytest.mark.django_db

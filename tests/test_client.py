@@ -29,7 +29,9 @@ def test_unreachable_redis_is_reported_without_the_password(settings, fresh_clie
     assert "s3cret" not in message and "redis://:***@127.0.0.1:1/0" in message
 
 
-def test_unreachable_rearq_database_is_reported_without_the_password(settings, fresh_client) -> None:
+def test_unreachable_rearq_database_is_reported_without_the_password(
+    settings, fresh_client
+) -> None:
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "DB_URL": "postgres://u:pw9@127.0.0.1:1/x"}
     log = TaskLog(job_id="a", task_name="add", queue_name="default", status="queued")
     with pytest.raises(ReArqUnavailable) as error:
@@ -99,3 +101,34 @@ def test_bad_command_options_are_command_errors(args: list[str], message: str) -
 def test_bad_capture_settings_fail_the_checks(settings, key: str, value: object) -> None:
     settings.REARQ_TASKS = {key: value}
     assert [e.id for e in check_settings()] == ["rearq_tasks.E004"]
+
+
+def test_sync_task_logs_can_run_as_a_rearq_cron_task(settings, fresh_client) -> None:
+    from rearq.task import CronTask
+
+    from rearq_tasks.client import SYNC_TASK_NAME, get_rearq_client
+
+    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "SYNC_TASK_LOGS_CRON": "*/10 * * * *"}
+    try:
+        task = get_rearq_client().task_map[SYNC_TASK_NAME]
+        assert isinstance(task, CronTask) and task.cron == "*/10 * * * *"
+    finally:
+        get_rearq_client().task_map.pop(SYNC_TASK_NAME, None)
+        CronTask.get_cron_tasks().pop(SYNC_TASK_NAME, None)
+
+
+def test_using_the_client_keeps_the_process_signal_handlers() -> None:
+    """rearq.signals would make a web process ignore SIGTERM/Ctrl-C: not through us."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, threading, django; django.setup(); "
+        "from rearq_tasks import get_rearq_client; "
+        "t = threading.Thread(target=get_rearq_client); t.start(); t.join(); "
+        "assert 'rearq.worker' in __import__('sys').modules; "
+        "assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL; "
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler"
+    )
+    env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

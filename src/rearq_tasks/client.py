@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import importlib
+import importlib.util
 import logging
 import threading
 import uuid
@@ -335,9 +336,7 @@ async def enqueue(task: Task | str, *args: Any, user: Any = None,
 
     resolved = _resolve_task(task)
     user_id = _user_id(user)
-    job = await _run_async(
-        lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id)
-    )
+    job = await _run_async(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))
     await sync_to_async(_record_enqueued, thread_sensitive=True)(job, resolved, user_id)
     return job.job_id
 
@@ -345,7 +344,7 @@ async def enqueue(task: Task | str, *args: Any, user: Any = None,
 def enqueue_sync(task: Task | str, *args: Any, user: Any = None,
                  countdown: float | dt.timedelta | None = None, eta: dt.datetime | None = None,
                  job_id: str | None = None, **kwargs: Any) -> str:  # fmt: skip
-    """:func:`enqueue` for sync code (a Django view): ``enqueue_sync(add, 1, 2, user=request.user)``."""
+    """:func:`enqueue` for sync code (views): ``enqueue_sync(add, 1, 2, user=request.user)``."""
     resolved = _resolve_task(task)
     user_id = _user_id(user)
     job = _run_sync(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))

@@ -163,7 +163,9 @@ def mark_lost_jobs(task_map: dict[str, Any] | None = None, now: dt.datetime | No
                 "status": "failed",
                 "success": False,
                 "finish_time": to_ms(now),
-                "duration_ms": None if start is None else round((now - start).total_seconds() * 1000),
+                "duration_ms": None
+                if start is None
+                else round((now - start).total_seconds() * 1000),
                 "error_message": (
                     f"lost: still in progress {where} long after its timeout; the worker was "
                     "stopped or killed and ReArq will not run the job again"

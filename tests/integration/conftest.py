@@ -56,8 +56,9 @@ def _ensure_rearq_database() -> None:
     url = django_settings.REARQ_TASKS["DB_URL"]
     if not url.startswith(("postgres://", "asyncpg://")):
         return
-    import psycopg
     from urllib.parse import urlsplit
+
+    import psycopg
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
@@ -157,7 +158,9 @@ class WorkerPool:
         raise RuntimeError(f"worker {name} did not start: {self.output()}")
 
     def output(self) -> str:
-        return "\n".join(log.read_text(errors="replace")[-3000:] for log in self.logs if log.exists())
+        return "\n".join(
+            log.read_text(errors="replace")[-3000:] for log in self.logs if log.exists()
+        )
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         proc.send_signal(signal.SIGKILL)

@@ -70,7 +70,7 @@ def test_enqueue_rows_queued_and_deferred_with_user(shared_worker, django_user_m
     user = django_user_model.objects.create_user("alice")
     now_id = enqueue_sync("add", 1, 2, user=user)
     later_id = enqueue_sync("sleep", 0.1, countdown=60)
-    eta_id = enqueue_sync("add", 3, 4, eta=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    eta_id = enqueue_sync("add", 3, 4, eta=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     later = row(later_id)
     assert (later.status, later.queue_name, later.args) == ("deferred", "slowq", [0.1])
     assert row(eta_id).status == "deferred"
@@ -122,7 +122,7 @@ def test_expired_before_run(shared_worker) -> None:
     from rearq_tasks.client import _run_sync, get_rearq_client
 
     task = get_rearq_client().task_map["add"]
-    past = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
+    past = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
     job = _run_sync(lambda: task.delay(1, 1, expire=past))
     done = wait_status(job.job_id, "expired")
     assert done.success is False and done.is_failed
@@ -174,7 +174,7 @@ def test_task_not_registered_on_worker_is_an_error(shared_worker) -> None:
 
     ghost = TaskLog.objects.create(
         job_id=uuid.uuid4().hex, task_name="ghost", queue_name="default", status="failed",
-        enqueue_time=dt.datetime.now(dt.timezone.utc), args=[1],
+        enqueue_time=dt.datetime.now(dt.UTC), args=[1],
     )  # fmt: skip
     new_id = retry_job(ghost)
     done = wait_status(new_id, "failed")

@@ -137,7 +137,9 @@ def test_two_workers_drain_1000_mixed_jobs_each_once(worker_pool) -> None:
 def test_rows_arrive_after_django_database_outage(worker_pool) -> None:
     from rearq_tasks.client import enqueue_sync
 
-    proxy = TcpProxy(connection.settings_dict["HOST"] or "127.0.0.1", int(connection.settings_dict["PORT"]))
+    proxy = TcpProxy(
+        connection.settings_dict["HOST"] or "127.0.0.1", int(connection.settings_dict["PORT"])
+    )
     try:
         worker_pool.start("default", extra_env={"REARQ_TASKS_WORKER_DB_PORT": str(proxy.port)})
         first = enqueue_sync("add", 1, 1)
@@ -149,9 +151,7 @@ def test_rows_arrive_after_django_database_outage(worker_pool) -> None:
         time.sleep(2)
         assert TaskLog.objects.filter(job_id__in=ids, status="success").count() == 0
         proxy.resume()
-        wait_for(
-            lambda: TaskLog.objects.filter(job_id__in=ids, status="success").count() == 20, 20
-        )
+        wait_for(lambda: TaskLog.objects.filter(job_id__in=ids, status="success").count() == 20, 20)
     finally:
         proxy.close()
 
@@ -184,3 +184,24 @@ def test_rearq_server_database_route_answers(worker_pool, unused_tcp_port) -> No
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_external_collector_writes_what_workers_send(worker_pool) -> None:
+    from rearq_tasks.client import enqueue_sync
+
+    env = {"REARQ_TASKS_WORKER_COLLECTOR": "external"}
+    worker_pool.start("default", extra_env=env)
+    job_id = enqueue_sync("add", 2, 3)
+    wait_for(lambda: rearq_state(job_id)[0].status.value == "success", 10, "ReArq success")
+    time.sleep(0.5)
+    assert row(job_id).status == "queued"  # nobody writes the worker's events yet
+    collector = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "rearq_collector"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS, "PYTHONPATH": str(ROOT),
+             "REARQ_TASKS_WORKER_DB_NAME": connection.settings_dict["NAME"], **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker_pool.procs.append(collector)
+    done = wait_status(job_id, "success", timeout=20)
+    assert_matches_rearq(done)

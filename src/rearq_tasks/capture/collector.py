@@ -57,6 +57,7 @@ class Collector:
         batch_size: int,
         block_ms: int = 100,
         consumer: str | None = None,
+        log_stats: bool = True,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -68,6 +69,7 @@ class Collector:
         self._task: asyncio.Task[None] | None = None
         self._last_claim = 0.0
         self._last_log = time.monotonic()
+        self.log_stats = log_stats
 
     async def ensure_group(self) -> None:
         try:
@@ -167,6 +169,8 @@ class Collector:
                 backoff = min(backoff * 2, 5.0)
 
     def _maybe_log(self) -> None:
+        if not self.log_stats:
+            return
         now = time.monotonic()
         if now - self._last_log >= LOG_EVERY_S:
             self._last_log = now

@@ -27,6 +27,7 @@ end
 return n
 """
 SEND_CHUNK = 1000
+LOG_EVERY_S = 60.0
 
 
 class Emitter:
@@ -39,6 +40,8 @@ class Emitter:
         self.buffer_size = buffer_size
         self.interval = interval_ms / 1000
         self._buffer: list[str] = []
+        # Start events wait for the next flush: a job that ends before it sends one event.
+        self._starts: dict[str, dict[str, Any]] = {}
         self._script = redis.register_script(XADD_MANY)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -46,6 +49,10 @@ class Emitter:
         self._warned_overflow = False
 
     def emit(self, event: dict[str, Any]) -> None:
+        if event["status"] == "in_progress":
+            self._starts[event["job_id"]] = event
+            return
+        self._starts.pop(event["job_id"], None)
         if len(self._buffer) >= self.buffer_size:
             stats.incr("overflowed")
             if not self._warned_overflow:
@@ -64,16 +71,24 @@ class Emitter:
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_log = loop.time()
         while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             await self.flush()
+            if loop.time() - last_log >= LOG_EVERY_S:
+                last_log = loop.time()
+                logger.info("capture: %s", stats.get_capture_stats())
 
     async def flush(self) -> bool:
         """Send everything buffered; False when Redis refused (events stay buffered)."""
+        if self._starts:
+            starts, self._starts = self._starts, {}
+            self._buffer.extend(dumps(e) for e in starts.values())
         while self._buffer:
             batch = self._buffer[:SEND_CHUNK]
             try:
@@ -95,10 +110,10 @@ class Emitter:
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
         deadline = asyncio.get_running_loop().time() + timeout
-        while self._buffer and asyncio.get_running_loop().time() < deadline:
+        while (self._buffer or self._starts) and asyncio.get_running_loop().time() < deadline:
             if not await self.flush():
                 await asyncio.sleep(0.2)
         if self._buffer:

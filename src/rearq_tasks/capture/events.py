@@ -56,11 +56,11 @@ def to_ms(value: dt.datetime | None) -> float | None:
 def from_ms(value: float | None) -> dt.datetime | None:
     if value is None:
         return None
-    return dt.datetime.fromtimestamp(value / 1000, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
 
 
 def now_ms() -> float:
-    return round(dt.datetime.now(tz=dt.timezone.utc).timestamp() * 1000, 3)
+    return round(dt.datetime.now(tz=dt.UTC).timestamp() * 1000, 3)
 
 
 def job_event(job: Any, status: str, queue: str | None, **fields: Any) -> dict[str, Any]:

@@ -238,7 +238,8 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
             "job in progress and will never run it"
         )
         _emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
-                        error_message=message, finish_time=finish, worker_id=ctx.worker))  # fmt: skip
+                        error_message=message, finish_time=finish,
+                        worker_id=ctx.worker))  # fmt: skip
     elif job_result is None:
         _emit(job_event(job, "queued", ctx.queue, job_retries=retries,
                         error_message=f"task {job.task!r} is disabled: ReArq skipped the job "
@@ -292,11 +293,39 @@ async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None
         from rearq.enums import JobStatus
         from rearq.server.models import Job
 
-        await asyncio.shield(
-            Job.filter(job_id=job.job_id).update(status=JobStatus.canceled)
-        )
+        await asyncio.shield(Job.filter(job_id=job.job_id).update(status=JobStatus.canceled))
     except BaseException:
         logger.warning("capture: could not record the cancellation of %s", job.job_id)
+
+
+def _import_rearq_worker() -> None:
+    """Import ``rearq.worker`` without letting ``rearq.signals`` take over SIGINT/SIGTERM.
+
+    That module installs process-wide handlers that only set worker flags: in a web process
+    or a command it would make the process ignore Ctrl-C and SIGTERM (and from any thread but
+    the main one the import would fail). Worker commands install ReArq's handlers themselves.
+    """
+    import signal
+    import sys
+
+    if "rearq.worker" in sys.modules:
+        return
+    original = signal.signal
+    signal.signal = lambda *args, **kwargs: None  # type: ignore[assignment]
+    try:
+        import rearq.worker  # noqa: F401
+    finally:
+        signal.signal = original
+
+
+def install_rearq_signal_handlers() -> None:
+    """What ``rearq.signals`` does at import: SIGINT/SIGTERM stop ReArq's workers gracefully."""
+    import signal
+
+    from rearq import signals
+
+    signal.signal(signal.SIGINT, signals.handle_sign)
+    signal.signal(signal.SIGTERM, signals.handle_sign)
 
 
 def install(rearq: Any) -> None:
@@ -304,6 +333,7 @@ def install(rearq: Any) -> None:
     global _installed
     if _installed:
         return
+    _import_rearq_worker()
     from rearq.server.models import Job
     from rearq.task import Task
     from rearq.worker import Worker

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import json
 import logging
 from typing import Any
@@ -17,6 +18,7 @@ from redis.asyncio.client import Redis
 from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.sentinel import Sentinel
 
+from rearq_tasks.capture import stats
 from rearq_tasks.capture.collector import Collector
 from rearq_tasks.capture.emitter import Emitter
 
@@ -35,9 +37,7 @@ def make_redis(rearq: Any) -> Redis:
             socket_connect_timeout=5,
         )
         return sentinel.master_for(rearq.sentinel_master)
-    pool = ConnectionPool.from_url(
-        rearq.redis_url, decode_responses=True, socket_connect_timeout=5
-    )
+    pool = ConnectionPool.from_url(rearq.redis_url, decode_responses=True, socket_connect_timeout=5)
     return Redis(connection_pool=pool)
 
 
@@ -57,13 +57,19 @@ class CaptureRuntime:
         )
         self.collector: Collector | None = None
         if conf.CAPTURE_COLLECTOR == "embedded":
-            self.collector = Collector(self.redis, conf.CAPTURE_STREAM, conf.CAPTURE_BATCH_SIZE)
+            self.collector = Collector(
+                self.redis, conf.CAPTURE_STREAM, conf.CAPTURE_BATCH_SIZE, log_stats=False
+            )
         self.canceled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._listener: asyncio.Task[None] | None = None
         self.users = 0
 
     def start(self) -> None:
         _ensure_django()
+        _ensure_log_handler()
+        # Django, ReArq and the task modules are loaded: keep the cyclic GC from scanning
+        # them again on every full collection the job path triggers.
+        gc.freeze()
         self.emitter.start()
         if self.collector is not None:
             self.collector.start()
@@ -75,6 +81,8 @@ class CaptureRuntime:
         await self.emitter.stop()
         if self.collector is not None:
             await self.collector.stop()
+        else:
+            logger.info("capture: %s", stats.get_capture_stats())
         try:
             await self.redis.close()
         except Exception:
@@ -103,6 +111,20 @@ class CaptureRuntime:
             except Exception as exc:
                 logger.warning("capture: cancel listener lost Redis (%s), resubscribing", exc)
                 await asyncio.sleep(1)
+
+
+def _ensure_log_handler() -> None:
+    """Show capture's counters and warnings next to ReArq's own log lines unless the project
+    configured logging for them."""
+    log = logging.getLogger("rearq_tasks")
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s | %(levelname)-8s | %(name)s - %(message)s")
+    )
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 def _ensure_django() -> None:

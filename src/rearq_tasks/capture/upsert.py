@@ -67,9 +67,7 @@ def _queue_value(old: str, new: str) -> str:
 def build_sql(vendor: str, rows: int) -> str:
     cols = ", ".join(COLUMNS)
     json_cast = "::jsonb" if vendor == "postgresql" else ""
-    one = ", ".join(
-        f"%s{json_cast}" if c in ("args", "kwargs") else "%s" for c in COLUMNS
-    )
+    one = ", ".join(f"%s{json_cast}" if c in ("args", "kwargs") else "%s" for c in COLUMNS)
     values = ", ".join(f"({one})" for _ in range(rows))
     head = f"INSERT INTO {TABLE} ({cols}) VALUES {values}"
     if vendor == "mysql":

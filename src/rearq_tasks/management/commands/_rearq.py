@@ -29,7 +29,9 @@ def run(main: Callable[[], Awaitable[Any]]) -> None:
     try:
         asyncio.run(main())
     except RedisConnectionError as exc:
-        raise CommandError(f"cannot reach Redis at {redact_url(conf.REDIS_URL)}: {type(exc).__name__}") from None
+        raise CommandError(
+            f"cannot reach Redis at {redact_url(conf.REDIS_URL)}: {type(exc).__name__}"
+        ) from None
     except OSError as exc:
         raise CommandError(f"cannot reach a service: {exc}") from None
     except KeyboardInterrupt:

@@ -27,6 +27,9 @@ class Command(BaseCommand):
         rearq = get_rearq_client()
 
         async def main() -> None:
+            import gc
+
+            gc.freeze()
             redis = make_redis(rearq)
             collector = Collector(redis, conf.CAPTURE_STREAM, conf.CAPTURE_BATCH_SIZE)
             stop = asyncio.Event()

@@ -26,7 +26,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from rearq.worker import TimerWorker, Worker
 
+        from rearq_tasks.capture.hooks import install_rearq_signal_handlers
+
         rearq = client_with_tasks()
+        install_rearq_signal_handlers()
 
         async def main() -> None:
             await rearq.startup()
