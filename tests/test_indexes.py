@@ -55,3 +55,21 @@ def test_distinct_values_by_loose_index_scan() -> None:
     assert distinct_values("worker_id") == ["w-send_email", "w-send_sms"]
     assert contains_q("task_name", "EMAIL") == Q(task_name__in=["send_email"])
     assert TaskLog.objects.filter(contains_q("queue_name", "nothing")).count() == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL extension")
+def test_without_the_right_to_create_pg_trgm_the_index_is_skipped(caplog) -> None:
+    import importlib
+
+    migration = importlib.import_module("rearq_tasks.migrations.0002_api_search_and_stats_indexes")
+    with connection.cursor() as cursor:
+        # All inside the test's transaction: rolled back afterwards.
+        cursor.execute("DROP EXTENSION pg_trgm CASCADE")
+        cursor.execute("CREATE ROLE rearq_tasks_no_ddl NOSUPERUSER NOCREATEDB")
+        cursor.execute("SET ROLE rearq_tasks_no_ddl")
+        try:
+            assert migration.has_trigram_extension(cursor) is False
+            cursor.execute("SELECT 1")  # the transaction is still usable
+        finally:
+            cursor.execute("RESET ROLE")
+    assert "pg_trgm is not available" in caplog.text

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from rearq_tasks import stats
+from rearq_tasks import timeline
 from rearq_tasks.models import StatusChoices, TaskLog
 from tests.factories import TaskLogFactory
 
@@ -182,7 +182,7 @@ def test_timeline_rejects_unknown_intervals() -> None:
 def test_bucket_starts_in_a_half_hour_zone() -> None:
     kolkata = zoneinfo.ZoneInfo("Asia/Kolkata")
     end = dt.datetime(2026, 1, 1, 12, 10, tzinfo=dt.UTC)  # 17:40 IST
-    starts = stats.bucket_starts(end - dt.timedelta(hours=2), end, "hour", kolkata)
+    starts = timeline.bucket_starts(end - dt.timedelta(hours=2), end, "hour", kolkata)
     assert [s.strftime("%H:%M") for s in starts] == ["15:00", "16:00", "17:00"]
 
 

@@ -19,6 +19,7 @@ from drf_spectacular.drainage import set_override
 
 from rearq_tasks import search
 from rearq_tasks.conf import conf
+from rearq_tasks.expressions import queue_wait_ms
 from rearq_tasks.models import (
     CANCELED,
     COMPLETED,
@@ -34,7 +35,6 @@ from rearq_tasks.models import (
     since_q,
     stuck_q,
 )
-from rearq_tasks.stats import queue_wait_ms
 
 ORDERING_FIELDS: tuple[str, ...] = (
     "enqueue_time",

@@ -143,9 +143,9 @@ class TaskLogQuerySet(models.QuerySet["TaskLog"]):
         self, period_hours: int | float, interval: str = "hour", now: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
         """Every hour/day bucket of the last ``period_hours`` in the current time zone."""
-        from rearq_tasks import stats
+        from rearq_tasks import timeline
 
-        return stats.timeline(self, period_hours, interval, now=now)  # type: ignore[arg-type]
+        return timeline.timeline(self, period_hours, interval, now=now)  # type: ignore[arg-type]
 
     def overview(self, recent_hours: int | None = None) -> dict[str, Any]:
         """Totals by queue/status, active queues and failures of the last ``recent_hours``."""

@@ -1,4 +1,4 @@
-"""Aggregates over a TaskLog queryset: summary, timeline, overview and per-task figures.
+"""Aggregates over a TaskLog queryset: summary, overview and per-task figures.
 
 The API, the admin dashboard, health checks and alert rules all call these (usually
 through the thin ``TaskLogQuerySet`` methods), so a figure means the same everywhere.
@@ -6,33 +6,22 @@ Every count is a ``Count(filter=<named Q>)`` from :mod:`rearq_tasks.models` and 
 figure is computed by the database: one aggregate query for :func:`summary` on
 PostgreSQL (``percentile_cont ... WITHIN GROUP``); elsewhere the percentiles are read
 with two-row ``OFFSET`` look-ups (a few small queries, never all rows in Python).
+The timeline lives in :mod:`rearq_tasks.timeline` (re-exported here).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import zoneinfo
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from django.db import connections
-from django.db.models import (
-    Aggregate,
-    Avg,
-    Case,
-    Count,
-    ExpressionWrapper,
-    F,
-    FloatField,
-    Func,
-    IntegerField,
-    Sum,
-    Value,
-    When,
+from django.db.models import Avg, Case, Count, ExpressionWrapper, F, FloatField, Value, When
+
+from rearq_tasks.expressions import (
+    MillisecondsBetween,
+    PercentileCont,
+    queue_wait_ms,
+    vendor,
 )
-from django.db.models.functions import Floor
-from django.utils import timezone
-
 from rearq_tasks.models import (
     COMPLETED,
     FAILED,
@@ -43,62 +32,28 @@ from rearq_tasks.models import (
     WITH_ERROR,
     since_q,
 )
+from rearq_tasks.timeline import INTERVALS, bucket_starts, timeline
 
 if TYPE_CHECKING:
     from rearq_tasks.models import TaskLogQuerySet
 
-Interval = Literal["hour", "day"]
-INTERVALS: tuple[str, ...] = ("hour", "day")
+__all__ = [
+    "INTERVALS",
+    "MillisecondsBetween",
+    "PercentileCont",
+    "bucket_starts",
+    "by_task",
+    "overview",
+    "queue_wait_ms",
+    "summary",
+    "timeline",
+]
+
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 IN_PROGRESS = QUEUED | RUNNING
 """What the stats call "in progress": queued or running (deferred retries are not)."""
 # Counts read only columns of the covering index (migration 0002) so PostgreSQL can answer
 # from the index alone: COUNT(*) and, with a filter, COUNT of the NOT NULL enqueue_time.
-
-
-class MillisecondsBetween(Func):
-    """``end - start`` in milliseconds as a float, on every supported database."""
-
-    output_field = FloatField()
-    # (template, whether the end expression comes first in it)
-    templates: dict[str, tuple[str, bool]] = {
-        "postgresql": ("(date_part('epoch', {} - {}) * 1000)", True),
-        "sqlite": ("((julianday({}) - julianday({})) * 86400000.0)", True),
-        "mysql": ("(TIMESTAMPDIFF(MICROSECOND, {}, {}) / 1000.0)", False),
-    }
-
-    def __init__(self, start: Any, end: Any, **extra: Any) -> None:
-        super().__init__(start, end, **extra)
-
-    def as_sql(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
-        template, end_first = self.templates.get(connection.vendor, ("(({}) - ({}))", True))
-        start = compiler.compile(self.source_expressions[0])
-        end = compiler.compile(self.source_expressions[1])
-        first, second = (end, start) if end_first else (start, end)
-        return template.format(first[0], second[0]), (*first[1], *second[1])
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's ``percentile_cont(f) WITHIN GROUP (ORDER BY expr)`` (one sort pass)."""
-
-    function = "percentile_cont"
-    name = "PercentileCont"
-    output_field = FloatField()
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        if not 0 <= fraction <= 1:
-            raise ValueError("fraction must be within [0, 1]")
-        super().__init__(expression, fraction=repr(float(fraction)), **extra)
-
-
-def queue_wait_ms() -> MillisecondsBetween:
-    """Start − enqueue of a row in milliseconds (NULL until it starts)."""
-    return MillisecondsBetween(F("enqueue_time"), F("start_time"))
-
-
-def _vendor(qs: TaskLogQuerySet) -> str:
-    return connections[qs.db].vendor
 
 
 def _rate(part: int, whole: int) -> float:
@@ -146,7 +101,7 @@ def summary(qs: TaskLogQuerySet) -> dict[str, Any]:
         "avg_duration": Avg("duration_ms"),
         "avg_wait": Avg(wait),
     }
-    on_postgres = _vendor(qs) == "postgresql"
+    on_postgres = vendor(qs) == "postgresql"
     if on_postgres:
         for label, fraction in PERCENTILES:
             aggregates[f"{label}_duration"] = PercentileCont("duration_ms", fraction)
@@ -184,149 +139,6 @@ def summary(qs: TaskLogQuerySet) -> dict[str, Any]:
         "p99_duration_ms": _int_or_none(row["p99_duration"]),
         "avg_queue_wait_ms": _int_or_none(row["avg_wait"]),
         "p95_queue_wait_ms": _int_or_none(row["p95_wait"]),
-    }
-
-
-# --- timeline -----------------------------------------------------------------
-
-
-def bucket_starts(
-    start: dt.datetime, end: dt.datetime, interval: Interval, tz: dt.tzinfo
-) -> list[dt.datetime]:
-    """Every bucket start (aware, in ``tz``) from the bucket holding ``start`` to ``end``'s.
-
-    Hours are stepped in absolute time, so a DST change gives 23 or 25 distinct hours;
-    days follow the local calendar.
-    """
-    first = _truncate(start.astimezone(tz), interval)
-    buckets: list[dt.datetime] = []
-    if interval == "hour":
-        current = first.astimezone(dt.UTC)
-        while current <= end:
-            buckets.append(current.astimezone(tz))
-            current += dt.timedelta(hours=1)
-    else:
-        day = first.date()
-        last = end.astimezone(tz).date()
-        while day <= last:
-            buckets.append(_local_midnight(day, tz))
-            day += dt.timedelta(days=1)
-    return buckets
-
-
-def _truncate(local: dt.datetime, interval: str) -> dt.datetime:
-    if interval == "hour":
-        # An hour boundary is the same instant whatever the offset's whole hours; keep
-        # the offset's minutes (India +05:30) by truncating the local wall clock.
-        return local.replace(minute=0, second=0, microsecond=0)
-    return _local_midnight(local.date(), local.tzinfo)  # type: ignore[arg-type]
-
-
-def _local_midnight(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
-    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=tz)
-    # A day that starts in a DST gap (rare: e.g. America/Santiago) starts at the first
-    # existing instant; round-tripping through UTC normalises it.
-    return midnight.astimezone(dt.UTC).astimezone(tz)
-
-
-def _timeline_tz() -> dt.tzinfo:
-    current = timezone.get_current_timezone()
-    return current if current is not None else zoneinfo.ZoneInfo("UTC")
-
-
-def timeline(
-    qs: TaskLogQuerySet,
-    period_hours: int | float,
-    interval: Interval = "hour",
-    now: dt.datetime | None = None,
-) -> list[dict[str, Any]]:
-    """Per-bucket totals over the last ``period_hours``, every bucket present (zeros if empty).
-
-    Rows are those enqueued within the period (``since_q``), so the buckets sum to the
-    ``summary`` total of the same period; the first and last buckets may be partial.
-    Buckets are hours or days in the current time zone (``TIME_ZONE`` unless activated).
-    """
-    if interval not in INTERVALS:
-        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}")
-    now = now or timezone.now()
-    start = now - dt.timedelta(hours=period_hours)
-    tz = _timeline_tz()
-    starts = bucket_starts(start, now, interval, tz)
-    rows = qs.order_by().filter(since_q(start))
-    counted = _count_buckets(rows, starts, interval, tz)
-    series = []
-    for index, bucket in enumerate(starts):
-        total, successful, failed, avg = counted.get(index, (0, 0, 0, None))
-        series.append(
-            {
-                "timestamp": bucket.isoformat(),
-                "total": total,
-                "successful": successful,
-                "failed": failed,
-                "avg_duration_ms": int(round(avg)) if avg is not None else 0,
-            }
-        )
-    return series
-
-
-def _count_buckets(
-    rows: TaskLogQuerySet, starts: list[dt.datetime], interval: str, tz: dt.tzinfo
-) -> dict[int, tuple[int, int, int, float | None]]:
-    """Bucket index → (total, successful, failed, avg duration), from one GROUP BY query.
-
-    Rows are grouped by whole hours since the first bucket start: plain arithmetic on the
-    indexed column, no per-row time-zone conversion (MariaDB without time-zone tables
-    cannot convert at all) and DST-exact, because every local day or hour boundary of a
-    whole-hour-offset zone lies on that grid. Days are folded from their hours here; that
-    is at most ``MAX_PERIOD_HOURS`` small group rows, never table rows.
-    """
-    if not starts:
-        return {}
-    origin = starts[0]
-    hour = Floor(
-        ExpressionWrapper(
-            MillisecondsBetween(Value(origin), F("enqueue_time")) / Value(3_600_000.0),
-            output_field=FloatField(),
-        ),
-        output_field=IntegerField(),
-    )
-    grouped = (
-        rows.annotate(_hour=hour)
-        .values("_hour")
-        .annotate(
-            _total=Count("*"),
-            _successful=Count("enqueue_time", filter=SUCCESSFUL),
-            _failed=Count("enqueue_time", filter=FAILED),
-            _timed=Count("duration_ms"),
-            _duration=Sum("duration_ms"),
-        )
-        .order_by()
-    )
-    if interval == "hour":
-
-        def index_of(hours: int) -> int | None:
-            return hours if 0 <= hours < len(starts) else None
-    else:
-        day_index = {s.date(): i for i, s in enumerate(starts)}
-
-        def index_of(hours: int) -> int | None:
-            instant = origin + dt.timedelta(hours=hours)
-            return day_index.get(instant.astimezone(tz).date())
-
-    sums: dict[int, list[int]] = {}
-    for row in grouped:
-        index = index_of(int(row["_hour"]))
-        if index is None:
-            continue
-        acc = sums.setdefault(index, [0, 0, 0, 0, 0])
-        acc[0] += row["_total"]
-        acc[1] += row["_successful"]
-        acc[2] += row["_failed"]
-        acc[3] += row["_timed"]
-        acc[4] += row["_duration"] or 0
-    return {
-        index: (total, ok, failed, duration / timed if timed else None)
-        for index, (total, ok, failed, timed, duration) in sums.items()
     }
 
 
@@ -394,7 +206,7 @@ def by_task(
         raise ValueError(f"order_by must be one of {', '.join(BY_TASK_ORDERINGS)}")
     descending = order_by.startswith("-")
     qs = qs.order_by()
-    on_postgres = _vendor(qs) == "postgresql"
+    on_postgres = vendor(qs) == "postgresql"
     annotations: dict[str, Any] = {
         "total": Count("*"),
         "failures": Count("enqueue_time", filter=FAILED),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError, migrations
+from django.db import DatabaseError, migrations, transaction
 
 logger = logging.getLogger("rearq_tasks")
 
@@ -51,7 +51,8 @@ def has_trigram_extension(cursor) -> bool:
     if cursor.fetchone():
         return True
     try:
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        with transaction.atomic(using=cursor.db.alias):  # a savepoint when in a transaction
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     except DatabaseError as exc:
         logger.warning(
             "pg_trgm is not available (%s): the TaskLog search indexes are skipped; "

@@ -1,0 +1,57 @@
+"""Database expressions the aggregates and filters share, portable across backends."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections
+from django.db.models import Aggregate, F, FloatField, Func
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+
+class MillisecondsBetween(Func):
+    """``end - start`` in milliseconds as a float, on every supported database."""
+
+    output_field = FloatField()
+    # (template, whether the end expression comes first in it)
+    templates: dict[str, tuple[str, bool]] = {
+        "postgresql": ("(date_part('epoch', {} - {}) * 1000)", True),
+        "sqlite": ("((julianday({}) - julianday({})) * 86400000.0)", True),
+        "mysql": ("(TIMESTAMPDIFF(MICROSECOND, {}, {}) / 1000.0)", False),
+    }
+
+    def __init__(self, start: Any, end: Any, **extra: Any) -> None:
+        super().__init__(start, end, **extra)
+
+    def as_sql(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+        template, end_first = self.templates.get(connection.vendor, ("(({}) - ({}))", True))
+        start = compiler.compile(self.source_expressions[0])
+        end = compiler.compile(self.source_expressions[1])
+        first, second = (end, start) if end_first else (start, end)
+        return template.format(first[0], second[0]), (*first[1], *second[1])
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's ``percentile_cont(f) WITHIN GROUP (ORDER BY expr)`` (one sort pass)."""
+
+    function = "percentile_cont"
+    name = "PercentileCont"
+    output_field = FloatField()
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction must be within [0, 1]")
+        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+
+
+def queue_wait_ms() -> MillisecondsBetween:
+    """Start − enqueue of a row in milliseconds (NULL until it starts)."""
+    return MillisecondsBetween(F("enqueue_time"), F("start_time"))
+
+
+def vendor(qs: QuerySet[Any]) -> str:
+    """The database vendor a queryset runs on (``postgresql``, ``sqlite``, ``mysql``)."""
+    return connections[qs.db].vendor

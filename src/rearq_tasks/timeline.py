@@ -1,0 +1,191 @@
+"""Per-hour or per-day buckets of a TaskLog queryset, every bucket present, in local time.
+
+Rows are grouped by whole hours since the first bucket's start (``date_bin`` on
+PostgreSQL, epoch arithmetic elsewhere); days are folded from hours. No per-row time-zone
+conversion, so it works on MariaDB without time-zone tables and keeps DST exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.db.models import (
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Floor
+from django.utils import timezone
+
+from rearq_tasks.expressions import MillisecondsBetween, vendor
+from rearq_tasks.models import FAILED, SUCCESSFUL, since_q
+
+if TYPE_CHECKING:
+    from rearq_tasks.models import TaskLogQuerySet
+
+Interval = Literal["hour", "day"]
+INTERVALS: tuple[str, ...] = ("hour", "day")
+
+
+def bucket_starts(
+    start: dt.datetime, end: dt.datetime, interval: Interval, tz: dt.tzinfo
+) -> list[dt.datetime]:
+    """Every bucket start (aware, in ``tz``) from the bucket holding ``start`` to ``end``'s.
+
+    Hours are stepped in absolute time, so a DST change gives 23 or 25 distinct hours;
+    days follow the local calendar.
+    """
+    first = _truncate(start.astimezone(tz), interval)
+    buckets: list[dt.datetime] = []
+    if interval == "hour":
+        current = first.astimezone(dt.UTC)
+        while current <= end:
+            buckets.append(current.astimezone(tz))
+            current += dt.timedelta(hours=1)
+    else:
+        day = first.date()
+        last = end.astimezone(tz).date()
+        while day <= last:
+            buckets.append(_local_midnight(day, tz))
+            day += dt.timedelta(days=1)
+    return buckets
+
+
+def _truncate(local: dt.datetime, interval: str) -> dt.datetime:
+    if interval == "hour":
+        # An hour boundary is the same instant whatever the offset's whole hours; keep
+        # the offset's minutes (India +05:30) by truncating the local wall clock.
+        return local.replace(minute=0, second=0, microsecond=0)
+    return _local_midnight(local.date(), local.tzinfo)  # type: ignore[arg-type]
+
+
+def _local_midnight(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=tz)
+    # A day that starts in a DST gap (rare: e.g. America/Santiago) starts at the first
+    # existing instant; round-tripping through UTC normalises it.
+    return midnight.astimezone(dt.UTC).astimezone(tz)
+
+
+def _timeline_tz() -> dt.tzinfo:
+    current = timezone.get_current_timezone()
+    return current if current is not None else zoneinfo.ZoneInfo("UTC")
+
+
+def timeline(
+    qs: TaskLogQuerySet,
+    period_hours: int | float,
+    interval: Interval = "hour",
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Per-bucket totals over the last ``period_hours``, every bucket present (zeros if empty).
+
+    Rows are those enqueued within the period (``since_q``), so the buckets sum to the
+    ``summary`` total of the same period; the first and last buckets may be partial.
+    Buckets are hours or days in the current time zone (``TIME_ZONE`` unless activated).
+    """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}")
+    now = now or timezone.now()
+    start = now - dt.timedelta(hours=period_hours)
+    tz = _timeline_tz()
+    starts = bucket_starts(start, now, interval, tz)
+    rows = qs.order_by().filter(since_q(start))
+    counted = _count_buckets(rows, starts, interval, tz)
+    series = []
+    for index, bucket in enumerate(starts):
+        total, successful, failed, avg = counted.get(index, (0, 0, 0, None))
+        series.append(
+            {
+                "timestamp": bucket.isoformat(),
+                "total": total,
+                "successful": successful,
+                "failed": failed,
+                "avg_duration_ms": int(round(avg)) if avg is not None else 0,
+            }
+        )
+    return series
+
+
+def _count_buckets(
+    rows: TaskLogQuerySet, starts: list[dt.datetime], interval: str, tz: dt.tzinfo
+) -> dict[int, tuple[int, int, int, float | None]]:
+    """Bucket index → (total, successful, failed, avg duration), from one GROUP BY query.
+
+    Rows are grouped by whole hours since the first bucket start: plain arithmetic on the
+    indexed column, no per-row time-zone conversion (MariaDB without time-zone tables
+    cannot convert at all) and DST-exact, because every local day or hour boundary of a
+    whole-hour-offset zone lies on that grid. Days are folded from their hours here; that
+    is at most ``MAX_PERIOD_HOURS`` small group rows, never table rows.
+    """
+    if not starts:
+        return {}
+    origin = starts[0]
+    on_postgres = vendor(rows) == "postgresql"
+    hour: Any
+    if on_postgres:
+        # date_bin (PostgreSQL 14+, Django's minimum) is a C function: ~1/3 faster per row
+        # than the epoch arithmetic.
+        hour = Func(
+            Value(dt.timedelta(hours=1)),
+            F("enqueue_time"),
+            Value(origin),
+            function="date_bin",
+            output_field=DateTimeField(),
+        )
+    else:
+        hour = Floor(
+            ExpressionWrapper(
+                MillisecondsBetween(Value(origin), F("enqueue_time")) / Value(3_600_000.0),
+                output_field=FloatField(),
+            ),
+            output_field=IntegerField(),
+        )
+    grouped = (
+        rows.annotate(_hour=hour)
+        .values("_hour")
+        .annotate(
+            _total=Count("*"),
+            _successful=Count("enqueue_time", filter=SUCCESSFUL),
+            _failed=Count("enqueue_time", filter=FAILED),
+            _timed=Count("duration_ms"),
+            _duration=Sum("duration_ms"),
+        )
+        .order_by()
+    )
+    if interval == "hour":
+
+        def index_of(hours: int) -> int | None:
+            return hours if 0 <= hours < len(starts) else None
+    else:
+        day_index = {s.date(): i for i, s in enumerate(starts)}
+
+        def index_of(hours: int) -> int | None:
+            instant = origin + dt.timedelta(hours=hours)
+            return day_index.get(instant.astimezone(tz).date())
+
+    sums: dict[int, list[int]] = {}
+    for row in grouped:
+        key = row["_hour"]
+        if isinstance(key, dt.datetime):
+            key = round((key - origin).total_seconds() / 3600)
+        index = index_of(int(key))
+        if index is None:
+            continue
+        acc = sums.setdefault(index, [0, 0, 0, 0, 0])
+        acc[0] += row["_total"]
+        acc[1] += row["_successful"]
+        acc[2] += row["_failed"]
+        acc[3] += row["_timed"]
+        acc[4] += row["_duration"] or 0
+    return {
+        index: (total, ok, failed, duration / timed if timed else None)
+        for index, (total, ok, failed, timed, duration) in sums.items()
+    }
