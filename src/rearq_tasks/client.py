@@ -65,30 +65,7 @@ def get_rearq_client() -> ReArq:
     return _client
 
 
-def _import_rearq_signals() -> None:
-    """Import ``rearq.signals`` (pulled in by ``rearq.worker``) from any thread.
-
-    It calls ``signal.signal`` at import time, which raises outside the main thread: the
-    first Retry from a threaded web server (runserver, gthread, an ASGI thread pool)
-    failed with "signal only works in main thread". A web process has no use for ReArq's
-    worker shutdown handlers, so off the main thread they are skipped; in the main thread
-    (workers) the import is unchanged.
-    """
-    import signal
-    import sys
-
-    if "rearq.signals" in sys.modules or threading.current_thread() is threading.main_thread():
-        return
-    original = signal.signal
-    signal.signal = lambda *args, **kwargs: None  # type: ignore[assignment]
-    try:
-        import rearq.signals  # noqa: F401
-    finally:
-        signal.signal = original
-
-
 def _build() -> ReArq:
-    _import_rearq_signals()
     from rearq import ReArq
 
     from rearq_tasks.capture.runtime import make_redis
