@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from rest_framework.test import APIClient
 from schemathesis.specs.openapi.checks import ignored_auth
 
-from tests.factories import TaskLogFactory, UserFactory
+from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ SCHEMA_URL = "/cfg/tasks/schema/?format=json"
 
 @pytest.fixture
 def staff_headers() -> dict[str, str]:
-    user = UserFactory(username="schema-staff", is_staff=True)
+    user = staff_viewer(username="schema-staff")
     user.set_password("pw")
     user.save()
     token = base64.b64encode(b"schema-staff:pw").decode()

@@ -162,7 +162,7 @@ SPEC: dict[str, Option] = {
         (), (list, tuple), "Task names whose payloads are stored without redaction.", _str_list
     ),
     "API_PERMISSION_CLASSES": Option(
-        ("rest_framework.permissions.IsAdminUser",),
+        ("rearq_tasks.permissions.CanViewTaskLogs",),
         (list, tuple),
         "DRF permission classes (dotted paths) guarding the API and metrics.",
         _str_list,
