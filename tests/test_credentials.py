@@ -26,7 +26,7 @@ from rearq_tasks.checks import check_settings
 from rearq_tasks.conf import redact_url
 from rearq_tasks.health import ReArqRedis, ReArqWorkers, TaskQueue
 from rearq_tasks.models import StatusChoices
-from tests.factories import TaskLogFactory, UserFactory, staff_viewer
+from tests.factories import TaskLogFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,8 @@ def test_no_surface_shows_a_secret(secret_settings, caplog) -> None:
     bearer = anonymous.get("/cfg/tasks/metrics/", HTTP_AUTHORIZATION=f"Bearer {METRICS_SECRET}")
     assert b"rearq_tasks_redis_up 0.0" in bearer.content
     seen.append(bearer.content.decode())
-    seen.append(anonymous.get("/cfg/tasks/metrics/", HTTP_AUTHORIZATION="Bearer nope").content.decode())
+    wrong = anonymous.get("/cfg/tasks/metrics/", HTTP_AUTHORIZATION="Bearer nope")
+    seen.append(wrong.content.decode())
 
     # API errors: refused, bad parameters, not found, wrong credentials.
     basic = base64.b64encode(f"viewer:{BASIC_PW}".encode()).decode()
@@ -214,9 +215,8 @@ def test_redact_url_leaves_urls_without_password_alone() -> None:
 
 def _report(settings, filter_path: str) -> str:
     from django.test import RequestFactory
-    from django.views.debug import ExceptionReporter
-
     from django.utils.module_loading import import_string
+    from django.views.debug import ExceptionReporter
 
     request = RequestFactory().get("/health/", HTTP_AUTHORIZATION=f"Bearer {METRICS_SECRET}")
     # What DEFAULT_EXCEPTION_REPORTER_FILTER names (Django caches that setting's class).

@@ -102,7 +102,7 @@ AUTHORIZATION = (
     "Token ' OR '1'='1",
     "Bearer",
     "Bearer " + "b" * 10_000,
-    "Digest username=\"x\"",
+    'Digest username="x"',
     "\x00\x01\x02",
     "Basic " + "A" * 100_000,
 )

@@ -305,7 +305,9 @@ def user_settings() -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-SECRET_QUERY_PARAM = re.compile(r"([?&][^=&#]*(?:token|key|secret|pass|sig|auth)[^=&#]*=)[^&#]*", re.I)
+SECRET_QUERY_PARAM = re.compile(
+    r"([?&][^=&#]*(?:token|key|secret|pass|sig|auth)[^=&#]*=)[^&#]*", re.IGNORECASE
+)
 
 
 def redact_url(url: str | None) -> str | None:

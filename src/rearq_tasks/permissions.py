@@ -1,4 +1,4 @@
-"""DRF permission guarding the API and metrics: the same people who may view TaskLog in the admin."""
+"""DRF permission of the API and metrics: the people who may view TaskLog in the admin."""
 
 from __future__ import annotations
 
@@ -19,9 +19,4 @@ class CanViewTaskLogs(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
-        return bool(
-            user
-            and user.is_active
-            and user.is_staff
-            and user.has_perm(VIEW_PERMISSION)
-        )
+        return bool(user and user.is_active and user.is_staff and user.has_perm(VIEW_PERMISSION))
