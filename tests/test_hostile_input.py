@@ -193,3 +193,30 @@ def test_malformed_authorization_headers() -> None:
         for path in (BASE, "/cfg/tasks/metrics/"):
             response = client.get(path, HTTP_AUTHORIZATION=header)
             assert response.status_code in (401, 403), (header[:40], path, response.status_code)
+
+
+COMMAND_OPTIONS = {
+    "seed_task_logs": ["--count", "--days", "--seed", "--batch-size", "--database"],
+    "cleanup_task_logs": ["--days", "--failed-days", "--batch-size", "--database"],
+    "check_task_alerts": ["--rule"],
+}
+COMMAND_VALUES = ("1; DROP TABLE django_cfg_task_log", "' OR '1'='1", "abc\x00def", "9" * 400, "-1")
+
+
+def test_hostile_command_options_are_command_errors() -> None:
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    TaskLogFactory.create_batch(2)
+    rows = TaskLog.objects.count()
+    tried = 0
+    for command, options in COMMAND_OPTIONS.items():
+        for option in options:
+            for value in COMMAND_VALUES:
+                if option == "--seed" and value.lstrip("-").isdigit():
+                    continue  # any integer is a valid seed
+                with pytest.raises(CommandError):
+                    call_command(command, option, value)
+                tried += 1
+    assert tried == 48  # stated in docs/security.md
+    assert TaskLog.objects.count() == rows
