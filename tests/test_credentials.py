@@ -65,7 +65,6 @@ def secret_settings(settings):
         "ALERT_HTTP_TIMEOUT_SECONDS": 0.5,
     }
     settings.ADMINS = [("Ops", "ops@example.com")]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     return settings
 
 
