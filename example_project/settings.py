@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.templatetags.static import static
+from django.urls import reverse_lazy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("REARQ_TASKS_VAR_DIR", BASE_DIR / "var"))
@@ -95,9 +97,40 @@ REARQ_TASKS = {
         "rest_framework.authentication.BasicAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
+    "TASK_MODULES": ["example_project.tasks"],
+    "SYNC_TASK_LOGS_CRON": "*/10 * * * *",
 }
 
 UNFOLD = {
     "SITE_TITLE": "ReArq tasks",
     "SITE_HEADER": "ReArq tasks",
+    # An explicit icon: otherwise every browser asks for /favicon.ico and logs a 404.
+    "SITE_FAVICONS": [
+        {
+            "rel": "icon",
+            "type": "image/svg+xml",
+            "href": lambda request: static("rearq_tasks/favicon.svg"),
+        }
+    ],
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": True,
+        "navigation": [
+            {
+                "title": "Tasks",
+                "items": [
+                    {
+                        "title": "Dashboard",
+                        "icon": "monitoring",
+                        "link": reverse_lazy("admin:tasks_tasklog_dashboard"),
+                    },
+                    {
+                        "title": "Task logs",
+                        "icon": "list",
+                        "link": reverse_lazy("admin:tasks_tasklog_changelist"),
+                    },
+                ],
+            }
+        ],
+    },
 }

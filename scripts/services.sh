@@ -17,6 +17,8 @@ ensure_system_packages() {
   have mysql_config || have mariadb_config || missing+=(libmariadb-dev)
   have pkg-config || missing+=(pkg-config)
   have redis-server || missing+=(redis-server)
+  # The admin's end-to-end test drives Debian's headless Chromium (browsers cannot be downloaded).
+  { have chromium && have chromedriver; } || missing+=(chromium chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "services: installing ${missing[*]}"
     as_root apt-get update -qq

@@ -11,7 +11,12 @@ DB_KIND = os.environ.get("REARQ_TASKS_TEST_DB", "sqlite")
 # Distinct names let several checkouts run their suites against the same servers at once.
 DB_NAME = os.environ.get("REARQ_TASKS_TEST_DB_NAME", "rearq_tasks")
 _DATABASES = {
-    "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / f"{DB_NAME}.sqlite3")},
+    # A file, not memory, for the test database too: worker processes must see it.
+    "sqlite": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / f"{DB_NAME}.sqlite3"),
+        "TEST": {"NAME": str(VAR_DIR / f"test_{DB_NAME}.sqlite3")},
+    },
     "postgres": {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": DB_NAME,

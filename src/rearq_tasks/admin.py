@@ -1,27 +1,93 @@
-"""Admin for TaskLog on django-unfold: logs are records, not forms."""
+"""Admin for TaskLog on django-unfold: logs are records, not forms.
+
+Nothing can be added or edited; delete is for superusers. Retry and Cancel go through
+ReArq (:mod:`rearq_tasks.client`) from the row menu, the detail page or as bulk actions,
+always as a POST with CSRF, and report per row what happened. They are allowed to
+superusers and to users with ``tasks.change_tasklog`` (dedicated ``retry_tasklog`` /
+``cancel_tasklog`` permissions would need a migration).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.apps import apps
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
+from unfold.decorators import action, display
+from unfold.paginator import InfinitePaginator
 
+from rearq_tasks import admin_display as show
+from rearq_tasks.admin_filters import QueueNameFilter, QuickFilter, TaskNameFilter
+from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog
+
+logger = logging.getLogger(__name__)
+
+ACTION_PERMISSION = "tasks.change_tasklog"
+RELATED_WINDOW_DAYS = 3
+RELATED_LIMIT = 10
+LINK_CLASSES = "text-primary-600 dark:text-primary-500 hover:underline"
+
+
+def can_operate(request: HttpRequest) -> bool:
+    """Retry/Cancel: superusers, or users granted ``tasks.change_tasklog``."""
+    user = request.user
+    return bool(user.is_active and (user.is_superuser or user.has_perm(ACTION_PERMISSION)))
 
 
 @admin.register(TaskLog)
 class TaskLogAdmin(ModelAdmin):
-    list_display = ("task_name", "queue_name", "status", "user", "duration_ms", "job_retries",
-                    "created_at", "finish_time")  # fmt: skip
-    list_filter = ("status",)
+    list_display = (
+        "task_name",
+        "queue_display",
+        "status_display",
+        "user_display",
+        "duration_display",
+        "retries_display",
+        "created_at",
+        "finish_time",
+    )
+    list_display_links = ("task_name",)
+    list_filter = (QuickFilter, "status", TaskNameFilter, QueueNameFilter)
+    date_hierarchy = "created_at"
+    search_fields = (
+        "=job_id", "=task_name", "=worker_id", "error_message", "=user__username", "=user__email"
+    )  # fmt: skip
+    search_help_text = _(
+        "An exact job id, task name, worker or user name/e-mail, or words of the error message."
+    )
     list_select_related = ("user",)
-    search_fields = ("=job_id",)
     list_per_page = 50
     show_full_result_count = False
+    paginator = InfinitePaginator
     ordering = ("-enqueue_time",)
+    actions = ("retry_selected", "cancel_selected")
+    actions_row = ("retry_job", "cancel_job")
+    actions_detail = ("retry_job", "cancel_job")
+    actions_list = ("dashboard_link",)
+    readonly_fields = (
+        "id", "job_id", "task_name", "queue_display", "status_badge", "user_display",
+        "related_runs", "rearq_link", "args_pretty", "kwargs_pretty", "performance",
+        "enqueue_time", "start_time", "finish_time", "created_at", "updated_at", "worker_id",
+        "error_details", "result_pretty",
+    )  # fmt: skip
 
+    # --- permissions: records, not forms ---
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -29,4 +95,308 @@ class TaskLogAdmin(ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_retry_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_operate(request)
+
+    def has_cancel_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_operate(request)
+
+    def get_autocomplete_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        """Autocomplete the user only where the user admin can search (else a plain select)."""
+        user_admin = self.admin_site._registry.get(get_user_model())
+        return ("user",) if user_admin is not None and user_admin.search_fields else ()
+
+    # --- changelist ---
+    def get_list_filter(self, request: HttpRequest) -> list:
+        """Adds a user filter that autocompletes (never lists every user) when it can."""
+        filters = list(super().get_list_filter(request))
+        if apps.is_installed("unfold.contrib.filters") and self.get_autocomplete_fields(request):
+            from unfold.contrib.filters.admin import AutocompleteSelectFilter
+
+            filters.append(("user", AutocompleteSelectFilter))
+        return filters
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Exact matches use their indexes; only the error message is searched by substring.
+
+        A term that is a job id is answered from the unique index alone. Users are looked
+        up in the (small) user table first, so no join sits inside the OR.
+        """
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if TaskLog.objects.filter(job_id=term).exists():
+            return queryset.filter(job_id=term), False
+        User = get_user_model()
+        user_fields = [f for f in ("username", "email") if _has_field(User, f)]
+        user_q = Q()
+        for field in user_fields:
+            user_q |= Q(**{f"{field}__iexact": term})
+        user_ids = list(User._default_manager.filter(user_q).values_list("pk", flat=True)[:100])
+        match = Q(task_name=term) | Q(worker_id=term) | Q(error_message__icontains=term)
+        if user_ids:
+            match |= Q(user_id__in=user_ids)
+        return queryset.filter(match), False
+
+    @display(description=_("queue"), ordering="queue_name")
+    def queue_display(self, obj: TaskLog) -> SafeString:
+        return show.queue_badge(obj.queue_name)
+
+    @display(description=_("status"), ordering="status", label=show.STATUS_LABEL_TYPES)
+    def status_display(self, obj: TaskLog) -> tuple[str, SafeString]:
+        return show.status_label(obj.status)
+
+    @display(description=_("status"))
+    def status_badge(self, obj: TaskLog) -> SafeString:
+        return show.status_badge(obj.status)
+
+    @display(description=_("user"), ordering="user__username")
+    def user_display(self, obj: TaskLog) -> SafeString | None:
+        user = obj.user
+        if user is None:
+            return None
+        opts = user._meta
+        try:
+            url = reverse(
+                f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
+                args=[quote(user.pk)],
+            )
+        except NoReverseMatch:
+            return format_html("{}", user.get_username())
+        return format_html('<a href="{}" class="{}">{}</a>', url, LINK_CLASSES, user.get_username())
+
+    @display(description=_("duration"), ordering="duration_ms")
+    def duration_display(self, obj: TaskLog) -> SafeString | None:
+        return show.duration_badge(obj)
+
+    @display(description=_("retries"), ordering="job_retries")
+    def retries_display(self, obj: TaskLog) -> SafeString:
+        return show.retries_badge(obj)
+
+    # --- detail page ---
+    def get_fieldsets(self, request: HttpRequest, obj: TaskLog | None = None) -> list:
+        info = ["id", "job_id", "task_name", "queue_display", "status_badge", "user_display",
+                "related_runs"]  # fmt: skip
+        if conf.REARQ_UI_URL:
+            info.append("rearq_link")
+        fieldsets: list = [
+            (_("Task information"), {"fields": info}),
+            (_("Arguments"), {"classes": ["collapse"], "fields": ["args_pretty", "kwargs_pretty"]}),
+            (
+                _("Performance"),
+                {"fields": ["performance", "enqueue_time", "start_time", "finish_time",
+                            "created_at", "updated_at", "worker_id"]},  # fmt: skip
+            ),
+        ]
+        if obj is not None and obj.is_failed:
+            fieldsets.append((_("Error details"), {"fields": ["error_details"]}))
+        fieldsets.append((_("Result"), {"fields": ["result_pretty"]}))
+        return fieldsets
+
+    @display(description=_("args"))
+    def args_pretty(self, obj: TaskLog) -> SafeString:
+        return show.pretty_json(obj.args)
+
+    @display(description=_("kwargs"))
+    def kwargs_pretty(self, obj: TaskLog) -> SafeString:
+        return show.pretty_json(obj.kwargs)
+
+    @display(description=_("summary"))
+    def performance(self, obj: TaskLog) -> SafeString:
+        return show.performance_summary(obj)
+
+    @display(description=_("error"))
+    def error_details(self, obj: TaskLog) -> SafeString:
+        return show.error_panel(obj)
+
+    @display(description=_("result"))
+    def result_pretty(self, obj: TaskLog) -> SafeString | None:
+        return show.pretty_result(obj.result)
+
+    @display(description=_("ReArq"))
+    def rearq_link(self, obj: TaskLog) -> SafeString | None:
+        base = conf.REARQ_UI_URL
+        if not base:
+            return None
+        url = f"{base.rstrip('/')}/job?{urlencode({'job_id': obj.job_id})}"
+        return format_html(
+            '<a href="{}" class="{}" target="_blank" rel="noopener noreferrer">{}</a>',
+            url,
+            LINK_CLASSES,
+            _("Open this job in ReArq's web UI"),
+        )
+
+    @display(description=_("same task and arguments"))
+    def related_runs(self, obj: TaskLog) -> SafeString | None:
+        """Other runs of this task with the same arguments: a retry and its original.
+
+        Memoised on the instance: the read-only field renders its value more than once.
+        """
+        if not hasattr(obj, "_related_runs_html"):
+            obj._related_runs_html = self._related_runs(obj)  # type: ignore[attr-defined]
+        return obj._related_runs_html  # type: ignore[attr-defined]
+
+    def _related_runs(self, obj: TaskLog) -> SafeString | None:
+        import datetime as dt
+
+        window = dt.timedelta(days=RELATED_WINDOW_DAYS)
+        others = (
+            TaskLog.objects.filter(
+                task_name=obj.task_name,
+                enqueue_time__gte=obj.enqueue_time - window,
+                enqueue_time__lte=obj.enqueue_time + window,
+                args=obj.args,
+                kwargs=obj.kwargs,
+            )
+            .exclude(pk=obj.pk)
+            .only("pk", "job_id", "status", "enqueue_time")
+            .order_by("-enqueue_time")[:RELATED_LIMIT]
+        )
+        rows = [
+            (self._change_url(other), other.job_id, show.status_badge(other.status))
+            for other in others
+        ]
+        if not rows:
+            return None
+        return format_html(
+            '<ul class="flex flex-col gap-1">{}</ul>',
+            format_html_join(
+                "", '<li><a href="{}" class="' + LINK_CLASSES + '">{}</a> · {}</li>', rows
+            ),
+        )
+
+    def _change_url(self, obj: TaskLog) -> str:
+        return reverse(f"{self.admin_site.name}:tasks_tasklog_change", args=[quote(obj.pk)])
+
+    # --- actions ---
+    @admin.action(description=_("Retry selected jobs"), permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._operate(request, "retry", queryset)
+
+    @admin.action(description=_("Cancel selected jobs"), permissions=["cancel"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._operate(request, "cancel", queryset)
+
+    @action(description=_("Retry"), url_path="retry", permissions=["retry"], icon="replay")
+    def retry_job(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._confirm_or_run(request, object_id, "retry")
+
+    @action(description=_("Cancel"), url_path="cancel", permissions=["cancel"], icon="cancel")
+    def cancel_job(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._confirm_or_run(request, object_id, "cancel")
+
+    @action(description=_("Dashboard"), url_path="dashboard-link", icon="monitoring")
+    def dashboard_link(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:tasks_tasklog_dashboard"))
+
+    def _confirm_or_run(self, request: HttpRequest, object_id: str, kind: str) -> HttpResponse:
+        """GET shows a confirmation form; only its POST (with CSRF) touches ReArq."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No task log with id {object_id!r}")
+        if request.method != "POST":
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "object": obj,
+                "kind": kind,
+                "title": _("Retry this job?") if kind == "retry" else _("Cancel this job?"),
+                "change_url": self._change_url(obj),
+            }
+            return TemplateResponse(request, "rearq_tasks/admin/confirm_action.html", context)
+        self._operate(request, kind, [obj])
+        return HttpResponseRedirect(self._change_url(obj))
+
+    def _operate(self, request: HttpRequest, kind: str, logs: Iterable[TaskLog]) -> None:
+        """Run ``kind`` on each row; one message per row says what happened or why not."""
+        limit = conf.ADMIN_ACTION_MAX_ROWS
+        rows = list(logs[: limit + 1] if isinstance(logs, QuerySet) else logs)
+        if len(rows) > limit:
+            self.message_user(
+                request,
+                _("Select at most %(limit)s jobs at a time; nothing was done.") % {"limit": limit},
+                messages.ERROR,
+            )
+            return
+        done = 0
+        for log in rows:
+            ok, message = self._operate_one(request, kind, log)
+            done += ok
+            self.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
+        if len(rows) > 1:
+            verb = _("retried") if kind == "retry" else _("canceled")
+            self.message_user(
+                request,
+                ngettext(
+                    "%(done)s of %(total)s job %(verb)s.",
+                    "%(done)s of %(total)s jobs %(verb)s.",
+                    len(rows),
+                )
+                % {"done": done, "total": len(rows), "verb": verb},
+                messages.INFO,
+            )
+
+    def _operate_one(self, request: HttpRequest, kind: str, log: TaskLog) -> tuple[bool, str]:
+        from rearq_tasks import client
+
+        try:
+            if kind == "retry":
+                new_job_id = client.retry_job(log, user=request.user)
+            else:
+                client.cancel_job(log)
+        except client.ReArqUnavailable as exc:
+            return False, format_html(
+                "Could not {} job {}: ReArq is unavailable ({}).", kind, log.job_id, str(exc)
+            )
+        except ValueError as exc:
+            return False, format_html("Could not {} job {}: {}", kind, log.job_id, str(exc))
+        except Exception as exc:  # one bad row must not abort the others or become a 500
+            logger.exception("admin %s of job %s failed", kind, log.job_id)
+            return False, format_html(
+                "Could not {} job {}: unexpected error {}.", kind, log.job_id, type(exc).__name__
+            )
+        if kind == "cancel":
+            return True, format_html("Cancel requested for job {}.", log.job_id)
+        new_log = TaskLog.objects.filter(job_id=new_job_id).only("pk").first()
+        if new_log is not None:
+            url = self._change_url(new_log)
+        else:  # its row is written by the capture a moment later: search for it
+            changelist = reverse(f"{self.admin_site.name}:tasks_tasklog_changelist")
+            url = f"{changelist}?{urlencode({'q': new_job_id})}"
+        message = format_html('Job {} retried as <a href="{}">{}</a>.', log.job_id, url, new_job_id)
+        return True, message
+
+    # --- dashboard ---
+    def get_urls(self) -> list[URLPattern]:
+        dashboard = path(
+            "dashboard/",
+            self.admin_site.admin_view(self.dashboard_view),
+            name="tasks_tasklog_dashboard",
+        )
+        return [dashboard, *super().get_urls()]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        from rearq_tasks.dashboard import dashboard_context
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Tasks dashboard"),
+            "changelist_url": reverse(f"{self.admin_site.name}:tasks_tasklog_changelist"),
+            **dashboard_context(),
+        }
+        return TemplateResponse(request, "rearq_tasks/admin/dashboard.html", context)
+
+
+def _has_field(model: type, name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except Exception:
+        return False
+    return True

@@ -296,6 +296,66 @@ SPEC: dict[str, Option] = {
     "METRICS_WINDOW_HOURS": Option(
         24, (int,), "Window of the per-task job counts and histograms in /metrics/.", _positive
     ),
+    # --- capture ---
+    "TASK_MODULES": Option(
+        (),
+        (list, tuple),
+        "Modules that define ReArq tasks, imported by get_rearq_client() users (workers, "
+        "commands) so the task registry (and each task's queue) is known.",
+        _str_list,
+    ),
+    "CAPTURE_ENABLED": Option(True, (bool,), "Record every job's lifecycle in TaskLog."),
+    "CAPTURE_STREAM": Option(
+        "rearq_tasks:events", (str,), "Redis stream that carries lifecycle events to collectors."
+    ),
+    "CAPTURE_STREAM_MAXLEN": Option(
+        1_000_000, (int,), "Approximate cap of the event stream (oldest events trimmed).", _positive
+    ),
+    "CAPTURE_BUFFER_SIZE": Option(
+        10_000,
+        (int,),
+        "Events a worker holds while Redis is unreachable; more are dropped and counted.",
+        _positive,
+    ),
+    "CAPTURE_FLUSH_INTERVAL_MS": Option(
+        50, (int,), "How often a worker sends its buffered events to the stream.", _positive
+    ),
+    "CAPTURE_BATCH_SIZE": Option(
+        500, (int,), "Events a collector reads and writes per batch.", _positive
+    ),
+    "CAPTURE_COLLECTOR": Option(
+        "embedded",
+        (str,),
+        'Where events are written to TaskLog: "embedded" (inside every worker) or '
+        '"external" (only `manage.py rearq_collector` processes).',
+        lambda v: None if v in ("embedded", "external") else 'must be "embedded" or "external"',
+    ),
+    "LOST_JOB_GRACE_SECONDS": Option(
+        60,
+        (int,),
+        "sync_task_logs marks a job lost (failed) when it is in progress longer than its "
+        "timeout plus this.",
+        _non_negative,
+    ),
+    "SYNC_TASK_LOGS_CRON": Option(
+        None,
+        (str,),
+        'Cron expression (e.g. "*/10 * * * *") to run sync_task_logs as a ReArq cron task.',
+        nullable=True,
+    ),
+    # --- admin ---
+    "ADMIN_CHOICES_LIMIT": Option(
+        100, (int,), "Most task/queue names listed in the admin's filters.", _positive
+    ),
+    "ADMIN_CHOICES_CACHE_SECONDS": Option(
+        60, (int,), "Seconds the admin caches its task/queue filter choices.", _non_negative
+    ),
+    "ADMIN_ACTION_MAX_ROWS": Option(
+        100, (int,), "Most jobs one admin Retry/Cancel may act on at once.", _positive
+    ),
+    "ADMIN_WORKER_STALE_SECONDS": Option(
+        30, (int,), "A worker heartbeat older than this counts as dead on the dashboard.", _positive
+    ),
 }
 
 
@@ -518,6 +578,64 @@ class Settings:
     @property
     def METRICS_WINDOW_HOURS(self) -> int:
         return self.get("METRICS_WINDOW_HOURS")
+
+    # --- capture ---
+    @property
+    def TASK_MODULES(self) -> list[str]:
+        return list(self.get("TASK_MODULES"))
+
+    @property
+    def CAPTURE_ENABLED(self) -> bool:
+        return self.get("CAPTURE_ENABLED")
+
+    @property
+    def CAPTURE_STREAM(self) -> str:
+        return self.get("CAPTURE_STREAM")
+
+    @property
+    def CAPTURE_STREAM_MAXLEN(self) -> int:
+        return self.get("CAPTURE_STREAM_MAXLEN")
+
+    @property
+    def CAPTURE_BUFFER_SIZE(self) -> int:
+        return self.get("CAPTURE_BUFFER_SIZE")
+
+    @property
+    def CAPTURE_FLUSH_INTERVAL_MS(self) -> int:
+        return self.get("CAPTURE_FLUSH_INTERVAL_MS")
+
+    @property
+    def CAPTURE_BATCH_SIZE(self) -> int:
+        return self.get("CAPTURE_BATCH_SIZE")
+
+    @property
+    def CAPTURE_COLLECTOR(self) -> str:
+        return self.get("CAPTURE_COLLECTOR")
+
+    @property
+    def LOST_JOB_GRACE_SECONDS(self) -> int:
+        return self.get("LOST_JOB_GRACE_SECONDS")
+
+    @property
+    def SYNC_TASK_LOGS_CRON(self) -> str | None:
+        return self.get("SYNC_TASK_LOGS_CRON")
+
+    # --- admin ---
+    @property
+    def ADMIN_CHOICES_LIMIT(self) -> int:
+        return self.get("ADMIN_CHOICES_LIMIT")
+
+    @property
+    def ADMIN_CHOICES_CACHE_SECONDS(self) -> int:
+        return self.get("ADMIN_CHOICES_CACHE_SECONDS")
+
+    @property
+    def ADMIN_ACTION_MAX_ROWS(self) -> int:
+        return self.get("ADMIN_ACTION_MAX_ROWS")
+
+    @property
+    def ADMIN_WORKER_STALE_SECONDS(self) -> int:
+        return self.get("ADMIN_WORKER_STALE_SECONDS")
 
 
 conf = Settings()

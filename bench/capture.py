@@ -1,0 +1,247 @@
+"""What lifecycle capture costs a ReArq worker, measured against ReArq alone in the same run.
+
+    python bench/capture.py --jobs 2000 --rounds 10
+
+Each round runs, in an alternating order, one worker draining N no-op jobs:
+``plain`` (ReArq alone), ``embedded`` (capture, the collector inside the worker) and
+``external`` (capture, the worker only sends events; ``manage.py rearq_collector`` writes).
+Django and ReArq share one PostgreSQL database; Redis is ``BENCH_REDIS_URL`` (its DB is
+flushed). Drain time = first XADD -> last JobResult.finish_time. Printed: the median of
+per-round throughput ratios against ``plain``, the capture lag (JobResult.finish_time ->
+TaskLog row written, p50/p95), and CPU microseconds per job of the worker, the collector and
+the PostgreSQL backends of the benchmark database (from /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.capture_settings")
+REDIS_URL = os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+DB = os.environ.setdefault("BENCH_DB_NAME", "rt_capture_bench")
+QUEUE = "rearq:queue:default"
+GROUP = "bench"
+CLK = os.sysconf("SC_CLK_TCK")
+MODES = ("plain", "embedded", "external")
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def setup_database() -> None:
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as c:
+        if not c.execute("SELECT 1 FROM pg_database WHERE datname=%s", [DB]).fetchone():
+            c.execute(f'CREATE DATABASE "{DB}"')
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    import asyncio
+
+    from tortoise import Tortoise
+
+    async def schemas() -> None:
+        await Tortoise.init(
+            db_url=f"postgres://postgres@127.0.0.1:5432/{DB}",
+            modules={"rearq": ["rearq.server.models"]},
+        )
+        await Tortoise.generate_schemas(safe=True)
+        await Tortoise.close_connections()
+
+    asyncio.run(schemas())
+
+
+def pg() -> object:
+    import psycopg
+
+    return psycopg.connect(host="127.0.0.1", user="postgres", dbname=DB, autocommit=True)
+
+
+def backend_pids(conn: object) -> list[int]:
+    rows = conn.execute(  # type: ignore[attr-defined]
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [DB]
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def reset(conn: object, redis: object) -> None:
+    conn.execute("TRUNCATE rearq_job_results, rearq_job, django_cfg_task_log")  # type: ignore[attr-defined]
+    redis.flushdb()  # type: ignore[attr-defined]
+    redis.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)  # type: ignore[attr-defined]
+
+
+def start(mode: str, log: Path) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_COLLECTOR": "embedded"}
+    module = "bench.capture_plain:rearq" if mode == "plain" else "bench.capture_tasks:rearq"
+    procs = []
+    if mode == "external":
+        env["BENCH_COLLECTOR"] = "external"
+        procs.append(
+            subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "rearq_collector"],
+                             cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        )  # fmt: skip
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("rearq")), module, "worker",
+         "--group-name", GROUP, "--consumer-name", mode],
+        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return [worker, *procs]
+
+
+def wait_ready(redis: object, mode: str, procs: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit(f"{mode}: a process exited early, see bench/results/capture.log")
+        if redis.hexists("rearq:worker", f"{GROUP}-{mode}"):  # type: ignore[attr-defined]
+            time.sleep(1.0)  # let imports, pools and the collector settle
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"{mode}: worker did not start")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(1.5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def enqueue(conn: object, redis: object, n: int) -> float:
+    """Jobs as Task.delay writes them, all at once; returns the time the first was queued."""
+    ids = [uuid.uuid4().hex for _ in range(n)]
+    with conn.cursor().copy(  # type: ignore[attr-defined]
+        "COPY rearq_job (task, args, kwargs, job_retry, job_retries, job_retry_after, job_id,"
+        " enqueue_time, status) FROM STDIN"
+    ) as copy:
+        for i, job_id in enumerate(ids):
+            copy.write_row(["noop", json.dumps([i]), "{}", 0, 0, 60, job_id, "now", "queued"])
+    pipe = redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+    for job_id in ids:
+        pipe.xadd(QUEUE, {"job_id": job_id})
+    t0 = time.time()
+    pipe.execute()
+    return t0
+
+
+def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict[str, float]:
+    reset(conn, redis)
+    procs = start(mode, log)
+    try:
+        wait_ready(redis, mode, procs)
+        pg0 = {pid: cpu_seconds(pid) for pid in backend_pids(conn)}
+        cpu0 = [cpu_seconds(p.pid) for p in procs]
+        t0 = enqueue(conn, redis, n)
+        deadline = time.monotonic() + 300
+        while conn.execute("SELECT count(*) FROM rearq_job_results").fetchone()[0] < n:  # type: ignore[attr-defined]
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{mode}: jobs did not drain")
+            time.sleep(0.05)
+        end = conn.execute("SELECT extract(epoch FROM max(finish_time)) FROM rearq_job_results").fetchone()[0]  # type: ignore[attr-defined]  # noqa: E501
+        out = {"seconds": float(end) - t0}
+        if mode != "plain":
+            while conn.execute(  # type: ignore[attr-defined]
+                "SELECT count(*) FROM django_cfg_task_log WHERE status = 'success'"
+            ).fetchone()[0] < n:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{mode}: TaskLog rows did not arrive")
+                time.sleep(0.05)
+            p50, p95 = conn.execute(  # type: ignore[attr-defined]
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),"
+                " percentile_cont(0.95) WITHIN GROUP (ORDER BY lag) FROM ("
+                " SELECT extract(epoch FROM t.updated_at - r.finish_time) * 1000 AS lag"
+                " FROM django_cfg_task_log t JOIN rearq_job j ON j.job_id = t.job_id"
+                " JOIN rearq_job_results r ON r.job_id = j.id) x"
+            ).fetchone()
+            out.update(lag_p50_ms=p50, lag_p95_ms=p95)
+        cpu1 = [cpu_seconds(p.pid) for p in procs]
+        out["worker_us_per_job"] = (cpu1[0] - cpu0[0]) * 1e6 / n
+        if len(procs) > 1:
+            out["collector_us_per_job"] = (cpu1[1] - cpu0[1]) * 1e6 / n
+        # Backends opened during the drain count from zero.
+        pg1 = {pid: cpu_seconds(pid) for pid in backend_pids(conn)}
+        pg_used = sum(cpu - pg0.get(pid, 0.0) for pid, cpu in pg1.items())
+        out["postgres_us_per_job"] = pg_used * 1e6 / n
+        return out
+    finally:
+        stop(procs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--modes", default=",".join(MODES))
+    args = parser.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    if "plain" not in modes or any(m not in MODES for m in modes):
+        raise SystemExit(f"--modes must include plain and be among {MODES}")
+    import redis as redis_lib
+
+    setup_database()
+    conn = pg()
+    redis = redis_lib.Redis.from_url(REDIS_URL, decode_responses=True)
+    results_dir = ROOT / "bench" / "results"
+    results_dir.mkdir(exist_ok=True)
+    log = results_dir / "capture.log"
+    log.write_text("")
+    rows: list[dict[str, dict[str, float]]] = []
+    print(f"load before: {os.getloadavg()}")
+    for r in range(args.rounds):
+        order = modes if r % 2 == 0 else list(reversed(modes))
+        result = {m: run_round(m, args.jobs, conn, redis, log) for m in order}
+        rows.append(result)
+        line = "  ".join(
+            f"{m}: {args.jobs / result[m]['seconds']:.0f} jobs/s" for m in modes
+        )
+        print(f"round {r + 1}: {line}", flush=True)
+    print(f"load after: {os.getloadavg()}")
+    print(f"\n{args.jobs} no-op jobs, {args.rounds} paired rounds (median):")
+    plain = [row["plain"]["seconds"] for row in rows]
+    print(f"  plain     {args.jobs / statistics.median(plain):.0f} jobs/s")
+    for m in modes:
+        if m == "plain":
+            continue
+        ratios = [row["plain"]["seconds"] / row[m]["seconds"] for row in rows]
+        med = lambda key: statistics.median(row[m].get(key, 0) for row in rows)  # noqa: E731
+        print(
+            f"  {m:9} ratio {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max "
+            f"{max(ratios):.3f})  lag p50 {med('lag_p50_ms'):.0f} ms p95 {med('lag_p95_ms'):.0f} ms"
+        )
+    print("\nCPU µs per job (median):")
+    for m in modes:
+        parts = [
+            f"{key.replace('_us_per_job', '')} {statistics.median(row[m][key] for row in rows):.0f}"
+            for key in ("worker_us_per_job", "collector_us_per_job", "postgres_us_per_job")
+            if key in rows[0][m]
+        ]
+        print(f"  {m:9} " + ", ".join(parts))
+
+
+if __name__ == "__main__":
+    main()

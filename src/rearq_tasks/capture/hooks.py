@@ -1,0 +1,316 @@
+"""Hooks into ReArq 0.2.9, which has no lifecycle callbacks (see docs/capture.md).
+
+Each hook only builds a small dict and hands it to the emitter (or, outside a worker,
+sends it straight to the stream); none touches the Django database or raises into a job.
+
+* ``Task.delay``       -> queued / deferred, with the user of :func:`enqueue` if any
+* ``Job.bulk_create``  -> queued rows of cron and run-at-start jobs (no Tortoise signal)
+* the task function    -> in_progress at the true start (after the ``max_jobs`` slot)
+* ``Worker._run_job``  -> success / failed / deferred (retry) / expired / task not found,
+                          and canceled when ReArq's cancel or a shutdown interrupts it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from rearq_tasks.capture import runtime as runtime_mod
+from rearq_tasks.capture import stats
+from rearq_tasks.capture.events import dumps, job_event, now_ms, to_ms
+
+logger = logging.getLogger("rearq_tasks.capture")
+
+# The user an enqueue is done for (set by rearq_tasks.client.enqueue / enqueue_for).
+current_user_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "rearq_tasks_user_id", default=None
+)
+
+
+class _JobContext:
+    __slots__ = ("job", "queue", "worker", "start_ms")
+
+    def __init__(self, job: Any, queue: str, worker: str) -> None:
+        self.job = job
+        self.queue = queue
+        self.worker = worker
+        self.start_ms: float | None = None
+
+
+_running: contextvars.ContextVar[_JobContext | None] = contextvars.ContextVar(
+    "rearq_tasks_running_job", default=None
+)
+_installed = False
+
+
+def _enabled() -> bool:
+    try:
+        from rearq_tasks.conf import conf
+
+        return bool(conf.CAPTURE_ENABLED)
+    except Exception:
+        return True
+
+
+async def _send(redis: Any, event: dict[str, Any]) -> None:
+    """Outside a worker (web process, shell): send one event directly, never raise."""
+    runtime = runtime_mod.current()
+    if runtime is not None:
+        runtime.emitter.emit(event)
+        return
+    from rearq_tasks.conf import conf
+
+    try:
+        await redis.xadd(
+            conf.CAPTURE_STREAM,
+            {"e": dumps(event)},
+            maxlen=conf.CAPTURE_STREAM_MAXLEN,
+            approximate=True,
+        )
+        stats.incr("emitted")
+    except Exception as exc:
+        stats.incr("overflowed")
+        logger.warning("capture: could not send the enqueue event of %s: %s", event["job_id"], exc)
+
+
+def _emit(event: dict[str, Any]) -> None:
+    runtime = runtime_mod.current()
+    if runtime is not None:
+        runtime.emitter.emit(event)
+
+
+# --- Task.delay -------------------------------------------------------------------------
+def _wrap_delay(original: Any) -> Any:
+    @functools.wraps(original)
+    async def delay(self: Any, *args: Any, **kwargs: Any) -> Any:
+        job = await original(self, *args, **kwargs)
+        if job is not None and _enabled():
+            try:
+                status = getattr(job.status, "value", job.status)
+                event = job_event(job, status, self.queue, user_id=current_user_id.get())
+                await _send(self.rearq.redis, event)
+            except Exception:
+                logger.exception("capture: enqueue hook failed (the job was enqueued)")
+        return job
+
+    delay.__rearq_tasks_hook__ = True  # type: ignore[attr-defined]
+    return delay
+
+
+# --- Job.bulk_create (cron, run_at_start) -------------------------------------------------
+def _wrap_bulk_create(original: Any, rearq: Any) -> Any:
+    @functools.wraps(original)
+    async def bulk_create(cls: Any, objects: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await original(objects, *args, **kwargs)
+        if _enabled():
+            try:
+                task_map = rearq.task_map
+                for job in objects:
+                    task = task_map.get(job.task)
+                    status = getattr(job.status, "value", job.status)
+                    event = job_event(job, status, task.queue if task else None)
+                    await _send(rearq.redis, event)
+            except Exception:
+                logger.exception("capture: bulk_create hook failed (the jobs were created)")
+        return result
+
+    bulk_create.__rearq_tasks_hook__ = True  # type: ignore[attr-defined]
+    return bulk_create
+
+
+# --- the task function: the true start --------------------------------------------------
+class _CapturedTask:
+    """A view of a ReArq Task whose ``function`` reports the true start of the job."""
+
+    def __init__(self, task: Any) -> None:
+        self._task = task
+        original = task.function
+
+        @functools.wraps(original)
+        async def function(*args: Any, **kwargs: Any) -> Any:
+            ctx = _running.get()
+            if ctx is not None:
+                runtime = runtime_mod.current()
+                if runtime is not None and ctx.job.job_id in runtime.canceled:
+                    # Cancelled while it waited for a slot: ReArq would still run it.
+                    raise asyncio.CancelledError()
+                ctx.start_ms = now_ms()
+                _emit(
+                    job_event(
+                        ctx.job,
+                        "in_progress",
+                        ctx.queue,
+                        start_time=ctx.start_ms,
+                        worker_id=ctx.worker,
+                    )
+                )
+            return await original(*args, **kwargs)
+
+        self.function = function
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task, name)
+
+
+class _CapturedTaskMap(Mapping):
+    def __init__(self, task_map: dict[str, Any]) -> None:
+        self._map = task_map
+        self._views: dict[str, tuple[Any, _CapturedTask]] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        task = self._map[name]
+        cached = self._views.get(name)
+        if cached is None or cached[0] is not task:
+            cached = (task, _CapturedTask(task))
+            self._views[name] = cached
+        return cached[1]
+
+    def __iter__(self) -> Any:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+
+# --- Worker --------------------------------------------------------------------------------
+def _wrap_worker_init(original: Any) -> Any:
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if not isinstance(self._task_map, _CapturedTaskMap):
+            self._task_map = _CapturedTaskMap(self._task_map)
+
+    return __init__
+
+
+def _wrap_run(original: Any) -> Any:
+    @functools.wraps(original)
+    async def run(self: Any) -> None:
+        if not _enabled():
+            return await original(self)
+        await runtime_mod.acquire(self.rearq)
+        try:
+            await original(self)
+        finally:
+            # Jobs cancelled by the shutdown report it before the emitter's last flush.
+            pending = [t for t in getattr(self, "_tasks", ()) if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+            await runtime_mod.release()
+
+    return run
+
+
+def _result_text(job_result: Any) -> str | None:
+    value = getattr(job_result, "result", None)
+    return None if value is None else str(value)
+
+
+def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:
+    status = getattr(job.status, "value", job.status)
+    finish = to_ms(getattr(job_result, "finish_time", None)) or now_ms()
+    start = ctx.start_ms or to_ms(getattr(job_result, "start_time", None))
+    duration = None if start is None else max(0, round(finish - start))
+    common = {"worker_id": ctx.worker, "start_time": start}
+    if status == "expired":
+        _emit(job_event(job, "expired", ctx.queue, job_retries=retries, success=False,
+                        finish_time=finish, error_message="expired before it ran"))  # fmt: skip
+    elif status == "success":
+        _emit(job_event(job, "success", ctx.queue, job_retries=retries, success=True,
+                        result=_result_text(job_result), finish_time=finish,
+                        duration_ms=duration, **common))  # fmt: skip
+    elif status == "failed":
+        _emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
+                        error_message=_result_text(job_result), finish_time=finish,
+                        duration_ms=duration, **common))  # fmt: skip
+    elif status == "deferred":
+        # ReArq stored job_retries as F("job_retries") + 1 on the instance: count it here.
+        _emit(job_event(job, "deferred", ctx.queue, job_retries=retries + 1,
+                        error_message=_result_text(job_result), duration_ms=duration,
+                        **common))  # fmt: skip
+    elif job_result is not None and _result_text(job_result) == "task not found":
+        message = (
+            f"task {job.task!r} is not registered on worker {ctx.worker}: ReArq left the "
+            "job in progress and will never run it"
+        )
+        _emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
+                        error_message=message, finish_time=finish, worker_id=ctx.worker))  # fmt: skip
+    elif job_result is None:
+        _emit(job_event(job, "queued", ctx.queue, job_retries=retries,
+                        error_message=f"task {job.task!r} is disabled: ReArq skipped the job "
+                        "and left it unacknowledged"))  # fmt: skip
+
+
+def _wrap_run_job(original: Any) -> Any:
+    @functools.wraps(original)
+    async def _run_job(self: Any, queue: str, msg_id: str, job: Any) -> Any:
+        if runtime_mod.current() is None:
+            return await original(self, queue, msg_id, job)
+        retries = job.job_retries if isinstance(job.job_retries, int) else 0
+        ctx = _JobContext(job, queue, self.worker_name)
+        token = _running.set(ctx)
+        try:
+            job_result = await original(self, queue, msg_id, job)
+        except asyncio.CancelledError:
+            await _canceled(self, ctx, job, retries)
+            raise
+        except BaseException:
+            _safe_outcome(self, ctx, job, None, retries)
+            raise
+        finally:
+            _running.reset(token)
+        _safe_outcome(self, ctx, job, job_result, retries)
+        return job_result
+
+    return _run_job
+
+
+def _safe_outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:
+    try:
+        _outcome(self, ctx, job, job_result, retries)
+    except Exception:
+        logger.exception("capture: outcome hook failed for job %s", job.job_id)
+
+
+async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None:
+    reason = (
+        f"worker {ctx.worker} stopped while the job was running (ReArq does not run it again)"
+        if getattr(self, "_terminated", False)
+        else "canceled"
+    )
+    finish = now_ms()
+    duration = None if ctx.start_ms is None else max(0, round(finish - ctx.start_ms))
+    try:
+        _emit(job_event(job, "canceled", ctx.queue, job_retries=retries, finish_time=finish,
+                        duration_ms=duration, worker_id=ctx.worker, error_message=reason,
+                        start_time=ctx.start_ms))  # fmt: skip
+        # ReArq saved the stale in-memory status (queued): make its own table truthful too.
+        from rearq.enums import JobStatus
+        from rearq.server.models import Job
+
+        await asyncio.shield(
+            Job.filter(job_id=job.job_id).update(status=JobStatus.canceled)
+        )
+    except BaseException:
+        logger.warning("capture: could not record the cancellation of %s", job.job_id)
+
+
+def install(rearq: Any) -> None:
+    """Patch ReArq's classes once per process (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    from rearq.server.models import Job
+    from rearq.task import Task
+    from rearq.worker import Worker
+
+    Task.delay = _wrap_delay(Task.delay)
+    Job.bulk_create = classmethod(_wrap_bulk_create(Job.bulk_create, rearq))
+    Worker.__init__ = _wrap_worker_init(Worker.__init__)
+    Worker.run = _wrap_run(Worker.run)
+    Worker._run_job = _wrap_run_job(Worker._run_job)
+    _installed = True

@@ -1,0 +1,138 @@
+"""One guarded upsert of TaskLog rows, keyed by the unique job_id (PostgreSQL, SQLite, MySQL).
+
+Events arrive late, twice, and from several collectors at once, so the decision whether a
+row may move is taken *inside* the statement, against the row as it is in the database:
+
+* a terminal row only accepts the same terminal status again (``models.can_transition``);
+* a terminal event always wins over a non-terminal row;
+* non-terminal events are ordered by (job_retries, waiting < in_progress), so a late
+  "queued" never hides a running job and a retry's "deferred" follows its attempt.
+
+Fields an event does not know (NULL) keep their stored value; ``user_id`` is filled once
+and never replaced. No read-modify-write, so concurrent writers cannot lose an update.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections, transaction
+from django.utils import timezone
+
+from rearq_tasks.capture.events import FIELDS, RANK, TERMINAL_RANK, TIME_FIELDS, from_ms
+from rearq_tasks.models import TERMINAL_STATUSES, TaskLog
+
+TABLE = TaskLog._meta.db_table
+COLUMNS: tuple[str, ...] = (*FIELDS, "created_at", "updated_at")
+# Columns the guard decides; job_id is the key, user_id/created_at have their own rules.
+GUARDED = tuple(c for c in COLUMNS if c not in {"job_id", "user_id", "created_at"})
+NOT_NULL_DEFAULTS: dict[str, Any] = {
+    "task_name": "",
+    "queue_name": "",
+    "args": [],
+    "kwargs": {},
+    "job_retry": 0,
+    "job_retries": 0,
+    "job_retry_after": 0,
+}
+
+
+def _terminal_list() -> str:
+    return ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+
+
+def _order(status: str, retries: str) -> str:
+    cases = " ".join(f"WHEN '{s}' THEN {r}" for s, r in sorted(RANK.items()))
+    return f"({retries} * 4 + CASE {status} {cases} ELSE {TERMINAL_RANK} END)"
+
+
+def _guard(old: Callable[[str], str], new: Callable[[str], str]) -> str:
+    """SQL for "the new values may replace the old row"; ``old``/``new`` name a column."""
+    terminal = _terminal_list()
+    return (
+        f"(CASE WHEN {old('status')} IN ({terminal}) THEN {old('status')} = {new('status')} "
+        f"WHEN {new('status')} IN ({terminal}) THEN 1 = 1 "
+        f"ELSE {_order(new('status'), new('job_retries'))} >= "
+        f"{_order(old('status'), old('job_retries'))} END)"
+    )
+
+
+def _queue_value(old: str, new: str) -> str:
+    # An empty queue name means "not known here" (the task is not registered in that process).
+    return f"CASE WHEN {new}queue_name = '' THEN {old}queue_name ELSE {new}queue_name END"
+
+
+def build_sql(vendor: str, rows: int) -> str:
+    cols = ", ".join(COLUMNS)
+    json_cast = "::jsonb" if vendor == "postgresql" else ""
+    one = ", ".join(
+        f"%s{json_cast}" if c in ("args", "kwargs") else "%s" for c in COLUMNS
+    )
+    values = ", ".join(f"({one})" for _ in range(rows))
+    head = f"INSERT INTO {TABLE} ({cols}) VALUES {values}"
+    if vendor == "mysql":
+        # MySQL applies assignments left to right and later ones see earlier results, so the
+        # guard is decided once, by the first assignment (updated_at), and read back after.
+        guard = _guard(lambda c: c, lambda c: f"VALUES({c})")
+        marker = "updated_at <=> VALUES(updated_at)"
+        sets = [f"updated_at = IF({guard}, VALUES(updated_at), updated_at)"]
+        for c in GUARDED:
+            if c == "updated_at":
+                continue
+            if c == "queue_name":
+                value = "IF(VALUES(queue_name) = '', queue_name, VALUES(queue_name))"
+            else:
+                value = f"COALESCE(VALUES({c}), {c})"
+            sets.append(f"{c} = IF({marker}, {value}, {c})")
+        sets.append("user_id = COALESCE(user_id, VALUES(user_id))")
+        return f"{head} ON DUPLICATE KEY UPDATE {', '.join(sets)}"
+    old, new = f"{TABLE}.", "excluded."
+    guard = _guard(lambda c: old + c, lambda c: new + c)
+    sets = []
+    for c in GUARDED:
+        value = _queue_value(old, new) if c == "queue_name" else f"COALESCE({new}{c}, {old}{c})"
+        sets.append(f"{c} = CASE WHEN {guard} THEN {value} ELSE {old}{c} END")
+    sets.append(f"user_id = COALESCE({old}user_id, {new}user_id)")
+    return f"{head} ON CONFLICT (job_id) DO UPDATE SET {', '.join(sets)}"
+
+
+def _params(record: dict[str, Any], now: Any, ops: Any) -> list[Any]:
+    out: list[Any] = []
+    for c in COLUMNS:
+        if c in ("created_at", "updated_at"):
+            out.append(ops.adapt_datetimefield_value(now))
+            continue
+        value = record.get(c)
+        if value is None and c in NOT_NULL_DEFAULTS:
+            value = NOT_NULL_DEFAULTS[c]
+        if c == "enqueue_time" and value is None:
+            value = record.get("start_time") or record.get("finish_time")
+        if c in TIME_FIELDS:
+            value = ops.adapt_datetimefield_value(from_ms(value)) if value is not None else None
+        elif c in ("args", "kwargs"):
+            value = json.dumps(value, default=str)
+        elif c in ("result", "error_message") and value is not None:
+            value = str(value)
+        out.append(value)
+    return out
+
+
+def upsert_records(records: Sequence[dict[str, Any]], using: str = "default") -> int:
+    """Write coalesced records (one per job_id) in as few statements as the driver allows."""
+    if not records:
+        return 0
+    connection = connections[using]
+    vendor = connection.vendor
+    ops = connection.ops
+    now = timezone.now()
+    chunk = max(1, 20_000 // len(COLUMNS))
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        for start in range(0, len(records), chunk):
+            part = records[start : start + chunk]
+            params: list[Any] = []
+            for record in part:
+                params.extend(_params(record, now, ops))
+            cursor.execute(build_sql(vendor, len(part)), params)
+    return len(records)

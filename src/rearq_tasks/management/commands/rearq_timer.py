@@ -1,0 +1,24 @@
+"""``manage.py rearq_timer``: ReArq's timer (delayed jobs, retries, cron), with capture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from rearq_tasks.management.commands._rearq import client_with_tasks, run
+
+
+class Command(BaseCommand):
+    help = "Run ReArq's timer: moves due delayed jobs and retries to their queues, runs cron."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from rearq.worker import TimerWorker
+
+        rearq = client_with_tasks()
+
+        async def main() -> None:
+            await rearq.startup()
+            await TimerWorker(rearq).run()
+
+        run(main)

@@ -1,0 +1,184 @@
+"""Reconciliation: make TaskLog agree with ReArq's own tables, the backstop of capture.
+
+Reads ``rearq_job`` in id order (keyset batches) with each job's latest ``rearq_job_results``
+row and writes them through the same guarded upsert as the collector, so running it twice,
+or while workers write, changes nothing that is already right and never moves a finished
+row backwards. It imports history from before installation and repairs what a dropped
+event, a database outage or a killed worker left behind.
+
+Jobs ReArq itself lost stay truthful: a job still in progress well past its timeout (its
+worker was killed; ReArq never runs it again) becomes ``failed`` with a "lost" error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rearq_tasks.capture.events import job_event, to_ms
+from rearq_tasks.conf import conf
+
+Progress = Callable[[int, int], None]
+
+TASK_NOT_FOUND = "task not found"
+# ReArq reads up to max(max_jobs * 5, 100) messages at once and marks them all in progress
+# before they get a slot: a fetched job may wait several timeouts before it starts.
+UNSTARTED_TIMEOUTS = 5
+
+
+@dataclass
+class SyncReport:
+    scanned: int = 0
+    written: int = 0
+    lost: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.scanned} jobs scanned, {self.written} rows written, {self.lost} lost"
+
+
+def record_from_rearq(job: Any, latest: Any, queue: str | None) -> dict[str, Any]:
+    """The TaskLog row ReArq's tables describe for one job."""
+    status = getattr(job.status, "value", job.status)
+    fields: dict[str, Any] = {}
+    if latest is not None:
+        fields["worker_id"] = latest.worker
+        fields["start_time"] = to_ms(latest.start_time)
+        text = latest.result
+        if status == "in_progress" and text == TASK_NOT_FOUND:
+            status = "failed"
+            fields["error_message"] = (
+                f"task {job.task!r} is not registered on worker {latest.worker}: ReArq left "
+                "the job in progress and will never run it"
+            )
+            fields["success"] = False
+        elif status == "success":
+            fields.update(success=True, result=text, finish_time=to_ms(latest.finish_time))
+        elif status == "failed":
+            fields.update(success=False, error_message=text, finish_time=to_ms(latest.finish_time))
+        elif status == "deferred":
+            fields["error_message"] = text
+        if status in ("success", "failed") and latest.start_time and latest.finish_time:
+            fields["duration_ms"] = max(
+                0, round((latest.finish_time - latest.start_time).total_seconds() * 1000)
+            )
+        if status in ("queued", "deferred", "in_progress") and "error_message" not in fields:
+            # A finished earlier attempt says nothing about the current one's start.
+            fields.pop("start_time", None)
+            fields.pop("worker_id", None)
+    if status == "expired":
+        fields["success"] = False
+    return job_event(job, status, queue, **fields)
+
+
+async def reconcile(
+    since: dt.datetime | None = None, batch_size: int = 1000, progress: Progress | None = None
+) -> SyncReport:
+    """Import/repair every ``rearq_job`` row (enqueued at/after ``since``) in this loop."""
+    from asgiref.sync import sync_to_async
+    from rearq.server.models import Job, JobResult
+
+    from rearq_tasks.capture.upsert import upsert_records
+    from rearq_tasks.client import get_rearq_client
+
+    task_map = get_rearq_client().task_map
+    base = Job.all()
+    if since is not None:
+        base = base.filter(enqueue_time__gte=since)
+    total = await base.count()
+    report = SyncReport()
+    last_id = 0
+    write = sync_to_async(_closing(upsert_records), thread_sensitive=True)
+    while True:
+        jobs = await base.filter(id__gt=last_id).order_by("id").limit(batch_size)
+        if not jobs:
+            break
+        last_id = jobs[-1].id
+        latest: dict[int, Any] = {}
+        for result in await JobResult.filter(job_id__in=[j.id for j in jobs]).order_by("id"):
+            latest[result.job_id] = result
+        records = []
+        for job in jobs:
+            task = task_map.get(job.task)
+            records.append(record_from_rearq(job, latest.get(job.id), task.queue if task else None))
+        report.written += await write(records)
+        report.scanned += len(jobs)
+        if progress is not None:
+            progress(report.scanned, total)
+    report.lost = await sync_to_async(_closing(mark_lost_jobs), thread_sensitive=True)(task_map)
+    return report
+
+
+def _closing(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run in asgiref's worker thread and close that thread's connection afterwards."""
+
+    def run(*args: Any) -> Any:
+        from django.db import connections
+
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    return run
+
+
+def mark_lost_jobs(task_map: dict[str, Any] | None = None, now: dt.datetime | None = None) -> int:
+    """Fail rows in progress long past their task's timeout: their worker is gone."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from rearq_tasks.capture.upsert import upsert_records
+    from rearq_tasks.models import TaskLog, stuck_q
+
+    now = now or timezone.now()
+    task_map = task_map or {}
+    grace = conf.LOST_JOB_GRACE_SECONDS
+    default_timeout = conf.JOB_TIMEOUT
+    timeouts: dict[str | None, int | None] = {
+        name: getattr(task, "job_timeout", default_timeout) for name, task in task_map.items()
+    }
+
+    def overdue(timeout: int) -> Q:
+        started = stuck_q(timeout + grace, now) & Q(start_time__isnull=False)
+        waiting = stuck_q(UNSTARTED_TIMEOUTS * timeout + grace, now) & Q(start_time__isnull=True)
+        return started | waiting
+
+    condition = overdue(default_timeout) & ~Q(task_name__in=list(timeouts))
+    for name, timeout in timeouts.items():
+        if timeout is not None:
+            condition |= overdue(timeout) & Q(task_name=name)
+    fields = ["job_id", "task_name", "queue_name", "args", "kwargs", "job_retry", "job_retries",
+              "job_retry_after", "enqueue_time", "start_time", "worker_id"]  # fmt: skip
+    records = []
+    for row in TaskLog.objects.filter(condition).values(*fields).iterator(chunk_size=1000):
+        start = row["start_time"]
+        where = f"on worker {row['worker_id']}" if row["worker_id"] else "after a worker fetched it"
+        records.append(
+            {
+                **row,
+                "enqueue_time": to_ms(row["enqueue_time"]),
+                "start_time": to_ms(start),
+                "status": "failed",
+                "success": False,
+                "finish_time": to_ms(now),
+                "duration_ms": None if start is None else round((now - start).total_seconds() * 1000),
+                "error_message": (
+                    f"lost: still in progress {where} long after its timeout; the worker was "
+                    "stopped or killed and ReArq will not run the job again"
+                ),
+            }
+        )
+    for start in range(0, len(records), 1000):
+        upsert_records(records[start : start + 1000])
+    return len(records)
+
+
+def sync_task_logs(
+    since: dt.datetime | None = None, batch_size: int = 1000, progress: Progress | None = None
+) -> SyncReport:
+    """Sync entry point for commands and web code (runs on the client's private loop)."""
+    from rearq_tasks.client import _run_sync
+
+    return _run_sync(lambda: reconcile(since, batch_size, progress), timeout=None)

@@ -1,0 +1,51 @@
+"""Tasks the integration tests' worker processes run (imported through TASK_MODULES)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.integration.worker_settings")
+
+from rearq_tasks import get_rearq_client  # noqa: E402
+
+rearq = get_rearq_client()
+
+
+@rearq.task()
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+@rearq.task(job_retry=2)
+async def fail_once(key: str) -> str:
+    attempt = await rearq.redis.incr(f"test:fail_once:{key}")
+    if attempt == 1:
+        raise RuntimeError(f"first attempt of {key} fails")
+    return f"ok on attempt {attempt}"
+
+
+@rearq.task(job_retry=1)
+async def always_fail(reason: str = "boom") -> None:
+    raise ValueError(reason)
+
+
+@rearq.task(queue="slowq")
+async def sleep(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@rearq.task(job_timeout=2)
+async def hang(seconds: float = 30) -> None:
+    await asyncio.sleep(seconds)
+
+
+@rearq.task(cron="* * * * * * *")
+async def tick() -> str:
+    return "tick"
+
+
+@rearq.task(run_at_start=(7,))
+async def boot(value: int) -> int:
+    return value * 2
