@@ -3,8 +3,8 @@
 Redis and ReArq-database URLs with passwords, webhook URLs with secret paths and tokens and
 the metrics token are configured; Redis is down (a closed port) and the channels fail. The
 health report (HTML, JSON, OpenMetrics), system-check messages for wrong settings next to
-them, log records at DEBUG, reprs of the health checks, metrics, API error responses and
-``check_task_alerts`` output are collected, and no secret may appear in any of it.
+them, log records at DEBUG, reprs of the health checks, metrics, API error responses, the admin
+(pages, dashboard, a Retry with Redis down) and ``check_task_alerts`` output are collected, and no secret may appear in any of it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rearq_tasks.checks import check_settings
 from rearq_tasks.conf import redact_url
 from rearq_tasks.health import ReArqRedis, ReArqWorkers, TaskQueue
 from rearq_tasks.models import StatusChoices
-from tests.factories import TaskLogFactory, staff_viewer
+from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +68,10 @@ def secret_settings(settings):
     return settings
 
 
-def test_no_surface_shows_a_secret(secret_settings, caplog) -> None:
+def test_no_surface_shows_a_secret(secret_settings, caplog, monkeypatch) -> None:
+    from rearq_tasks import client as rearq_client
+
+    monkeypatch.setattr(rearq_client, "_client", None)  # built again from these settings
     caplog.set_level(logging.DEBUG)
     seen: list[str] = []
     staff = Client()
@@ -132,6 +135,25 @@ def test_no_surface_shows_a_secret(secret_settings, caplog) -> None:
     assert "webhook (http://127.0.0.1:" in "\n".join(seen)  # the channel failed, visibly
     seen += [f"{m.subject}\n{m.body}" for m in mail.outbox]
     assert mail.outbox
+
+    # The admin: pages, the dashboard (it reads ReArq's Redis) and a Retry that cannot reach it.
+    root = Client()
+    root.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    log = TaskLogFactory(status=StatusChoices.FAILED, success=False, error_message="boom")
+    for path in (
+        "/admin/tasks/tasklog/",
+        "/admin/tasks/tasklog/?q=x",
+        f"/admin/tasks/tasklog/{log.pk}/change/",
+        "/admin/tasks/tasklog/dashboard/",
+        f"/admin/tasks/tasklog/{log.pk}/retry/",
+    ):
+        response = root.get(path)
+        assert response.status_code == 200, path
+        seen.append(response.content.decode())
+    retried = root.post(f"/admin/tasks/tasklog/{log.pk}/retry/", follow=True)
+    page = retried.content.decode()
+    assert "ReArq is unavailable" in page and "127.0.0.1" in page
+    seen.append(page)
 
     # Everything logged on the way, tracebacks included.
     seen.append(caplog.text)
