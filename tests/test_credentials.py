@@ -3,8 +3,9 @@
 Redis and ReArq-database URLs with passwords, webhook URLs with secret paths and tokens and
 the metrics token are configured; Redis is down (a closed port) and the channels fail. The
 health report (HTML, JSON, OpenMetrics), system-check messages for wrong settings next to
-them, log records at DEBUG, reprs of the health checks, metrics, API error responses, the admin
-(pages, dashboard, a Retry with Redis down) and ``check_task_alerts`` output are collected, and no secret may appear in any of it.
+them, log records at DEBUG, reprs of the health checks, metrics, API error responses, the
+admin (pages, dashboard, a Retry with Redis down) and ``check_task_alerts`` output are
+collected, and no secret may appear in any of it.
 """
 
 from __future__ import annotations
