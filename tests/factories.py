@@ -18,6 +18,18 @@ class UserFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
 
 
+def staff_viewer(*perms: str, **kwargs) -> object:
+    """A staff user holding ``tasks.view_tasklog`` (what the API asks by default) and ``perms``."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(is_staff=True, **kwargs)
+    codenames = ("view_tasklog", *perms)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="tasks", codename__in=codenames)
+    )
+    return user
+
+
 class TaskLogFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = TaskLog

@@ -46,4 +46,10 @@ REARQ_TASKS = {
     "DB_URL": os.environ.get(
         "REARQ_TASKS_TEST_REARQ_DB_URL", f"sqlite://{VAR_DIR / f'{DB_NAME}-rearq.sqlite3'}"
     ),
+    # The documented token opt-in (rest_framework.authtoken is in the example project's apps).
+    "API_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
 }

@@ -159,16 +159,30 @@ def test_bulk_refuses_more_than_the_limit(root, settings, redis_stream) -> None:
     assert TaskLog.objects.count() == 3 and redis_stream.xlen(STREAM) == 0
 
 
-def test_staff_with_change_permission_may_retry(client, redis_stream) -> None:
+def test_staff_with_the_retry_permission_may_retry(client, redis_stream) -> None:
     user = UserFactory(is_staff=True)
     user.user_permissions.set(
-        Permission.objects.filter(codename__in=["view_tasklog", "change_tasklog"])
+        Permission.objects.filter(codename__in=["view_tasklog", "retry_tasklog"])
     )
     client.force_login(user)
     log = failed_log()
     response = client.post(action_url("retry", log))
     assert response.status_code == 302
     assert texts(response)[0].startswith(f"Job {log.job_id} retried as")
+    # Retrying does not imply cancelling.
+    assert client.post(action_url("cancel", log)).status_code == 403
+
+
+def test_the_change_permission_no_longer_grants_actions(client, redis_stream) -> None:
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_tasklog", "change_tasklog"])
+    )
+    client.force_login(user)
+    log = failed_log()
+    assert client.post(action_url("retry", log)).status_code == 403
+    assert client.post(action_url("cancel", log)).status_code == 403
+    assert TaskLog.objects.count() == 1 and redis_stream.xlen(STREAM) == 0
 
 
 def test_redis_down_is_a_message_per_row_not_a_500(root, settings, monkeypatch) -> None:

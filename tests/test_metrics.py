@@ -11,7 +11,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from rearq_tasks.models import StatusChoices
-from tests.factories import TaskLogFactory, UserFactory
+from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 from tests.heartbeats import push_heartbeat
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ TOKEN = "prometheus-scrape-token-0123"
 
 @pytest.fixture
 def staff_client(client):
-    client.force_login(UserFactory(is_staff=True))
+    client.force_login(staff_viewer())
     return client
 
 

@@ -2,9 +2,8 @@
 
 Nothing can be added or edited; delete is for superusers. Retry and Cancel go through
 ReArq (:mod:`rearq_tasks.client`) from the row menu, the detail page or as bulk actions,
-always as a POST with CSRF, and report per row what happened. They are allowed to
-superusers and to users with ``tasks.change_tasklog`` (dedicated ``retry_tasklog`` /
-``cancel_tasklog`` permissions would need a migration).
+always as a POST with CSRF, and report per row what happened. They need their own
+permissions, ``tasks.retry_tasklog`` and ``tasks.cancel_tasklog`` (superusers hold both).
 """
 
 from __future__ import annotations
@@ -38,16 +37,17 @@ from rearq_tasks.models import TaskLog
 
 logger = logging.getLogger(__name__)
 
-ACTION_PERMISSION = "tasks.change_tasklog"
+RETRY_PERMISSION = "tasks.retry_tasklog"
+CANCEL_PERMISSION = "tasks.cancel_tasklog"
 RELATED_WINDOW_DAYS = 3
 RELATED_LIMIT = 10
 LINK_CLASSES = "text-primary-600 dark:text-primary-500 hover:underline"
 
 
-def can_operate(request: HttpRequest) -> bool:
-    """Retry/Cancel: superusers, or users granted ``tasks.change_tasklog``."""
+def can_operate(request: HttpRequest, permission: str) -> bool:
+    """Retry/Cancel: active staff granted ``permission`` (superusers hold every permission)."""
     user = request.user
-    return bool(user.is_active and (user.is_superuser or user.has_perm(ACTION_PERMISSION)))
+    return bool(user.is_active and user.is_staff and user.has_perm(permission))
 
 
 @admin.register(TaskLog)
@@ -98,10 +98,10 @@ class TaskLogAdmin(ModelAdmin):
         return bool(request.user.is_active and request.user.is_superuser)
 
     def has_retry_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_operate(request)
+        return can_operate(request, RETRY_PERMISSION)
 
     def has_cancel_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_operate(request)
+        return can_operate(request, CANCEL_PERMISSION)
 
     def get_autocomplete_fields(self, request: HttpRequest) -> tuple[str, ...]:
         """Autocomplete the user only where the user admin can search (else a plain select)."""

@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
 from rearq_tasks.conf import SETTING_NAME, SPEC, Option, redact_url, user_settings
+from rearq_tasks.reporting import SafeExceptionReporterFilter, redact_value
 
 
 def _type_ok(value: Any, option: Option) -> bool:
@@ -23,7 +25,7 @@ def _type_ok(value: Any, option: Option) -> bool:
 def _shown(value: Any, option: Option | None = None) -> str:
     if option is not None and option.secret:
         return "'***'"
-    return repr(redact_url(value) if isinstance(value, str) else value)
+    return repr(redact_value(value))
 
 
 @register(Tags.compatibility)
@@ -105,3 +107,38 @@ def _check_relations(valid: Mapping[str, Any]) -> list[CheckMessage]:
             )
         )
     return errors
+
+
+def _holds_credentials(raw: Mapping[str, Any]) -> list[str]:
+    held = []
+    for key, value in raw.items():
+        option = SPEC.get(key)
+        if option is None or value is None:
+            continue
+        if option.secret or (isinstance(value, str) and redact_url(value) != value):
+            held.append(key)
+    return held
+
+
+@register(Tags.security, deploy=False)
+def check_error_reports(**kwargs: Any) -> list[CheckMessage]:
+    """Django's error reports (ADMINS e-mails on a 5xx, DEBUG pages) list every setting."""
+    raw = user_settings()
+    held = _holds_credentials(raw)
+    if not held:
+        return []
+    try:
+        reporter = import_string(settings.DEFAULT_EXCEPTION_REPORTER_FILTER)
+    except ImportError:
+        return []
+    if isinstance(reporter, type) and issubclass(reporter, SafeExceptionReporterFilter):
+        return []
+    return [
+        Warning(
+            f"{SETTING_NAME} holds credentials ({', '.join(held)}) that Django's error reports "
+            "would show: it hides settings by name only, and an unhealthy /health/ is a 500.",
+            hint='Set DEFAULT_EXCEPTION_REPORTER_FILTER = '
+            '"rearq_tasks.reporting.SafeExceptionReporterFilter" (or a subclass of it).',
+            id="rearq_tasks.W001",
+        )
+    ]

@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings as django_settings
 
@@ -162,7 +161,7 @@ SPEC: dict[str, Option] = {
         (), (list, tuple), "Task names whose payloads are stored without redaction.", _str_list
     ),
     "API_PERMISSION_CLASSES": Option(
-        ("rest_framework.permissions.IsAdminUser",),
+        ("rearq_tasks.permissions.CanViewTaskLogs",),
         (list, tuple),
         "DRF permission classes (dotted paths) guarding the API and metrics.",
         _str_list,
@@ -281,6 +280,7 @@ SPEC: dict[str, Option] = {
         "Generic webhook: alerts are POSTed as JSON.",
         _url("https", "http"),
         nullable=True,
+        secret=True,
     ),
     "ALERT_HTTP_TIMEOUT_SECONDS": Option(
         5.0, (int, float), "Timeout of each Slack/webhook request.", _positive
@@ -365,16 +365,32 @@ def user_settings() -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+SECRET_QUERY_PARAM = re.compile(
+    r"([?&][^=&#]*(?:token|key|secret|pass|sig|auth)[^=&#]*=)[^&#]*", re.IGNORECASE
+)
+
+
 def redact_url(url: str | None) -> str | None:
-    """Hide the password of a URL so it can appear in messages and reprs."""
-    if not url or "://" not in url:
+    """Hide the password and secret-looking query values of a URL (messages, reprs, reports).
+
+    Everything between the scheme's ``//`` (or the start) and the last ``@`` is user info:
+    a malformed URL (one slash, an unencoded ``/`` or ``@`` in the password) is masked too.
+    ``?token=…``, ``api_key=…``, ``sig=…``, ``password=…`` values become ``***``.
+    """
+    if not url:
         return url
-    parts = urlsplit(url)
-    if parts.password is None:
+    if "?" in url:
+        url = SECRET_QUERY_PARAM.sub(r"\1***", url)
+    if "@" not in url:
         return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+    head, host = url.rsplit("@", 1)
+    start = head.find("://")
+    start = start + 3 if start >= 0 else 0
+    userinfo = head[start:]
+    if ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{head[:start]}{user}:***@{host}"
 
 
 class Settings:
@@ -562,6 +578,7 @@ class Settings:
     @property
     def METRICS_WINDOW_HOURS(self) -> int:
         return self.get("METRICS_WINDOW_HOURS")
+
     # --- capture ---
     @property
     def TASK_MODULES(self) -> list[str]:

@@ -210,6 +210,10 @@ class TaskLog(models.Model):
         ordering = ["-enqueue_time"]
         verbose_name = _("task log")
         verbose_name_plural = _("task logs")
+        permissions = [
+            ("retry_tasklog", "Can retry task jobs"),
+            ("cancel_tasklog", "Can cancel task jobs"),
+        ]
         indexes = [
             models.Index(fields=["task_name", "-enqueue_time"], name="tasklog_task_enq_idx"),
             models.Index(fields=["status", "-enqueue_time"], name="tasklog_status_enq_idx"),

@@ -10,12 +10,18 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from rearq_tasks.conf import conf
 from rearq_tasks.retention import DEFAULT_BATCH_SIZE, purge
 
+MAX_DAYS = 36_500  # a timedelta holds at most 999,999,999 days; no retention is longer
+MAX_BATCH_SIZE = 1_000_000
 
-def _whole_number(option: str, value: str | int | None, minimum: int = 1) -> int | None:
+
+def _whole_number(
+    option: str, value: str | int | None, minimum: int = 1, maximum: int = MAX_DAYS
+) -> int | None:
     if value is None:
         return None
     try:
@@ -24,6 +30,8 @@ def _whole_number(option: str, value: str | int | None, minimum: int = 1) -> int
         raise CommandError(f"{option} expects a whole number, got {value!r}") from None
     if number < minimum:
         raise CommandError(f"{option} must be {minimum} or more, got {number}")
+    if number > maximum:
+        raise CommandError(f"{option} must be at most {maximum:,}, got {str(value)[:20]}…")
     return number
 
 
@@ -50,7 +58,7 @@ class Command(BaseCommand):
             help=f"rows per delete statement (default {DEFAULT_BATCH_SIZE})",
         )
         parser.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
-        parser.add_argument("--database", default="default")
+        parser.add_argument("--database", default="default", choices=tuple(connections))
 
     def handle(self, *args: Any, **options: Any) -> None:
         days = _whole_number("--days", options["days"]) or conf.RETENTION_DAYS
@@ -61,7 +69,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--failed-days ({failed_days}) must not be shorter than --days ({days})"
             )
-        batch_size = _whole_number("--batch-size", options["batch_size"])
+        batch_size = _whole_number("--batch-size", options["batch_size"], maximum=MAX_BATCH_SIZE)
         assert batch_size is not None
         verbose = options["verbosity"] >= 1
         started = time.monotonic()

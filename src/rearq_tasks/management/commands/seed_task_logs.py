@@ -6,27 +6,36 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from rearq_tasks.seeding import seed, truncate
 
+MAX_COUNT = 100_000_000
+MAX_BATCH_SIZE = 1_000_000
+MAX_DAYS = 36_500
 
-def _positive_int(value: str) -> int:
+
+def _positive_int(value: str, maximum: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise CommandError(f"expected a whole number, got {value!r}") from None
     if number <= 0:
         raise CommandError(f"must be greater than 0, got {number}")
+    if number > maximum:
+        raise CommandError(f"must be at most {maximum:,}, got {value[:20]}…")
     return number
 
 
-def _positive_float(value: str) -> float:
+def _positive_float(value: str, maximum: float) -> float:
     try:
         number = float(value)
     except ValueError:
         raise CommandError(f"expected a number, got {value!r}") from None
     if not number > 0 or number == float("inf"):
         raise CommandError(f"must be a positive number, got {value}")
+    if number > maximum:
+        raise CommandError(f"must be at most {maximum:,g}, got {value[:20]}…")
     return number
 
 
@@ -39,12 +48,12 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=str, default="0", help="random seed (same seed, same rows)")
         parser.add_argument("--batch-size", type=str, default="10000")
         parser.add_argument("--truncate", action="store_true", help="delete existing rows first")
-        parser.add_argument("--database", default="default")
+        parser.add_argument("--database", default="default", choices=tuple(connections))
 
     def handle(self, *args: Any, **options: Any) -> None:
-        count = _positive_int(options["count"])
-        days = _positive_float(options["days"])
-        batch_size = _positive_int(options["batch_size"])
+        count = _positive_int(options["count"], MAX_COUNT)
+        days = _positive_float(options["days"], MAX_DAYS)
+        batch_size = _positive_int(options["batch_size"], MAX_BATCH_SIZE)
         try:
             seed_value = int(options["seed"])
         except ValueError:
