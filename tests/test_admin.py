@@ -18,7 +18,8 @@ from django.utils import timezone
 from rearq_tasks import admin_display as show
 from rearq_tasks.admin_filters import cached_choices, distinct_values
 from rearq_tasks.conf import conf
-from rearq_tasks.dashboard import WORKER_KEY, dashboard_context, read_workers, redis_client
+from rearq_tasks.dashboard import dashboard_context, read_workers
+from rearq_tasks.liveness import WORKER_KEY, redis_client
 from rearq_tasks.models import StatusChoices, TaskLog
 from tests.factories import TaskLogFactory, UserFactory
 
@@ -390,9 +391,12 @@ def test_workers_stale_heartbeats_count_as_dead(heartbeats) -> None:
     now_ms = time.time() * 1000
     heartbeats.hset(WORKER_KEY, "g-live", json.dumps({"queue": "q", "ms": now_ms - 5_000}))
     heartbeats.hset(WORKER_KEY, "g-stale", json.dumps({"queue": "q", "ms": now_ms - 31_000}))
-    heartbeats.hset(WORKER_KEY, "g-garbage", "not json")
-    workers = read_workers(now_ms)
-    assert (workers.live, workers.dead, workers.names) == (1, 2, ["g-live"])
+    heartbeats.hset(WORKER_KEY, "g-garbage", "not json")  # not a heartbeat ReArq writes: ignored
+    heartbeats.hset(
+        WORKER_KEY, "timer", json.dumps({"queue": "q", "ms": now_ms, "is_timer": True})
+    )
+    workers = read_workers(dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC))
+    assert (workers.live, workers.dead, workers.names) == (1, 1, ["g-live"])
 
 
 def test_workers_when_redis_is_down(settings) -> None:

@@ -353,9 +353,6 @@ SPEC: dict[str, Option] = {
     "ADMIN_ACTION_MAX_ROWS": Option(
         100, (int,), "Most jobs one admin Retry/Cancel may act on at once.", _positive
     ),
-    "ADMIN_WORKER_STALE_SECONDS": Option(
-        30, (int,), "A worker heartbeat older than this counts as dead on the dashboard.", _positive
-    ),
 }
 
 
@@ -632,10 +629,6 @@ class Settings:
     @property
     def ADMIN_ACTION_MAX_ROWS(self) -> int:
         return self.get("ADMIN_ACTION_MAX_ROWS")
-
-    @property
-    def ADMIN_WORKER_STALE_SECONDS(self) -> int:
-        return self.get("ADMIN_WORKER_STALE_SECONDS")
 
 
 conf = Settings()

@@ -2,7 +2,8 @@
 
 Figures come from the query vocabulary (one aggregate per panel, computed in the
 database); live workers come from ReArq's own heartbeat hash in Redis, where a
-heartbeat older than ``ADMIN_WORKER_STALE_SECONDS`` counts as a dead worker.
+heartbeat older than ``WORKER_STALE_SECONDS`` counts as a dead worker (the same rule as
+the ``ReArqWorkers`` health check, from :mod:`rearq_tasks.liveness`).
 """
 
 from __future__ import annotations
@@ -10,20 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rearq_tasks import liveness
 from rearq_tasks.admin_display import format_duration
-from rearq_tasks.conf import conf
+from rearq_tasks.liveness import redis_client
 from rearq_tasks.models import QUEUED, TaskLog
 
 logger = logging.getLogger(__name__)
 
-WORKER_KEY = "rearq:worker"  # rearq.constants.WORKER_KEY
 PERIOD_HOURS = 24
 TOP = 5
 SUCCESS_COLOUR = "#22c55e"
@@ -38,45 +38,20 @@ class Workers:
     error: str | None = None
 
 
-def redis_client() -> Any:
-    """A short-timeout client for ReArq's Redis (sentinels when configured)."""
+def read_workers(now: dt.datetime | None = None) -> Workers:
+    """Workers from ReArq's heartbeat hash, judged like the health check; never raises."""
     import redis
 
-    options = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0, "decode_responses": True}
-    if conf.REDIS_SENTINELS:
-        from redis.sentinel import Sentinel
-
-        nodes = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in conf.REDIS_SENTINELS)]
-        return Sentinel(nodes, **options).master_for(conf.REDIS_SENTINEL_MASTER, **options)
-    return redis.Redis.from_url(conf.REDIS_URL, **options)
-
-
-def read_workers(now_ms: float | None = None) -> Workers:
-    """Workers from ReArq's heartbeat hash; never raises (Redis down → ``error``)."""
-    import redis
-
-    now_ms = time.time() * 1000 if now_ms is None else now_ms
-    stale_ms = conf.ADMIN_WORKER_STALE_SECONDS * 1000
     try:
         client = redis_client()
         try:
-            beats = client.hgetall(WORKER_KEY)
+            state = liveness.read_workers(client, now=now)
         finally:
             client.close()
     except (redis.RedisError, OSError) as exc:
         return Workers(error=f"{type(exc).__name__}: {exc}")
-    live: list[str] = []
-    dead = 0
-    for name, raw in beats.items():
-        try:
-            seen = float(json.loads(raw).get("ms", 0))
-        except (TypeError, ValueError, AttributeError):
-            seen = 0.0
-        if now_ms - seen <= stale_ms:
-            live.append(name)
-        else:
-            dead += 1
-    return Workers(live=len(live), dead=dead, names=sorted(live))
+    live = sorted(hb.name for hb in state.live_workers)
+    return Workers(live=len(live), dead=len(state.dead_workers), names=live)
 
 
 def dashboard_context(now: dt.datetime | None = None) -> dict[str, Any]:
