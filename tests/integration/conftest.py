@@ -134,9 +134,8 @@ class WorkerPool:
         }
         log = Path(django_settings.VAR_DIR) / f"worker-{consumer}.log"
         self.logs.append(log)
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-        )
+        with log.open("wb") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         self._wait_ready(proc, f"{group}-{consumer}", with_timer)
         return proc
