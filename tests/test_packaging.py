@@ -24,6 +24,11 @@ def run(*cmd: str | Path, cwd: Path = ROOT, timeout: int = 600) -> str:
     return proc.stdout + proc.stderr
 
 
+def _migration_names() -> list[str]:
+    folder = ROOT / "src" / "rearq_tasks" / "migrations"
+    return [p.stem for p in folder.glob("0*.py")]
+
+
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
@@ -37,6 +42,11 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
     names = zipfile.ZipFile(dists["wheel"]).namelist()
     assert "rearq_tasks/py.typed" in names
     assert "rearq_tasks/migrations/0001_initial.py" in names
+    assert {f"rearq_tasks/migrations/{n}.py" for n in _migration_names()} <= set(names)
+    assert "rearq_tasks/templates/rearq_tasks/admin/dashboard.html" in names
+    assert "rearq_tasks/static/rearq_tasks/favicon.svg" in names
+    assert "rearq_tasks/templatetags/rearq_tasks_admin.py" in names
+    assert "rearq_tasks/capture/upsert.py" in names
     assert "rearq_tasks/models.py" in names
     assert any(n.startswith("rearq_tasks/management/commands/seed_task_logs") for n in names)
     assert not any(n.startswith(("tests/", "example_project/", "bench/", "docs/")) for n in names)
