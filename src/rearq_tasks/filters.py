@@ -12,6 +12,7 @@ from typing import Any
 
 import django_filters as df
 from django import forms
+from django.core.validators import EMPTY_VALUES
 from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
@@ -115,7 +116,17 @@ def count_filter(field_name: str | None = None, lookup_expr: str = "exact", **kw
 
 
 class NullsLastOrderingFilter(df.OrderingFilter):
-    """Rows without a value (no duration yet, not started) sort last in both directions."""
+    """Rows without a value (no duration yet, not started) sort last in both directions.
+
+    Ties are broken by newest first, then id, so pages are stable on every database.
+    """
+
+    TIEBREAK = ("-enqueue_time", "-id")
+
+    def filter(self, qs: QuerySet[TaskLog], value: Any) -> QuerySet[TaskLog]:
+        if value in EMPTY_VALUES:
+            return qs
+        return qs.order_by(*(self.get_ordering_value(param) for param in value), *self.TIEBREAK)
 
     def get_ordering_value(self, param: str) -> Any:
         descending = param.startswith("-")
