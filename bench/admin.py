@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+from _common import ensure_database, timed  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,29 +34,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def ensure_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(
-        host="127.0.0.1", user=os.environ.get("PGUSER", "postgres"), dbname="postgres",
-        autocommit=True,
-    ) as conn:  # fmt: skip
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def timed(fn, runs: int) -> tuple[float, float]:
-    """(first, median of the next ``runs``) in milliseconds."""
-    start = time.perf_counter()
-    fn()
-    first = (time.perf_counter() - start) * 1000
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return first, statistics.median(samples)
 
 
 def main() -> int:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+from _common import ensure_database, timed  # noqa: E402
 TOKEN = "bench-metrics-token-0123456789"
 
 
@@ -45,33 +47,10 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def ensure_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(
-        host="127.0.0.1", user=os.environ.get("PGUSER", "postgres"), dbname="postgres",
-        autocommit=True,
-    ) as conn:  # fmt: skip
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-
 
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
-
-def median_ms(fn, runs: int) -> tuple[float, float]:
-    """(first, median of the next ``runs``) in milliseconds."""
-    start = time.perf_counter()
-    fn()
-    first = (time.perf_counter() - start) * 1000
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return first, statistics.median(samples)
 
 
 class StatementLog:
@@ -207,8 +186,8 @@ def main() -> int:
         for queue in TaskLog.objects.order_by().values_list("queue_name", flat=True).distinct():
             TaskLog.objects.filter(queue_name=queue, status=StatusChoices.QUEUED).count()
 
-    first, ours_ms = median_ms(lambda: run_alerts(dry_run=True), args.runs)
-    _, naive_ms = median_ms(naive_alerts, args.runs)
+    first, ours_ms = timed(lambda: run_alerts(dry_run=True), args.runs)
+    _, naive_ms = timed(naive_alerts, args.runs)
     print(f"run_alerts(dry_run): median {ours_ms:.0f} ms (first {first:.0f} ms); "
           f"naive loops {naive_ms:.0f} ms; ratio naive/ours {naive_ms / ours_ms:.1f}x")
     found = run_alerts(dry_run=True)
@@ -221,7 +200,7 @@ def main() -> int:
             response = client.get("/cfg/tasks/metrics/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
             assert response.status_code == 200, response.status_code
 
-        first, ours_ms = median_ms(scrape, args.runs)
+        first, ours_ms = timed(scrape, args.runs)
         size = len(client.get("/cfg/tasks/metrics/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content)
 
     def naive_metrics() -> None:
@@ -236,7 +215,7 @@ def main() -> int:
             TaskLog.objects.filter(queue_name=queue, status=StatusChoices.QUEUED).count()
             TaskLog.objects.stuck().filter(queue_name=queue).count()
 
-    _, naive_ms = median_ms(naive_metrics, max(3, args.runs // 2))
+    _, naive_ms = timed(naive_metrics, max(3, args.runs // 2))
     print(f"metrics endpoint: median {ours_ms:.0f} ms (first {first:.0f} ms), {size:,} bytes; "
           f"naive per-status .count() loops {naive_ms:.0f} ms; "
           f"ratio naive/ours {naive_ms / ours_ms:.1f}x")
