@@ -1,4 +1,4 @@
-"""Migration 0002: the API's PostgreSQL indexes exist there and nowhere else."""
+"""Migrations 0002 and 0005: the API's PostgreSQL indexes exist there and nowhere else."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ API_INDEXES = {
     "tasklog_enq_cover_idx",
     "tasklog_worker_idx",
     "tasklog_error_message_trgm_idx",
+    "tasklog_failed_task_idx",
+    "tasklog_failed_enq_idx",
 }
 
 
@@ -73,3 +75,27 @@ def test_without_the_right_to_create_pg_trgm_the_index_is_skipped(caplog) -> Non
         finally:
             cursor.execute("RESET ROLE")
     assert "pg_trgm is not available" in caplog.text
+
+
+def test_failed_index_predicate_is_the_vocabulary_failed() -> None:
+    """The migration freezes FAILED; if models.FAILED changes, a new index migration is due."""
+    import importlib
+
+    from rearq_tasks.models import FAILED
+
+    migration = importlib.import_module("rearq_tasks.migrations.0005_failed_partial_indexes")
+    assert migration.FAILED == FAILED
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL-only plan")
+def test_failed_list_plan_uses_the_partial_indexes() -> None:
+    """The API's ``is_failed`` + task filter, count and page, are answered from failed rows only."""
+    qs = TaskLog.objects.failed().filter(task_name__in=["send_email"])
+    plans = []
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        for query in (qs.order_by().values("id")[:1001], qs.order_by("-enqueue_time")[:50]):
+            sql, params = query.query.sql_with_params()
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+    assert all("tasklog_failed_" in plan for plan in plans), plans
