@@ -39,3 +39,18 @@ class TaskLogFactory(factory.django.DjangoModelFactory):
     queue_name = "default"
     status = StatusChoices.QUEUED
     enqueue_time = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(minutes=5))
+
+
+def finished_jobs(task: str, count: int, failed: int, minutes_ago: int = 10, **fields) -> None:
+    """``count`` finished jobs of ``task`` enqueued ``minutes_ago``, the first ``failed`` failed."""
+    enqueue = timezone.now() - dt.timedelta(minutes=minutes_ago)
+    for i in range(count):
+        bad = i < failed
+        TaskLogFactory(
+            task_name=task,
+            status=StatusChoices.FAILED if bad else StatusChoices.SUCCESS,
+            success=not bad,
+            enqueue_time=enqueue,
+            error_message=f"ValueError: boom {i}" if bad else None,
+            **{"duration_ms": 100, **fields},
+        )

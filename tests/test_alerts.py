@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from rearq_tasks.alerts import run_alerts
 from rearq_tasks.models import AlertState, StatusChoices
-from tests.factories import TaskLogFactory
+from tests.factories import TaskLogFactory, finished_jobs
 
 pytestmark = pytest.mark.django_db
 SECRET_PATH = "/services/T000/B000/sl4ck-s3cret"
@@ -86,20 +86,6 @@ def channels(settings, endpoints):
     return slack, webhook
 
 
-def finished(task: str, count: int, failed: int, minutes_ago: int = 10, **fields) -> None:
-    enqueue = timezone.now() - dt.timedelta(minutes=minutes_ago)
-    for i in range(count):
-        bad = i < failed
-        TaskLogFactory(
-            task_name=task,
-            status=StatusChoices.FAILED if bad else StatusChoices.SUCCESS,
-            success=not bad,
-            enqueue_time=enqueue,
-            error_message=f"ValueError: boom {i}" if bad else None,
-            **{"duration_ms": 100, **fields},
-        )
-
-
 def run(*args: str) -> tuple[int, str]:
     from io import StringIO
 
@@ -112,7 +98,7 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def test_healthy_exits_0_and_sends_nothing(channels) -> None:
-    finished("send_email", 50, failed=1)
+    finished_jobs("send_email", 50, failed=1)
     code, out = run()
     assert code == 0 and "no alerts" in out
     assert mail.outbox == [] and channels[0].bodies == [] and channels[1].bodies == []
@@ -120,7 +106,7 @@ def test_healthy_exits_0_and_sends_nothing(channels) -> None:
 
 def test_failure_rate_alert_goes_to_every_channel(channels) -> None:
     slack, webhook = channels
-    finished("send_email", 40, failed=10)
+    finished_jobs("send_email", 40, failed=10)
     code, out = run()
     assert code == 1
     assert "FIRING failure_rate:send_email: 25.0 % of 40 finished jobs failed" in out
@@ -141,12 +127,12 @@ def test_failure_rate_alert_goes_to_every_channel(channels) -> None:
 
 
 def test_minimum_sample_is_respected(channels) -> None:
-    finished("send_email", 9, failed=9)
+    finished_jobs("send_email", 9, failed=9)
     assert run()[0] == 0
 
 
 def test_cooldown_then_worse_then_reminder_then_resolved(channels) -> None:
-    finished("send_email", 40, failed=8)  # 20 %
+    finished_jobs("send_email", 40, failed=8)  # 20 %
     assert run()[0] == 1
     assert len(mail.outbox) == 1
 
@@ -154,7 +140,7 @@ def test_cooldown_then_worse_then_reminder_then_resolved(channels) -> None:
     assert code == 1, "still firing: the cron line keeps paging"
     assert len(mail.outbox) == 1 and "not re-sent (cooldown): failure_rate:send_email" in out
 
-    finished("send_email", 20, failed=20)  # 28/60 = 46.7 % ≥ 1.5 × 20 %
+    finished_jobs("send_email", 20, failed=20)  # 28/60 = 46.7 % ≥ 1.5 × 20 %
     assert run()[0] == 1
     assert len(mail.outbox) == 2 and "WORSE" in mail.outbox[1].body
 
@@ -186,7 +172,7 @@ def test_failing_channels_are_reported_and_do_not_stop_the_others(settings, endp
         "ALERT_WEBHOOK_URL": slow.url,
         "ALERT_HTTP_TIMEOUT_SECONDS": 0.5,
     }
-    finished("send_email", 40, failed=10)
+    finished_jobs("send_email", 40, failed=10)
     started = time.monotonic()
     code, out = run()
     assert time.monotonic() - started < 5
@@ -206,7 +192,7 @@ def test_nothing_delivered_is_retried_next_run(settings, endpoints) -> None:
         "ALERT_EMAIL_RECIPIENTS": [],
         "ALERT_WEBHOOK_URL": broken.url,
     }
-    finished("send_email", 40, failed=10)
+    finished_jobs("send_email", 40, failed=10)
     assert run()[0] == 2
     assert AlertState.objects.get().last_sent_at is None
     broken.mode = "ok"
@@ -216,7 +202,7 @@ def test_nothing_delivered_is_retried_next_run(settings, endpoints) -> None:
 
 def test_no_channel_configured_is_an_error(settings) -> None:
     settings.ADMINS = []
-    finished("send_email", 40, failed=10)
+    finished_jobs("send_email", 40, failed=10)
     code, out = run()
     assert code == 2 and "no alert channel configured" in out
 
@@ -226,7 +212,7 @@ def test_recipients_admins_managers_and_addresses(settings, channels) -> None:
         **settings.REARQ_TASKS,
         "ALERT_EMAIL_RECIPIENTS": ["MANAGERS", "oncall@example.com", "ADMINS"],
     }
-    finished("send_email", 40, failed=10)
+    finished_jobs("send_email", 40, failed=10)
     run()
     assert mail.outbox[0].to == ["boss@example.com", "oncall@example.com", "ops@example.com"]
 
@@ -239,9 +225,9 @@ def test_per_task_override(settings, channels) -> None:
             "flaky_partner_api": {"FAILURE_RATE_THRESHOLD": None},
         },
     }
-    finished("charge_payment", 100, failed=7)
-    finished("send_email", 100, failed=7)
-    finished("flaky_partner_api", 100, failed=60)
+    finished_jobs("charge_payment", 100, failed=7)
+    finished_jobs("send_email", 100, failed=7)
+    finished_jobs("flaky_partner_api", 100, failed=60)
     result = run_alerts(dry_run=True)
     assert [a.key for a in result.firing] == ["failure_rate:charge_payment"]
     assert result.firing[0].threshold == 5
@@ -270,8 +256,8 @@ def test_stuck_lists_the_ten_oldest_job_ids(channels) -> None:
 
 def test_backlog_duration_and_retries_rules(channels) -> None:
     TaskLogFactory.create_batch(101, queue_name="low")
-    finished("export_csv", 3, failed=0, duration_ms=45_000)
-    finished("sync_inventory", 3, failed=0, job_retries=6)
+    finished_jobs("export_csv", 3, failed=0, duration_ms=45_000)
+    finished_jobs("sync_inventory", 3, failed=0, job_retries=6)
     result = run_alerts(dry_run=True)
     assert {a.key: a.value for a in result.firing} == {
         "backlog:low": 101,
@@ -281,14 +267,14 @@ def test_backlog_duration_and_retries_rules(channels) -> None:
 
 
 def test_dry_run_sends_and_records_nothing(channels) -> None:
-    finished("send_email", 40, failed=10)
+    finished_jobs("send_email", 40, failed=10)
     code, out = run("--dry-run")
     assert code == 1 and "would send:" in out
     assert mail.outbox == [] and channels[0].bodies == [] and not AlertState.objects.exists()
 
 
 def test_json_output(channels) -> None:
-    finished("send_email", 40, failed=10)
+    finished_jobs("send_email", 40, failed=10)
     code, out = run("--json", "--dry-run")
     data = json.loads(out)
     assert code == data["exit_code"] == 1
@@ -297,7 +283,7 @@ def test_json_output(channels) -> None:
 
 
 def test_rule_option_is_repeatable_and_only_touches_its_rules(channels) -> None:
-    finished("send_email", 40, failed=10)
+    finished_jobs("send_email", 40, failed=10)
     TaskLogFactory.create_batch(101, queue_name="low")
     code, out = run("--rule", "backlog", "--rule", "stuck")
     assert code == 1 and "backlog:low" in out and "failure_rate" not in out
@@ -318,6 +304,6 @@ def test_cron_task_entry_point_returns_the_exit_code(channels) -> None:
     from rearq_tasks.alerts import check_task_alerts
 
     assert check_task_alerts() == 0
-    finished("send_email", 40, failed=10)
+    finished_jobs("send_email", 40, failed=10)
     assert check_task_alerts() == 1
     assert len(mail.outbox) == 1

@@ -11,7 +11,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from rearq_tasks.health import ReArqRedis, ReArqWorkers, TaskQueue
 from rearq_tasks.models import StatusChoices
-from tests.factories import TaskLogFactory
+from tests.factories import TaskLogFactory, finished_jobs
 from tests.heartbeats import consume, push_heartbeat
 
 pytestmark = pytest.mark.django_db
@@ -29,19 +29,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def finished(count: int, failed: int, task: str = "send_email") -> None:
-    now = timezone.now()
-    for i in range(count):
-        bad = i < failed
-        TaskLogFactory(
-            task_name=task,
-            status=StatusChoices.FAILED if bad else StatusChoices.SUCCESS,
-            success=not bad,
-            enqueue_time=now - dt.timedelta(minutes=10),
-            duration_ms=100,
-        )
 
 
 def running_since(seconds: float, count: int = 1) -> None:
@@ -71,19 +58,19 @@ def test_long_running_job_warns_before_it_is_stuck() -> None:
 
 
 def test_failure_rate_needs_the_minimum_sample() -> None:
-    finished(9, failed=9)
+    finished_jobs("send_email", 9, failed=9)
     TaskQueue().run()
 
 
 def test_failure_rate_above_threshold_is_unavailable() -> None:
-    finished(20, failed=5)
+    finished_jobs("send_email", 20, failed=5)
     with pytest.raises(ServiceUnavailable) as exc:
         TaskQueue().run()
     assert "failure rate 25.0 % (5/20 jobs in the last 1 h) above 10 %" in exc.value.message
 
 
 def test_failure_rate_warns_at_half_the_threshold() -> None:
-    finished(100, failed=7)
+    finished_jobs("send_email", 100, failed=7)
     with pytest.raises(ServiceWarning) as exc:
         TaskQueue().run()
     assert not isinstance(exc.value, ServiceUnavailable)
@@ -112,7 +99,7 @@ def test_backlog_levels_per_queue() -> None:
 
 
 def test_thresholds_come_from_settings_and_fields(settings) -> None:
-    finished(20, failed=5)
+    finished_jobs("send_email", 20, failed=5)
     TaskQueue(failure_rate_threshold=50, warning_ratio=0.9).run()
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "FAILURE_RATE_THRESHOLD": 30.0}
     assert TaskQueue().failure_rate_threshold == 30.0

@@ -114,13 +114,20 @@ def post_json(url: str, payload: Any, timeout: float, name: str) -> None:
 
 
 @dataclass
-class SlackChannel:
+class _HttpChannel:
+    """A channel that POSTs JSON to a secret URL; its repr shows only scheme and host."""
+
     url: str = ""
     timeout: float = 5.0
-    name: str = "slack"
+    name: str = "http"
 
     def __repr__(self) -> str:
-        return f"SlackChannel({_where(self.url)})"
+        return f"{type(self).__name__}({_where(self.url)})"
+
+
+@dataclass(repr=False)
+class SlackChannel(_HttpChannel):
+    name: str = "slack"
 
     def send(self, notifications: Sequence[Notification]) -> None:
         icons = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}
@@ -131,14 +138,9 @@ class SlackChannel:
         post_json(self.url, {"text": "\n".join(lines)}, self.timeout, self.name)
 
 
-@dataclass
-class WebhookChannel:
-    url: str = ""
-    timeout: float = 5.0
+@dataclass(repr=False)
+class WebhookChannel(_HttpChannel):
     name: str = "webhook"
-
-    def __repr__(self) -> str:
-        return f"WebhookChannel({_where(self.url)})"
 
     def send(self, notifications: Sequence[Notification]) -> None:
         payload = {

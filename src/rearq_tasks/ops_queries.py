@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from rearq_tasks.models import COMPLETED, QUEUED, TaskLog
@@ -22,25 +22,17 @@ DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 WAIT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
 
 
+def _count_by_queue(qs: QuerySet[TaskLog]) -> dict[str, int]:
+    return dict(qs.order_by().values_list("queue_name").annotate(n=Count("id")))
+
+
 def backlog_by_queue() -> dict[str, int]:
     """Queued jobs per queue (served by the queue/status index)."""
-    rows = (
-        TaskLog.objects.filter(QUEUED)
-        .order_by()
-        .values_list("queue_name")
-        .annotate(n=Count("id"))
-    )
-    return {queue: n for queue, n in rows}
+    return _count_by_queue(TaskLog.objects.filter(QUEUED))
 
 
 def stuck_by_queue(older_than: dt.timedelta | int) -> dict[str, int]:
-    rows = (
-        TaskLog.objects.stuck(older_than)
-        .order_by()
-        .values_list("queue_name")
-        .annotate(n=Count("id"))
-    )
-    return {queue: n for queue, n in rows}
+    return _count_by_queue(TaskLog.objects.stuck(older_than))
 
 
 def oldest_stuck(older_than: dt.timedelta | int, limit: int = 10) -> list[dict]:

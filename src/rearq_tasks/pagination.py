@@ -60,6 +60,16 @@ class CappedCountPaginator(Paginator):
         return max(estimate, self.count_limit + 1)
 
 
+def _positive_int(param: str, raw: str, not_int: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({param: [not_int]}) from None
+    if value < 1:
+        raise ValidationError({param: ["Ensure this value is greater than or equal to 1."]})
+    return value
+
+
 class TaskLogPagination(PageNumberPagination):
     """``page`` and ``page_size`` (1..MAX_PAGE_SIZE; larger is clamped), bad values → 400."""
 
@@ -69,27 +79,14 @@ class TaskLogPagination(PageNumberPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw in (None, ""):
             return conf.PAGE_SIZE
-        try:
-            size = int(raw)
-        except ValueError:
-            raise ValidationError({"page_size": ["A valid integer is required."]}) from None
-        if size < 1:
-            raise ValidationError(
-                {"page_size": ["Ensure this value is greater than or equal to 1."]}
-            )
-        return min(size, conf.MAX_PAGE_SIZE)
+        return min(_positive_int("page_size", raw, "A valid integer is required."),
+                   conf.MAX_PAGE_SIZE)  # fmt: skip
 
     def get_page_number(self, request: Request, paginator: Paginator) -> int | str:
         raw = request.query_params.get(self.page_query_param) or "1"
         if raw in self.last_page_strings:
             return paginator.num_pages
-        try:
-            number = int(raw)
-        except ValueError:
-            raise ValidationError({"page": ['A valid integer (or "last") is required.']}) from None
-        if number < 1:
-            raise ValidationError({"page": ["Ensure this value is greater than or equal to 1."]})
-        return number
+        return _positive_int("page", raw, 'A valid integer (or "last") is required.')
 
     def django_paginator_class(self, object_list: Any, per_page: int) -> CappedCountPaginator:  # type: ignore[override]
         return CappedCountPaginator(object_list, per_page, count_limit=conf.COUNT_LIMIT)
