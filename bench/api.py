@@ -143,7 +143,7 @@ def ours(runs: int) -> dict[str, list[float]]:
 
 
 def reference(runs: int) -> dict[str, list[float]]:
-    """The seed's shapes, on the seed's schema (0002 and 0005 indexes dropped in a rolled-back tx)."""
+    """The seed's shapes on the seed's schema: 0002 and 0005 indexes dropped, rolled back."""
     from django.core.paginator import Paginator
     from django.db import connection, transaction
     from django.db.models import Avg, Count, Q

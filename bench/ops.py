@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 from _common import ensure_database, timed  # noqa: E402
+
 TOKEN = "bench-metrics-token-0123456789"
 
 

@@ -85,11 +85,13 @@ def test_wheel_installs_into_a_fresh_project(dists: dict[str, Path], tmp_path: P
         .replace("from django.urls import path", "from django.urls import include, path")
         .replace(
             "path('admin/', admin.site.urls),",
-            "path('admin/', admin.site.urls),\n    path('cfg/tasks/', include('rearq_tasks.urls')),",
+            "path('admin/', admin.site.urls),\n"
+            "    path('cfg/tasks/', include('rearq_tasks.urls')),",
         )
         .replace(
             'path("admin/", admin.site.urls),',
-            'path("admin/", admin.site.urls),\n    path("cfg/tasks/", include("rearq_tasks.urls")),',
+            'path("admin/", admin.site.urls),\n'
+            '    path("cfg/tasks/", include("rearq_tasks.urls")),',
         )
     )
     assert "rearq_tasks.urls" in urls.read_text()

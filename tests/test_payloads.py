@@ -150,7 +150,8 @@ def test_hostile_payloads_store_and_read_back_on_every_database(settings) -> Non
         error_message=payload.error_message,
     )
     log.refresh_from_db()
-    assert log.args[0] == "\\x00bin" and log.args[1] == "2.5" and log.args[2] == {"k\\x00": "v\\x00"}
+    assert log.args[0] == "\\x00bin" and log.args[1] == "2.5"
+    assert log.args[2] == {"k\\x00": "v\\x00"}
     assert log.kwargs["password"] == REDACTED
     assert log.result.startswith("ok\\x00xxx") and "truncated" in log.result
     assert log.error_message == "Traceback\\x00 with NUL"

@@ -47,7 +47,11 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
             close = difflib.get_close_matches(str(key), SPEC, n=1)
             hint = f"Did you mean {close[0]!r}?" if close else "See docs/settings.md."
             errors.append(
-                Error(f"{SETTING_NAME}[{key!r}] is not a known setting.", hint=hint, id="rearq_tasks.E002")
+                Error(
+                    f"{SETTING_NAME}[{key!r}] is not a known setting.",
+                    hint=hint,
+                    id="rearq_tasks.E002",
+                )
             )
     valid: dict[str, Any] = {}
     for key, option in SPEC.items():

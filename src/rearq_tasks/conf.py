@@ -145,7 +145,8 @@ SPEC: dict[str, Option] = {
     "PAYLOAD_MAX_BYTES": Option(
         64 * 1024,
         (int,),
-        "Largest stored args, kwargs, result or error (UTF-8 bytes); longer ones are cut with a marker.",
+        "Largest stored args, kwargs, result or error (UTF-8 bytes); "
+        "longer ones are cut with a marker.",
         _positive,
     ),
     "REDACT_PATTERNS": Option(

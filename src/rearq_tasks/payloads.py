@@ -188,7 +188,9 @@ def prepare(
     return Payload(
         args=bound_json(sanitize(_as_list(args)), limit),
         kwargs=bound_json(sanitize(_as_dict(kwargs)), limit),
-        result=None if result is None else clean_text(_result_text(sanitize(_parse(result))), limit),
+        result=(
+            None if result is None else clean_text(_result_text(sanitize(_parse(result))), limit)
+        ),
         error_message=clean_text(error_message, limit),
     )
 

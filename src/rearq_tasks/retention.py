@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connections, transaction
-from django.db.models.deletion import Collector
 from django.db.models import Q
+from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from rearq_tasks.conf import conf

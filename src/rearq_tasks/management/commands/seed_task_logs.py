@@ -45,7 +45,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--count", type=str, default="1000", help="rows to write")
         parser.add_argument("--days", type=str, default="7", help="spread over the last D days")
-        parser.add_argument("--seed", type=str, default="0", help="random seed (same seed, same rows)")
+        parser.add_argument(
+            "--seed", type=str, default="0", help="random seed (same seed, same rows)"
+        )
         parser.add_argument("--batch-size", type=str, default="10000")
         parser.add_argument("--truncate", action="store_true", help="delete existing rows first")
         parser.add_argument("--database", default="default", choices=tuple(connections))
@@ -72,7 +74,9 @@ class Command(BaseCommand):
                 )
                 self.stdout.flush()
 
-        written = seed(count, days, seed_value, batch_size=batch_size, using=using, progress=progress)
+        written = seed(
+            count, days, seed_value, batch_size=batch_size, using=using, progress=progress
+        )
         elapsed = time.monotonic() - started
         self.stdout.write("")
         self.stdout.write(
