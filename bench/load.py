@@ -90,23 +90,46 @@ def configure(database: str) -> None:
 
 # --- the feeder (runs as ``load.py --feed`` in its own process) -----------------------------
 def feed(rate: float) -> None:
-    """Enqueue ``add`` jobs at ``rate`` per second until SIGTERM, as an application would."""
+    """Enqueue ``add`` jobs at ``rate`` per second until SIGTERM, as an application would.
+
+    Up to 32 enqueues overlap, so a slow round trip on a busy machine does not lower the rate.
+    """
     import django
 
     django.setup()
-    from rearq_tasks.client import enqueue_sync
+    from rearq_tasks.client import enqueue, get_rearq_client
 
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    sent, start = 0, time.monotonic()
-    while not stopping.is_set():
-        enqueue_sync("add", sent, 1)
-        sent += 1
-        delay = start + sent / rate - time.monotonic()
-        if delay > 0:
-            stopping.wait(delay)
-    elapsed = time.monotonic() - start
-    print(f"feeder: {sent} jobs in {elapsed:.1f} s ({sent / elapsed:.1f}/s)", flush=True)
+    async def run() -> None:
+        await get_rearq_client().startup()
+        stopping = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+        slots = asyncio.Semaphore(32)
+        pending: set[asyncio.Task[str]] = set()
+        sent, start = 0, time.monotonic()
+
+        async def one(i: int) -> str:
+            try:
+                return await enqueue("add", i, 1)
+            finally:
+                slots.release()
+
+        while not stopping.is_set():
+            await slots.acquire()
+            task = asyncio.create_task(one(sent))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            sent += 1
+            delay = start + sent / rate - time.monotonic()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stopping.wait(), delay)
+                except TimeoutError:
+                    pass
+        await asyncio.gather(*pending)
+        elapsed = time.monotonic() - start
+        print(f"feeder: {sent} jobs in {elapsed:.1f} s ({sent / elapsed:.1f}/s)", flush=True)
+
+    asyncio.run(run())
 
 
 # --- setup -----------------------------------------------------------------------------------
@@ -221,12 +244,14 @@ def start_workers(procs: Processes, redis: object) -> None:
 
 def start_server(procs: Processes, args: argparse.Namespace, port: int, token: str) -> None:
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    procs.start(
-        "gunicorn",
-        [gunicorn, "example_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", str(args.server_workers),
-         "--threads", str(args.threads), "--timeout", "60", "--backlog", "256"],
-    )  # fmt: skip
+    argv = [gunicorn, "example_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
+            "--worker-class", "gthread", "--workers", str(args.server_workers),
+            "--threads", str(args.threads), "--timeout", "60", "--backlog", "256"]  # fmt: skip
+    helptext = subprocess.run([gunicorn, "--help"], capture_output=True, text=True).stdout
+    if "--no-control-socket" in helptext:
+        # gunicorn 24+ opens one control socket per user in ~/.gunicorn; other servers share it.
+        argv.append("--no-control-socket")
+    procs.start("gunicorn", argv)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         procs.check()
