@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,6 +187,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stats() -> list[tuple[int, int, float]]:
+    """(pid, process group, CPU seconds) of every process on the machine."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out.append((int(entry.name), int(fields[2]), (int(fields[11]) + int(fields[12])) / CLK))
+    return out
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy since boot (all cores)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / CLK
+
+
 @dataclass
 class Processes:
     """Everything the run started, each in its own session so its children go with it."""
@@ -199,6 +223,22 @@ class Processes:
         )
         self.procs.append((name, proc))
         return proc
+
+    def cpu(self, pg: object, database: str) -> dict[str, float]:
+        """CPU seconds so far per role: each started process with its children, PostgreSQL's
+        backends of the benchmark database, this process, and the whole machine."""
+        stats = proc_stats()
+        out = {name: sum(c for _, g, c in stats if g == p.pid) for name, p in self.procs}
+        backends = {
+            r[0]
+            for r in pg.execute(  # type: ignore[attr-defined]
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]
+            ).fetchall()
+        }
+        out["postgres"] = sum(c for pid, _, c in stats if pid in backends)
+        out["load generator"] = sum(c for pid, _, c in stats if pid == os.getpid())
+        out["machine"] = machine_busy()
+        return out
 
     def check(self) -> None:
         for name, proc in self.procs:
@@ -249,7 +289,7 @@ def start_server(procs: Processes, args: argparse.Namespace, port: int, token: s
             "--threads", str(args.threads), "--timeout", "60", "--backlog", "256"]  # fmt: skip
     helptext = subprocess.run([gunicorn, "--help"], capture_output=True, text=True).stdout
     if "--no-control-socket" in helptext:
-        # gunicorn 24+ opens one control socket per user in ~/.gunicorn; other servers share it.
+        # Recent gunicorn opens a control socket at one path per user: other servers share it.
         argv.append("--no-control-socket")
     procs.start("gunicorn", argv)
     deadline = time.monotonic() + 60
@@ -311,11 +351,19 @@ def client(port: int, token: str, ids: list[int], seed: int, until: float,
         conn.close()
 
 
-def drive(args: argparse.Namespace, port: int, token: str, ids: list[int],
-          procs: Processes) -> tuple[list[Sample], float, float, list[float]]:  # fmt: skip
-    """Run the clients; returns (samples, measure start, measure end, 1-min loads seen)."""
-    t0 = time.monotonic()
-    measure_from = t0 + args.warmup
+@dataclass
+class Phase:
+    samples: list[Sample]
+    since: float  # wall-clock bounds of the measured window
+    until: float
+    loads: list[float]
+    cpu: dict[str, float]  # cores used per role over the window
+
+
+def drive(args: argparse.Namespace, port: int, token: str, ids: list[int], procs: Processes,
+          cpu: Callable[[], dict[str, float]]) -> Phase:  # fmt: skip
+    """Run the clients for ``--warmup`` + ``--duration`` seconds; keep the measured part."""
+    measure_from = time.monotonic() + args.warmup
     until = measure_from + args.duration
     samples: list[Sample] = []
     threads = [
@@ -328,16 +376,18 @@ def drive(args: argparse.Namespace, port: int, token: str, ids: list[int],
     ]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, measure_from - time.monotonic()))
+    cpu0, t0 = cpu(), time.monotonic()
     loads = []
     while any(t.is_alive() for t in threads):
         procs.check()
-        if time.monotonic() >= measure_from:
-            loads.append(os.getloadavg()[0])
-        time.sleep(2)
-    for thread in threads:
-        thread.join()
+        loads.append(os.getloadavg()[0])
+        time.sleep(1)
+    cpu1, t1 = cpu(), time.monotonic()
     wall = time.time() - time.monotonic()
-    return [s for s in samples if s.start >= measure_from], measure_from + wall, until + wall, loads
+    used = {role: (cpu1.get(role, 0.0) - cpu0.get(role, 0.0)) / (t1 - t0) for role in cpu1}
+    kept = [s for s in samples if s.start >= measure_from]
+    return Phase(kept, measure_from + wall, until + wall, loads, used)
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -345,30 +395,47 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def report_http(samples: list[Sample], duration: float) -> int:
-    print("| endpoint | requests | errors | p50 | p99 | req/s |")
-    print("|---|---:|---:|---:|---:|---:|")
-    errors = 0
+def summary(samples: list[Sample], label: str, duration: float) -> tuple[int, int, str]:
+    """(requests, errors, "p50 | p99 | req/s" cells) of one endpoint (or "all")."""
+    chosen = [s for s in samples if label in ("all", s.label)]
+    if not chosen:
+        return 0, 0, " | | "
+    ordered = sorted(s.ms for s in chosen)
+    cells = (
+        f"{percentile(ordered, 0.5):.0f} ms | {percentile(ordered, 0.99):.0f} ms | "
+        f"{len(chosen) / duration:.1f}"
+    )
+    return len(chosen), sum(1 for s in chosen if s.error), cells
+
+
+def report_http(alone: Phase, loaded: Phase, duration: float) -> int:
+    """The table; returns the number of errors in both phases."""
+    print(
+        "| endpoint | requests | errors | p50 | p99 | req/s "
+        "| alone: requests | errors | p50 | p99 | req/s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label in [*MIX, "all"]:
-        chosen = [s for s in samples if label in ("all", s.label)]
-        if not chosen:
-            print(f"| {label} | 0 | | | | |")
-            continue
-        ordered = sorted(s.ms for s in chosen)
-        failed = sum(1 for s in chosen if s.error)
-        if label != "all":
-            errors += failed
-        print(
-            f"| {label} | {len(chosen)} | {failed} | {percentile(ordered, 0.5):.0f} ms | "
-            f"{percentile(ordered, 0.99):.0f} ms | {len(chosen) / duration:.1f} |"
-        )
+        n, failed, cells = summary(loaded.samples, label, duration)
+        n0, failed0, cells0 = summary(alone.samples, label, duration)
+        name = f"**{label}**" if label == "all" else label
+        print(f"| {name} | {n} | {failed} | {cells} | {n0} | {failed0} | {cells0} |")
     seen: dict[str, int] = {}
-    for s in samples:
+    for s in [*alone.samples, *loaded.samples]:
         if s.error:
             seen[s.error] = seen.get(s.error, 0) + 1
     for error, n in sorted(seen.items(), key=lambda kv: -kv[1])[:10]:
         print(f"  {n} × {error}")
-    return errors
+    return sum(seen.values())
+
+
+def report_cpu(alone: Phase, loaded: Phase) -> None:
+    print("\nCPU in cores over the measured window (with jobs / API alone):")
+    for role in loaded.cpu:
+        print(f"  {role:16} {loaded.cpu[role]:.2f} / {alone.cpu.get(role, 0.0):.2f}")
+    for phase, name in ((loaded, "with jobs"), (alone, "API alone")):
+        ours = sum(v for k, v in phase.cpu.items() if k != "machine")
+        print(f"  {name}: this run {ours:.2f}, other processes {phase.cpu['machine'] - ours:.2f}")
 
 
 def wait_drained(conn: object, timeout: float = 180) -> tuple[int, int]:
@@ -433,34 +500,43 @@ def main() -> None:
         start_workers(procs, redis)
         port = free_port()
         start_server(procs, args, port, token)
+
+        def cpu() -> dict[str, float]:
+            return procs.cpu(pg, args.database)
+
+        alone = drive(args, port, token, ids, procs, cpu)
         procs.start("feeder", [sys.executable, str(Path(__file__)), "--feed",
                                "--database", args.database, "--rate", str(args.rate)])  # fmt: skip
-        samples, since, until, loads = drive(args, port, token, ids, procs)
+        loaded = drive(args, port, token, ids, procs, cpu)
         procs.stop("feeder")
         fed = (RESULTS / "load-feeder.log").read_text().strip().splitlines()[-1:]
         jobs, missing = wait_drained(pg)
-        during = capture_lag(pg, since, until)
+        during = capture_lag(pg, loaded.since, loaded.until)
         drained = capture_lag(pg, None, None)
         load_after = os.getloadavg()
     finally:
         procs.stop()
     print(
         f"\n{args.rows:,} TaskLog rows, PostgreSQL; gunicorn gthread {args.server_workers}×"
-        f"{args.threads}; {args.clients} clients for {args.duration:.0f} s (after "
-        f"{args.warmup:.0f} s warm-up); 2 captured workers, feeder at {args.rate:.0f} jobs/s\n"
+        f"{args.threads}; {args.clients} clients, {args.duration:.0f} s measured after "
+        f"{args.warmup:.0f} s warm-up, first with the API alone (two idle workers), then with "
+        f"two captured workers draining no-op jobs fed at {args.rate:.0f}/s\n"
     )
-    errors = report_http(samples, args.duration)
+    errors = report_http(alone, loaded, args.duration)
     print(
         f"\ncapture lag (JobResult.finish_time -> TaskLog row): jobs finished during the load: "
         f"{during[0]}, p50 {during[1]:.0f} ms, p95 {during[2]:.0f} ms; all {drained[0]} jobs "
         f"drained: p50 {drained[1]:.0f} ms, p95 {drained[2]:.0f} ms"
     )
     print(f"jobs enqueued: {jobs}; without a final TaskLog row: {missing} ({' '.join(fed)})")
-    print(
-        f"load average (1 min) before {load_before[0]:.2f}, during max "
-        f"{max(loads, default=0):.2f} mean {sum(loads) / max(len(loads), 1):.2f}, after "
-        f"{load_after[0]:.2f} on {os.cpu_count()} CPUs"
-    )
+    report_cpu(alone, loaded)
+    for phase, name in ((alone, "API alone"), (loaded, "with jobs")):
+        print(
+            f"load average (1 min) {name}: mean {sum(phase.loads) / max(len(phase.loads), 1):.2f}"
+            f", max {max(phase.loads, default=0):.2f}"
+        )
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}, "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
     if errors or missing:
         raise SystemExit(1)
 
