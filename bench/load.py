@@ -68,6 +68,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per process")
     parser.add_argument("--timeout", type=float, default=30.0, help="client timeout, seconds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--capture", action=argparse.BooleanOptionalAction, default=True,
+        help="record the jobs in TaskLog (--no-capture: ReArq alone, for comparison)",
+    )  # fmt: skip
     parser.add_argument("--feed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     positive = ("rows", "clients", "duration", "rate", "server_workers", "threads", "timeout")
@@ -76,15 +80,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def configure(database: str) -> None:
+def configure(database: str, capture: bool) -> None:
     """The environment every process of the run shares (example_project reads it)."""
     pg = f"postgres://{os.environ.get('PGUSER', 'postgres')}@127.0.0.1:5432/{database}"
     os.environ.update(
         DATABASE_URL=pg,
         REARQ_DB_URL=pg,
         REARQ_REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"),
-        DJANGO_SETTINGS_MODULE="example_project.settings",
+        DJANGO_SETTINGS_MODULE="bench.load_settings",
         DJANGO_DEBUG="0",
+        BENCH_CAPTURE="1" if capture else "0",
         PYTHONPATH=str(ROOT),
     )
 
@@ -261,7 +266,7 @@ class Processes:
         self.procs = [(n, p) for n, p in self.procs if (n, p) not in chosen]
 
 
-def start_workers(procs: Processes, redis: object) -> None:
+def start_workers(procs: Processes, redis: object, capture: bool) -> None:
     for consumer in WORKERS:
         procs.start(
             f"worker-{consumer}",
@@ -276,7 +281,7 @@ def start_workers(procs: Processes, redis: object) -> None:
             groups = redis.xinfo_groups("rearq_tasks:events")  # type: ignore[attr-defined]
         except Exception:
             groups = []
-        if up and any(g["name"] == "rearq_tasks" for g in groups):
+        if up and (not capture or any(g["name"] == "rearq_tasks" for g in groups)):
             return
         time.sleep(0.1)
     raise SystemExit("the workers did not start")
@@ -438,8 +443,9 @@ def report_cpu(alone: Phase, loaded: Phase) -> None:
         print(f"  {name}: this run {ours:.2f}, other processes {phase.cpu['machine'] - ours:.2f}")
 
 
-def wait_drained(conn: object, timeout: float = 180) -> tuple[int, int]:
-    """Until every enqueued job has a result and a final TaskLog row; (jobs, missing rows)."""
+def wait_drained(conn: object, capture: bool, timeout: float = 180) -> tuple[int, int]:
+    """Until every enqueued job has a result and (with capture) a final TaskLog row;
+    returns (jobs, jobs without one)."""
     deadline = time.monotonic() + timeout
     while True:
         jobs, results, final = conn.execute(  # type: ignore[attr-defined]
@@ -448,6 +454,8 @@ def wait_drained(conn: object, timeout: float = 180) -> tuple[int, int]:
             " (SELECT count(*) FROM django_cfg_task_log t JOIN rearq_job j USING (job_id)"
             "  WHERE t.status = 'success')"
         ).fetchone()
+        if not capture:
+            final = results
         if (jobs == results == final) or time.monotonic() > deadline:
             return jobs, jobs - final
         time.sleep(0.25)
@@ -478,7 +486,7 @@ def interrupted(*_: object) -> None:
 
 def main() -> None:
     args = parse_args()
-    configure(args.database)
+    configure(args.database, args.capture)
     if args.feed:
         feed(args.rate)
         return
@@ -497,7 +505,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, interrupted)
     try:
         load_before = os.getloadavg()
-        start_workers(procs, redis)
+        start_workers(procs, redis, args.capture)
         port = free_port()
         start_server(procs, args, port, token)
 
@@ -510,7 +518,7 @@ def main() -> None:
         loaded = drive(args, port, token, ids, procs, cpu)
         procs.stop("feeder")
         fed = (RESULTS / "load-feeder.log").read_text().strip().splitlines()[-1:]
-        jobs, missing = wait_drained(pg)
+        jobs, missing = wait_drained(pg, args.capture)
         during = capture_lag(pg, loaded.since, loaded.until)
         drained = capture_lag(pg, None, None)
         load_after = os.getloadavg()
@@ -523,12 +531,15 @@ def main() -> None:
         f"two captured workers draining no-op jobs fed at {args.rate:.0f}/s\n"
     )
     errors = report_http(alone, loaded, args.duration)
-    print(
-        f"\ncapture lag (JobResult.finish_time -> TaskLog row): jobs finished during the load: "
-        f"{during[0]}, p50 {during[1]:.0f} ms, p95 {during[2]:.0f} ms; all {drained[0]} jobs "
-        f"drained: p50 {drained[1]:.0f} ms, p95 {drained[2]:.0f} ms"
-    )
-    print(f"jobs enqueued: {jobs}; without a final TaskLog row: {missing} ({' '.join(fed)})")
+    if args.capture:
+        print(
+            f"\ncapture lag (JobResult.finish_time -> TaskLog row): jobs finished during the "
+            f"load: {during[0]}, p50 {during[1]:.0f} ms, p95 {during[2]:.0f} ms; all "
+            f"{drained[0]} jobs drained: p50 {drained[1]:.0f} ms, p95 {drained[2]:.0f} ms"
+        )
+        print(f"jobs enqueued: {jobs}; without a final TaskLog row: {missing} ({' '.join(fed)})")
+    else:
+        print(f"\ncapture off; jobs enqueued: {jobs}, not run: {missing} ({' '.join(fed)})")
     report_cpu(alone, loaded)
     for phase, name in ((alone, "API alone"), (loaded, "with jobs")):
         print(
