@@ -363,10 +363,11 @@ class Phase:
     until: float
     loads: list[float]
     cpu: dict[str, float]  # cores used per role over the window
+    connections: int  # most PostgreSQL connections to the benchmark database seen at once
 
 
 def drive(args: argparse.Namespace, port: int, token: str, ids: list[int], procs: Processes,
-          cpu: Callable[[], dict[str, float]]) -> Phase:  # fmt: skip
+          cpu: Callable[[], dict[str, float]], connections: Callable[[], int]) -> Phase:  # fmt: skip
     """Run the clients for ``--warmup`` + ``--duration`` seconds; keep the measured part."""
     measure_from = time.monotonic() + args.warmup
     until = measure_from + args.duration
@@ -383,16 +384,17 @@ def drive(args: argparse.Namespace, port: int, token: str, ids: list[int], procs
         thread.start()
     time.sleep(max(0.0, measure_from - time.monotonic()))
     cpu0, t0 = cpu(), time.monotonic()
-    loads = []
+    loads, most = [], 0
     while any(t.is_alive() for t in threads):
         procs.check()
         loads.append(os.getloadavg()[0])
+        most = max(most, connections())
         time.sleep(1)
     cpu1, t1 = cpu(), time.monotonic()
     wall = time.time() - time.monotonic()
     used = {role: (cpu1.get(role, 0.0) - cpu0.get(role, 0.0)) / (t1 - t0) for role in cpu1}
     kept = [s for s in samples if s.start >= measure_from]
-    return Phase(kept, measure_from + wall, until + wall, loads, used)
+    return Phase(kept, measure_from + wall, until + wall, loads, used, most)
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -512,10 +514,16 @@ def main() -> None:
         def cpu() -> dict[str, float]:
             return procs.cpu(pg, args.database)
 
-        alone = drive(args, port, token, ids, procs, cpu)
+        def connections() -> int:
+            return pg.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()", [args.database],
+            ).fetchone()[0]  # fmt: skip
+
+        alone = drive(args, port, token, ids, procs, cpu, connections)
         procs.start("feeder", [sys.executable, str(Path(__file__)), "--feed",
                                "--database", args.database, "--rate", str(args.rate)])  # fmt: skip
-        loaded = drive(args, port, token, ids, procs, cpu)
+        loaded = drive(args, port, token, ids, procs, cpu, connections)
         procs.stop("feeder")
         fed = (RESULTS / "load-feeder.log").read_text().strip().splitlines()[-1:]
         jobs, missing = wait_drained(pg, args.capture)
@@ -541,6 +549,10 @@ def main() -> None:
     else:
         print(f"\ncapture off; jobs enqueued: {jobs}, not run: {missing} ({' '.join(fed)})")
     report_cpu(alone, loaded)
+    print(
+        f"PostgreSQL connections to {args.database} (most at once): with jobs "
+        f"{loaded.connections}, API alone {alone.connections}"
+    )
     for phase, name in ((alone, "API alone"), (loaded, "with jobs")):
         print(
             f"load average (1 min) {name}: mean {sum(phase.loads) / max(len(phase.loads), 1):.2f}"
