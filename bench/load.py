@@ -366,8 +366,15 @@ class Phase:
     connections: int  # most PostgreSQL connections to the benchmark database seen at once
 
 
-def drive(args: argparse.Namespace, port: int, token: str, ids: list[int], procs: Processes,
-          cpu: Callable[[], dict[str, float]], connections: Callable[[], int]) -> Phase:  # fmt: skip
+def drive(
+    args: argparse.Namespace,
+    port: int,
+    token: str,
+    ids: list[int],
+    procs: Processes,
+    cpu: Callable[[], dict[str, float]],
+    connections: Callable[[], int],
+) -> Phase:
     """Run the clients for ``--warmup`` + ``--duration`` seconds; keep the measured part."""
     measure_from = time.monotonic() + args.warmup
     until = measure_from + args.duration
