@@ -13,11 +13,15 @@ Creates (once) the database ``rearq_bench_load`` and seeds it like ``bench/api.p
   (closed loop, no think time) over a weighted mix of list, filters, search, detail, stats,
   timeline and overview, authenticated by a DRF token of a staff user with the view permission.
 
-After ``--warmup`` seconds the next ``--duration`` seconds are measured. Prints per endpoint:
-requests, errors (any status other than 200, or no response), p50/p99 and throughput; then the
-capture lag (JobResult.finish_time -> TaskLog.updated_at) p50/p95 of the jobs finished during
-the measured window and of all jobs drained, jobs without a final TaskLog row, and the load
-average. Every process it starts is stopped on exit, Ctrl-C or error.
+The load runs twice in one run, each time ``--warmup`` seconds unmeasured then ``--duration``
+measured: first with the API alone (the workers up but idle), then with the job stream.
+Prints per endpoint and phase: requests, errors (any status other than 200, or no response),
+p50/p99 and throughput; the capture lag (JobResult.finish_time -> TaskLog.updated_at) p50/p95
+of the jobs finished during the measured window and of all jobs drained; jobs without a final
+TaskLog row; CPU per role from /proc (server, workers, feeder, PostgreSQL backends, clients,
+other processes); the most PostgreSQL connections seen; the load average. Exits non-zero on
+any error or missing row. ``--no-capture`` runs ReArq alone, for comparison. Every process it
+starts is stopped on exit, Ctrl-C, SIGTERM or error.
 """
 
 from __future__ import annotations
