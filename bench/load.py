@@ -8,7 +8,7 @@ Creates (once) the database ``rearq_bench_load`` and seeds it like ``bench/api.p
 * gunicorn (gthread workers) serving ``example_project`` with DEBUG off on a free loopback port;
 * two ``manage.py rearq_worker`` processes, capture on (embedded collector), on the Redis DB
   ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/7``; it is flushed);
-* a feeder enqueuing the no-op ``add`` job at ``--rate`` jobs/s through ``enqueue_sync``;
+* a feeder enqueuing the no-op ``add`` job at ``--rate`` jobs/s through ``enqueue``;
 * ``--clients`` threads, each with its own keep-alive connection, sending GETs back to back
   (closed loop, no think time) over a weighted mix of list, filters, search, detail, stats,
   timeline and overview, authenticated by a DRF token of a staff user with the view permission.
