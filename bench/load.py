@@ -233,18 +233,11 @@ class Processes:
         self.procs.append((name, proc))
         return proc
 
-    def cpu(self, pg: object, database: str) -> dict[str, float]:
-        """CPU seconds so far per role: each started process with its children, PostgreSQL's
-        backends of the benchmark database, this process, and the whole machine."""
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far per role: each started process with its children, this
+        process, and the whole machine."""
         stats = proc_stats()
         out = {name: sum(c for _, g, c in stats if g == p.pid) for name, p in self.procs}
-        backends = {
-            r[0]
-            for r in pg.execute(  # type: ignore[attr-defined]
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]
-            ).fetchall()
-        }
-        out["postgres"] = sum(c for pid, _, c in stats if pid in backends)
         out["load generator"] = sum(c for pid, _, c in stats if pid == os.getpid())
         out["machine"] = machine_busy()
         return out
@@ -377,7 +370,7 @@ def drive(
     ids: list[int],
     procs: Processes,
     cpu: Callable[[], dict[str, float]],
-    connections: Callable[[], int],
+    backends: Callable[[], dict[int, float]],
 ) -> Phase:
     """Run the clients for ``--warmup`` + ``--duration`` seconds; keep the measured part."""
     measure_from = time.monotonic() + args.warmup
@@ -395,15 +388,22 @@ def drive(
         thread.start()
     time.sleep(max(0.0, measure_from - time.monotonic()))
     cpu0, t0 = cpu(), time.monotonic()
-    loads, most = [], 0
+    # Backends come and go (CONN_MAX_AGE): follow each one, count what it used in the window.
+    first = backends()
+    last = dict(first)
+    loads, most = [], len(first)
     while any(t.is_alive() for t in threads):
         procs.check()
         loads.append(os.getloadavg()[0])
-        most = max(most, connections())
+        seen = backends()
+        most = max(most, len(seen))
+        last.update(seen)
         time.sleep(1)
     cpu1, t1 = cpu(), time.monotonic()
+    last.update(backends())
     wall = time.time() - time.monotonic()
     used = {role: (cpu1.get(role, 0.0) - cpu0.get(role, 0.0)) / (t1 - t0) for role in cpu1}
+    used["postgres"] = sum(c - first.get(pid, 0.0) for pid, c in last.items()) / (t1 - t0)
     kept = [s for s in samples if s.start >= measure_from]
     return Phase(kept, measure_from + wall, until + wall, loads, used, most)
 
@@ -449,7 +449,7 @@ def report_http(alone: Phase, loaded: Phase, duration: float) -> int:
 
 def report_cpu(alone: Phase, loaded: Phase) -> None:
     print("\nCPU in cores over the measured window (with jobs / API alone):")
-    for role in loaded.cpu:
+    for role in [r for r in loaded.cpu if r != "machine"] + ["machine"]:
         print(f"  {role:16} {loaded.cpu[role]:.2f} / {alone.cpu.get(role, 0.0):.2f}")
     for phase, name in ((loaded, "with jobs"), (alone, "API alone")):
         ours = sum(v for k, v in phase.cpu.items() if k != "machine")
@@ -522,19 +522,21 @@ def main() -> None:
         port = free_port()
         start_server(procs, args, port, token)
 
-        def cpu() -> dict[str, float]:
-            return procs.cpu(pg, args.database)
+        def backends() -> dict[int, float]:
+            """CPU seconds so far of each backend connected to the benchmark database."""
+            pids = {
+                r[0]
+                for r in pg.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                    "pg_backend_pid()", [args.database],
+                ).fetchall()
+            }  # fmt: skip
+            return {pid: c for pid, _, c in proc_stats() if pid in pids}
 
-        def connections() -> int:
-            return pg.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
-                "pg_backend_pid()", [args.database],
-            ).fetchone()[0]  # fmt: skip
-
-        alone = drive(args, port, token, ids, procs, cpu, connections)
+        alone = drive(args, port, token, ids, procs, procs.cpu, backends)
         procs.start("feeder", [sys.executable, str(Path(__file__)), "--feed",
                                "--database", args.database, "--rate", str(args.rate)])  # fmt: skip
-        loaded = drive(args, port, token, ids, procs, cpu, connections)
+        loaded = drive(args, port, token, ids, procs, procs.cpu, backends)
         procs.stop("feeder")
         fed = (RESULTS / "load-feeder.log").read_text().strip().splitlines()[-1:]
         jobs, missing = wait_drained(pg, args.capture)
