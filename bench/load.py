@@ -549,7 +549,8 @@ def main() -> None:
         f"\n{args.rows:,} TaskLog rows, PostgreSQL; gunicorn gthread {args.server_workers}×"
         f"{args.threads}; {args.clients} clients, {args.duration:.0f} s measured after "
         f"{args.warmup:.0f} s warm-up, first with the API alone (two idle workers), then with "
-        f"two captured workers draining no-op jobs fed at {args.rate:.0f}/s\n"
+        f"two workers (capture {'on' if args.capture else 'off'}) draining no-op jobs fed at "
+        f"{args.rate:.0f}/s\n"
     )
     errors = report_http(alone, loaded, args.duration)
     if args.capture:
