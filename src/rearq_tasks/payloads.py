@@ -188,7 +188,9 @@ def prepare(
     return Payload(
         args=bound_json(sanitize(_as_list(args)), limit),
         kwargs=bound_json(sanitize(_as_dict(kwargs)), limit),
-        result=None if result is None else clean_text(_result_text(sanitize(_parse(result))), limit),
+        result=None
+        if result is None
+        else clean_text(_result_text(sanitize(_parse(result))), limit),
         error_message=clean_text(error_message, limit),
     )
 
@@ -221,6 +223,36 @@ def _parse(result: Any) -> Any:
 
 def _result_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+# ``key=value`` / ``"key": "value"`` in free text (a traceback's exception message and locals).
+_KEY_VALUE = re.compile(
+    r"""(?P<key>[A-Za-z_][\w-]*)(?P<sep>['"]?\s*[=:]\s*)(?P<quote>['"]?)(?P<value>[^\s'",)}\]]+)"""
+)
+_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+
+
+def redact_text(text: str, pattern: re.Pattern[str] | None) -> str:
+    """Free text with values after secret-looking keys and card-like numbers replaced."""
+
+    def key_value(match: re.Match[str]) -> str:
+        if pattern is None or not pattern.search(match["key"]):
+            return match[0]
+        return f"{match['key']}{match['sep']}{match['quote']}{REDACTED}"
+
+    text = _KEY_VALUE.sub(key_value, text)
+    return _DIGIT_RUN.sub(lambda m: REDACTED if looks_like_card_number(m[0]) else m[0], text)
+
+
+def prepare_traceback(task_name: str, text: str | None) -> str | None:
+    """A traceback as stored: redacted like the payloads, NUL-free, at most PAYLOAD_MAX_BYTES."""
+    if text is None:
+        return None
+    from rearq_tasks.conf import conf
+
+    patterns = () if task_name in conf.REDACT_EXEMPT_TASKS else conf.redact_patterns
+    pattern = _compile(tuple(patterns)) if patterns else None
+    return clean_text(redact_text(text, pattern), conf.PAYLOAD_MAX_BYTES)
 
 
 PAYLOAD_FIELDS: tuple[str, ...] = ("args", "kwargs", "result", "error_message")
