@@ -265,6 +265,16 @@ class TaskLog(models.Model):
         return self.status in FAILED_STATUSES or self.success is False
 
     @property
+    def attempts(self) -> int:
+        """Attempts made (the rule of ``attempts_min_q``)."""
+        not_run = (
+            self.status in WAITING_STATUSES
+            or self.status == StatusChoices.EXPIRED
+            or (self.status == StatusChoices.CANCELED and self.start_time is None)
+        )
+        return self.job_retries if not_run else self.job_retries + 1
+
+    @property
     def duration_seconds(self) -> float | None:
         return None if self.duration_ms is None else round(self.duration_ms / 1000, 3)
 

@@ -226,21 +226,24 @@ def _result_text(value: Any) -> str:
 
 
 # ``key=value`` / ``"key": "value"`` in free text (a traceback's exception message and locals).
+# The value is a lookahead so that a key inside another key's value is still found.
 _KEY_VALUE = re.compile(
-    r"""(?P<key>[A-Za-z_][\w-]*)(?P<sep>['"]?\s*[=:]\s*)(?P<quote>['"]?)(?P<value>[^\s'",)}\]]+)"""
+    r"""(?P<key>[A-Za-z_][\w-]*)['"]?\s*[=:]\s*['"]?(?=(?P<value>[^\s'",)}\]]+))"""
 )
 _DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 
 
 def redact_text(text: str, pattern: re.Pattern[str] | None) -> str:
     """Free text with values after secret-looking keys and card-like numbers replaced."""
-
-    def key_value(match: re.Match[str]) -> str:
-        if pattern is None or not pattern.search(match["key"]):
-            return match[0]
-        return f"{match['key']}{match['sep']}{match['quote']}{REDACTED}"
-
-    text = _KEY_VALUE.sub(key_value, text)
+    if pattern is not None:
+        out: list[str] = []
+        pos = 0
+        for match in _KEY_VALUE.finditer(text):
+            if match.start() < pos or not pattern.search(match["key"]):
+                continue
+            out += [text[pos : match.end()], REDACTED]
+            pos = match.end() + len(match["value"])
+        text = "".join(out) + text[pos:]
     return _DIGIT_RUN.sub(lambda m: REDACTED if looks_like_card_number(m[0]) else m[0], text)
 
 
