@@ -270,8 +270,9 @@ def test_attempts_min_and_had_retry_error_filters(api) -> None:
 
 def test_retries_endpoint_per_task_in_the_database(api) -> None:
     capture(fails_twice_then_succeeds("a1"))
-    capture([event("a2", "queued"), event("a2", "success", 0, start_time=at(1),
-                                          finish_time=at(2), success=True, worker_id="w")])  # fmt: skip
+    done = event("a2", "success", 0, start_time=at(1), finish_time=at(2), success=True,
+                 worker_id="w")  # fmt: skip
+    capture([event("a2", "queued"), done])
     capture([event("a3", "queued"),
              event("a3", "deferred", 1, start_time=at(1), worker_id="w", duration_ms=5,
                    error_message="Run job error in NO.0 times, exc: boom 1"),
@@ -305,8 +306,9 @@ def test_admin_timeline_escaped_and_one_query_for_any_number_of_events(client) -
                      traceback="Traceback\n<img src=x onerror=alert(1)>\n")]  # fmt: skip
     capture(hostile)
     capture(fails_twice_then_succeeds("many"))
-    capture([event("few", "queued"), event("few", "success", 0, start_time=at(1),
-                                           finish_time=at(2), success=True, worker_id="w")])  # fmt: skip
+    done = event("few", "success", 0, start_time=at(1), finish_time=at(2), success=True,
+                 worker_id="w")  # fmt: skip
+    capture([event("few", "queued"), done])
 
     def page(job_id: str) -> tuple[str, int]:
         pk = TaskLog.objects.get(job_id=job_id).pk

@@ -41,7 +41,9 @@ def test_failing_twice_then_succeeding_is_three_attempts_matching_rearq(
         assert started.worker_id == ended.worker_id == result.worker
         assert started.timestamp >= result.start_time  # the true start, after the slot
         assert ended.timestamp == result.finish_time
-        assert ended.duration_ms == round((ended.timestamp - started.timestamp).total_seconds() * 1000)
+        assert ended.duration_ms == round(
+            (ended.timestamp - started.timestamp).total_seconds() * 1000
+        )
         if result.success:
             assert ended.error_message is None and ended.traceback is None
         else:
