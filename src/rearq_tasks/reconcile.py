@@ -125,32 +125,34 @@ def write_batch(records: list[dict[str, Any]], history_rows: list[dict[str, Any]
     from rearq_tasks.capture.upsert import upsert_records
     from rearq_tasks.models import TERMINAL_STATUSES, TaskLog
 
+    # Read before the write transaction: on SQLite a transaction that reads and then
+    # writes cannot wait for a concurrent writer (SQLITE_BUSY at once).
+    stored = dict(
+        TaskLog.objects.filter(job_id__in=[r["job_id"] for r in records])
+        .order_by()
+        .values_list("job_id", "status")
+    )
+    repaired = []
+    for record in records:
+        before = stored.get(record["job_id"])
+        if before is None or before in TERMINAL_STATUSES:
+            continue
+        if record["status"] in TERMINAL_STATUSES:
+            repaired.append(
+                {
+                    "job_id": record["job_id"],
+                    "task_name": record.get("task_name"),
+                    "event": "repaired",
+                    "attempt": (record.get("job_retries") or 0) + 1,
+                    "timestamp": now_ms(),
+                    "worker_id": record.get("worker_id"),
+                    "error_message": (
+                        f"reconcile: {before} -> {record['status']} from ReArq's tables "
+                        "(the capture missed the end of this attempt)"
+                    ),
+                }
+            )
     with transaction.atomic():
-        stored = dict(
-            TaskLog.objects.filter(job_id__in=[r["job_id"] for r in records])
-            .order_by()
-            .values_list("job_id", "status")
-        )
-        repaired = []
-        for record in records:
-            before = stored.get(record["job_id"])
-            if before is None or before in TERMINAL_STATUSES:
-                continue
-            if record["status"] in TERMINAL_STATUSES:
-                repaired.append(
-                    {
-                        "job_id": record["job_id"],
-                        "task_name": record.get("task_name"),
-                        "event": "repaired",
-                        "attempt": (record.get("job_retries") or 0) + 1,
-                        "timestamp": now_ms(),
-                        "worker_id": record.get("worker_id"),
-                        "error_message": (
-                            f"reconcile: {before} -> {record['status']} from ReArq's tables "
-                            "(the capture missed the end of this attempt)"
-                        ),
-                    }
-                )
         written = upsert_records(records)
         insert_rows([*history_rows, *repaired])
     return written

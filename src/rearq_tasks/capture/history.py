@@ -117,10 +117,8 @@ def rows_from_rearq(job: Any, results: Sequence[Any]) -> list[dict[str, Any]]:
             kind = "succeeded"
         elif result.result == "task not found" or (last and status == "failed"):
             kind = "failed"
-        elif not last or status in ("deferred", "queued", "in_progress", "success"):
+        else:  # ReArq deferred the job for another attempt (whatever happened next)
             kind = "retry_scheduled"
-        else:
-            kind = TERMINAL_EVENTS.get(status, "failed")
         duration = None
         if start is not None and finish is not None:
             duration = max(0, round(finish - start))
