@@ -189,17 +189,8 @@ class TaskLogAdmin(ModelAdmin):
             (_("Arguments"), {"classes": ["collapse"], "fields": ["args_pretty", "kwargs_pretty"]}),
             (
                 _("Performance"),
-                {
-                    "fields": [
-                        "performance",
-                        "enqueue_time",
-                        "start_time",
-                        "finish_time",
-                        "created_at",
-                        "updated_at",
-                        "worker_id",
-                    ]
-                },  # fmt: skip
+                {"fields": ["performance", "enqueue_time", "start_time", "finish_time",
+                            "created_at", "updated_at", "worker_id"]},  # fmt: skip
             ),
         ]
         if obj is not None:
