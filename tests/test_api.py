@@ -381,8 +381,10 @@ def test_related_nearest_in_time_and_bounded(client, settings) -> None:
         TaskLogFactory(task_name="report", job_id=f"r{hours}", enqueue_time=ago(hours=hours))
     TaskLogFactory(task_name="other", job_id="other", enqueue_time=ago(hours=10))
     body = client.get(f"{BASE}{anchor.pk}/related/").json()
-    assert [row["job_id"] for row in body] in (["r9", "r11", "r12"], ["r11", "r9", "r12"])
-    assert all(set(row) == LIST_KEYS for row in body)
+    assert body["job_id"] == anchor.job_id and body["attempts"] == []
+    rows = body["results"]
+    assert [row["job_id"] for row in rows] in (["r9", "r11", "r12"], ["r11", "r9", "r12"])
+    assert all(set(row) == LIST_KEYS for row in rows)
 
 
 # --- access -----------------------------------------------------------------------
@@ -463,10 +465,13 @@ def test_action_query_counts(client, rows) -> None:
     assert queries(client, f"{BASE}stats/") == summary
     assert queries(client, f"{BASE}timeline/?period_hours=168") == 1
     assert queries(client, f"{BASE}overview/") == 2
-    assert queries(client, f"{BASE}{rows['ok'].pk}/related/") == 3  # row + before + after
+    # row + events + before + after
+    assert queries(client, f"{BASE}{rows['ok'].pk}/related/") == 4
+    assert queries(client, f"{BASE}{rows['ok'].pk}/events/") == 2  # row + events
 
 
 @pytest.mark.parametrize("pk", ["99999999999999999999999", "abc", "-1", "1.5"])
 def test_impossible_ids_are_404(client, pk) -> None:
     assert client.get(f"{BASE}{pk}/").status_code == 404
     assert client.get(f"{BASE}{pk}/related/").status_code == 404
+    assert client.get(f"{BASE}{pk}/events/").status_code == 404

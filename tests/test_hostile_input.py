@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from rearq_tasks.filters import TaskLogFilterSet
 from rearq_tasks.models import TaskLog
-from rearq_tasks.serializers import PeriodParams, TasksParams, TimelineParams
+from rearq_tasks.serializers import PeriodParams, RetriesParams, TasksParams, TimelineParams
 from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +59,7 @@ ENDPOINTS = {
     f"{BASE}stats/": list(PeriodParams().fields),
     f"{BASE}timeline/": list(TimelineParams().fields),
     f"{BASE}tasks/": list(TasksParams().fields),
+    f"{BASE}retries/": list(RetriesParams().fields),
 }
 SPECIAL = (
     (BASE, "page", str(10**12)),
@@ -78,6 +79,8 @@ SPECIAL = (
     (f"{BASE}stats/", "period_hours", str(10**30)),
     (f"{BASE}timeline/", "interval", "hour' OR 1=1 --"),
     (f"{BASE}tasks/", "limit", str(10**12)),
+    (f"{BASE}retries/", "errors", str(10**12)),
+    (BASE, "attempts_min", str(10**30)),
 )
 PATHS = (
     f"{BASE}%00/",
@@ -85,6 +88,7 @@ PATHS = (
     f"{BASE}{'9' * 10_000}/",
     f"{BASE}1%20OR%201=1/",
     f"{BASE}1;DROP%20TABLE%20x/related/",
+    f"{BASE}1;DROP%20TABLE%20x/events/",
     f"{BASE}?%FF%FE=1",
     f"{BASE}?%00=%00",
     f"{BASE}?{'&'.join(f'p{i}=1' for i in range(1_000))}",

@@ -253,6 +253,11 @@ class TestVocabularyAgreesWithProperties(HypothesisTestCase):
             x.pk for x in logs if x.status in ("queued", "deferred", "in_progress")
         }
         assert ids(TaskLog.objects.retried()) == {x.pk for x in logs if x.job_retries > 0}
+        assert ids(TaskLog.objects.recovered()) == {
+            x.pk for x in logs if x.is_successful and x.job_retries > 0
+        }
+        for n in range(0, 6):
+            assert ids(TaskLog.objects.attempts_min(n)) == {x.pk for x in logs if x.attempts >= n}
         cutoff = now - dt.timedelta(hours=1)
         # The same ``now`` on both sides: a row exactly one hour old is not a race.
         assert ids(TaskLog.objects.filter(stuck_q(dt.timedelta(hours=1), now))) == {

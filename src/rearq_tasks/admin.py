@@ -17,6 +17,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -84,7 +85,7 @@ class TaskLogAdmin(ModelAdmin):
         "id", "job_id", "task_name", "queue_display", "status_badge", "user_display",
         "related_runs", "rearq_link", "args_pretty", "kwargs_pretty", "performance",
         "enqueue_time", "start_time", "finish_time", "created_at", "updated_at", "worker_id",
-        "error_details", "result_pretty",
+        "error_details", "result_pretty", "attempt_timeline",
     )  # fmt: skip
 
     # --- permissions: records, not forms ---
@@ -192,6 +193,8 @@ class TaskLogAdmin(ModelAdmin):
                             "created_at", "updated_at", "worker_id"]},  # fmt: skip
             ),
         ]
+        if obj is not None:
+            fieldsets.append((_("Attempts"), {"fields": ["attempt_timeline"]}))
         if obj is not None and obj.is_failed:
             fieldsets.append((_("Error details"), {"fields": ["error_details"]}))
         fieldsets.append((_("Result"), {"fields": ["result_pretty"]}))
@@ -212,6 +215,17 @@ class TaskLogAdmin(ModelAdmin):
     @display(description=_("error"))
     def error_details(self, obj: TaskLog) -> SafeString:
         return show.error_panel(obj)
+
+    @display(description=_("timeline"))
+    def attempt_timeline(self, obj: TaskLog) -> SafeString:
+        """Memoised on the instance (one events query per page, however often it renders)."""
+        if not hasattr(obj, "_attempt_timeline_html"):
+            from rearq_tasks.history import with_queue_waits
+            from rearq_tasks.models import TaskEvent
+
+            events = with_queue_waits(obj, TaskEvent.objects.filter(job_id=obj.job_id))
+            obj._attempt_timeline_html = show.attempt_timeline(obj, events)  # type: ignore[attr-defined]
+        return obj._attempt_timeline_html  # type: ignore[attr-defined]
 
     @display(description=_("result"))
     def result_pretty(self, obj: TaskLog) -> SafeString | None:
@@ -268,6 +282,23 @@ class TaskLogAdmin(ModelAdmin):
                 "", '<li><a href="{}" class="' + LINK_CLASSES + '">{}</a> · {}</li>', rows
             ),
         )
+
+    def delete_model(self, request: HttpRequest, obj: TaskLog) -> None:
+        """A row's history goes with it (events have no database-level cascade)."""
+        from rearq_tasks.models import TaskEvent
+
+        with transaction.atomic():
+            TaskEvent.objects.filter(job_id=obj.job_id).delete()
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from rearq_tasks.models import TaskEvent
+
+        with transaction.atomic():
+            TaskEvent.objects.filter(
+                job_id__in=list(queryset.values_list("job_id", flat=True))
+            ).delete()
+            super().delete_queryset(request, queryset)
 
     def _change_url(self, obj: TaskLog) -> str:
         return reverse(f"{self.admin_site.name}:tasks_tasklog_change", args=[quote(obj.pk)])

@@ -197,3 +197,56 @@ def _when(value: Any) -> str:
     if value is None:
         return "–"
     return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+# Outcome of an attempt -> Unfold label type.
+OUTCOME_BADGES: dict[str, str | None] = {
+    "succeeded": "success",
+    "retry_scheduled": "warning",
+    "failed": "danger",
+    "expired": "danger",
+    "lost": "danger",
+    "canceled": "warning",
+}
+
+
+def attempt_timeline(log: TaskLog, events: list[Any]) -> SafeString:
+    """The job's attempts (time, worker, wait, duration, error, collapsible traceback).
+
+    ``events`` come from one query, already ordered with queue waits
+    (:func:`rearq_tasks.history.with_queue_waits`); nothing here queries per row.
+    """
+    from rearq_tasks.history import ATTEMPT_END_EVENTS
+
+    attempts: dict[int, dict[str, Any]] = {}
+    for event in events:
+        attempt = attempts.setdefault(
+            event.attempt,
+            {"number": event.attempt, "outcome": None, "notes": [], "queue_wait": "–",
+             "duration": "–", "started": None, "ended": None, "worker": None,
+             "error": None, "traceback": None},
+        )  # fmt: skip
+        if event.event == "started":
+            attempt["started"] = _when(event.timestamp)
+            attempt["worker"] = attempt["worker"] or event.worker_id
+            attempt["queue_wait"] = format_duration(getattr(event, "queue_wait_ms", None))
+        elif event.event in ATTEMPT_END_EVENTS and attempt["outcome"] is None:
+            attempt["outcome"] = event.event
+            attempt["outcome_badge"] = badge(
+                event.get_event_display(), OUTCOME_BADGES.get(event.event)
+            )
+            attempt["ended"] = _when(event.timestamp)
+            attempt["worker"] = attempt["worker"] or event.worker_id
+            attempt["duration"] = format_duration(event.duration_ms)
+            attempt["error"] = event.error_message
+            attempt["traceback"] = event.traceback
+        else:
+            attempt["notes"].append(
+                {"label": event.get_event_display(), "when": _when(event.timestamp),
+                 "text": event.error_message}
+            )  # fmt: skip
+    return mark_safe(  # noqa: S308 - autoescaped template output
+        render_to_string(
+            "rearq_tasks/admin/attempt_timeline.html", {"attempts": list(attempts.values())}
+        )
+    )

@@ -427,32 +427,33 @@ def cancel_job(task_log: TaskLog) -> None:
         )
 
     _run_sync(go)
+    from django.db import transaction
     from django.utils import timezone
 
     from rearq_tasks.capture.events import to_ms
+    from rearq_tasks.capture.history import write_events
     from rearq_tasks.capture.upsert import upsert_records
 
     finish = timezone.now()
     duration = None
     if task_log.start_time is not None:
         duration = max(0, round((finish - task_log.start_time).total_seconds() * 1000))
-    upsert_records(
-        [
-            {
-                "job_id": task_log.job_id,
-                "task_name": task_log.task_name,
-                "queue_name": task_log.queue_name,
-                "args": task_log.args,
-                "kwargs": task_log.kwargs,
-                "job_retry": task_log.job_retry,
-                "job_retries": task_log.job_retries,
-                "job_retry_after": task_log.job_retry_after,
-                "enqueue_time": to_ms(task_log.enqueue_time),
-                "status": "canceled",
-                "finish_time": to_ms(finish),
-                "duration_ms": duration,
-                "error_message": "canceled by a user",
-            }
-        ]
-    )
+    record = {
+        "job_id": task_log.job_id,
+        "task_name": task_log.task_name,
+        "queue_name": task_log.queue_name,
+        "args": task_log.args,
+        "kwargs": task_log.kwargs,
+        "job_retry": task_log.job_retry,
+        "job_retries": task_log.job_retries,
+        "job_retry_after": task_log.job_retry_after,
+        "enqueue_time": to_ms(task_log.enqueue_time),
+        "status": "canceled",
+        "finish_time": to_ms(finish),
+        "duration_ms": duration,
+        "error_message": "canceled by a user",
+    }
+    with transaction.atomic():
+        upsert_records([record])
+        write_events([record])
     task_log.refresh_from_db()

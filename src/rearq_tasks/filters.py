@@ -26,6 +26,7 @@ from rearq_tasks.models import (
     COMPLETED,
     FAILED,
     IN_FLIGHT,
+    RECOVERED,
     RETRIED,
     RUNNING,
     SUCCESSFUL,
@@ -33,6 +34,7 @@ from rearq_tasks.models import (
     WITH_ERROR,
     StatusChoices,
     TaskLog,
+    attempts_min_q,
     since_q,
     stuck_q,
 )
@@ -192,6 +194,9 @@ class TaskLogFilterSet(df.FilterSet):
     is_in_flight = _q_filter(IN_FLIGHT, "In flight: waiting or running.")
     is_retried = _q_filter(RETRIED, "Retried at least once.")
     retried = _q_filter(RETRIED, "Alias of is_retried.")
+    had_retry_error = _q_filter(
+        RECOVERED, "Succeeded after at least one failed attempt (needed a retry)."
+    )
     has_error = _q_filter(WITH_ERROR, "Has a non-empty error message.")
     has_result = _q_filter(HAS_RESULT, "Has a non-empty result.")
     expired = _q_filter(Q(status=StatusChoices.EXPIRED), "Status expired (ReArq dropped it unrun).")
@@ -222,6 +227,9 @@ class TaskLogFilterSet(df.FilterSet):
     duration_max = count_filter("duration_ms", "lte", help_text=_("Duration ≤ N ms."))
     job_retries_min = count_filter("job_retries", "gte", help_text=_("At least N retries."))
     job_retries_max = count_filter("job_retries", "lte", help_text=_("At most N retries."))
+    attempts_min = count_filter(
+        method="filter_attempts_min", help_text=_("At least N attempts made (see docs/history.md).")
+    )
     queue_wait_min = count_filter(
         method="filter_queue_wait", help_text=_("Start − enqueue ≥ N ms.")
     )
@@ -244,7 +252,7 @@ class TaskLogFilterSet(df.FilterSet):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in ("duration_min", "duration_max", "job_retries_min", "job_retries_max",
-                     "queue_wait_min", "queue_wait_max", "user"):  # fmt: skip
+                     "queue_wait_min", "queue_wait_max", "user", "attempts_min"):  # fmt: skip
             self.form.fields[name] = forms.IntegerField(required=False, min_value=0)
         self.form.fields["period_hours"] = forms.IntegerField(
             required=False, min_value=1, max_value=conf.MAX_PERIOD_HOURS
@@ -262,6 +270,11 @@ class TaskLogFilterSet(df.FilterSet):
         self, queryset: QuerySet[TaskLog], name: str, value: int | None
     ) -> QuerySet[TaskLog]:
         return queryset if value is None else queryset.filter(since_q(value))
+
+    def filter_attempts_min(
+        self, queryset: QuerySet[TaskLog], name: str, value: int | None
+    ) -> QuerySet[TaskLog]:
+        return queryset if value is None else queryset.filter(attempts_min_q(value))
 
     def filter_queue_wait(
         self, queryset: QuerySet[TaskLog], name: str, value: int | None

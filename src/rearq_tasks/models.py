@@ -48,6 +48,10 @@ RUNNING = Q(status=StatusChoices.IN_PROGRESS)
 IN_FLIGHT = WAITING | RUNNING
 WITH_ERROR = Q(error_message__isnull=False) & ~Q(error_message="")
 RETRIED = Q(job_retries__gt=0)
+# Succeeded after at least one failed attempt (ReArq only retries a job that raised).
+RECOVERED = SUCCESSFUL & RETRIED
+# The current attempt has not run: job_retries then counts the attempts made so far.
+NOT_RUN_YET = WAITING | Q(status=StatusChoices.EXPIRED) | (CANCELED & Q(start_time__isnull=True))
 
 
 def can_transition(current: str | None, new: str) -> bool:
@@ -58,6 +62,14 @@ def can_transition(current: str | None, new: str) -> bool:
     Everything else may move (a retried job goes in_progress → deferred → in_progress).
     """
     return current is None or current not in TERMINAL_STATUSES or current == new
+
+
+def attempts_min_q(n: int) -> Q:
+    """At least ``n`` attempts made: ``job_retries`` while the current attempt has not run,
+    ``job_retries + 1`` once it has (see docs/history.md)."""
+    if n <= 0:
+        return Q()
+    return (NOT_RUN_YET & Q(job_retries__gte=n)) | (~NOT_RUN_YET & Q(job_retries__gte=n - 1))
 
 
 def stuck_q(older_than: dt.timedelta | int, now: dt.datetime | None = None) -> Q:
@@ -118,6 +130,12 @@ class TaskLogQuerySet(models.QuerySet["TaskLog"]):
     def retried(self) -> TaskLogQuerySet:
         return self.filter(RETRIED)
 
+    def recovered(self) -> TaskLogQuerySet:
+        return self.filter(RECOVERED)
+
+    def attempts_min(self, n: int) -> TaskLogQuerySet:
+        return self.filter(attempts_min_q(n))
+
     def stuck(self, older_than: dt.timedelta | int | None = None) -> TaskLogQuerySet:
         """In progress longer than ``older_than`` (default ``STUCK_AFTER_SECONDS``)."""
         if older_than is None:
@@ -134,6 +152,14 @@ class TaskLogQuerySet(models.QuerySet["TaskLog"]):
         return self.filter(task_name=task_name) if task_name else self
 
     # Aggregates: computed in the database by rearq_tasks.stats (see its docstrings).
+    def retries_by_task(
+        self, order_by: str = "-retry_share", limit: int | None = 20, errors: int = 3
+    ) -> list[dict[str, Any]]:
+        """Per task: share of jobs that needed a retry, mean attempts, top first-attempt errors."""
+        from rearq_tasks import history
+
+        return history.retries_by_task(self, limit=limit, errors=errors, order_by=order_by)
+
     def summary(self) -> dict[str, Any]:
         """Counts, success/failure/retry rates, avg and p50/p95/p99 durations, queue waits."""
         from rearq_tasks import stats
@@ -237,6 +263,16 @@ class TaskLog(models.Model):
     @property
     def is_failed(self) -> bool:
         return self.status in FAILED_STATUSES or self.success is False
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made (the rule of ``attempts_min_q``)."""
+        not_run = (
+            self.status in WAITING_STATUSES
+            or self.status == StatusChoices.EXPIRED
+            or (self.status == StatusChoices.CANCELED and self.start_time is None)
+        )
+        return self.job_retries if not_run else self.job_retries + 1
 
     @property
     def duration_seconds(self) -> float | None:
@@ -358,3 +394,69 @@ class AlertState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({'firing' if self.firing else 'ok'})"
+
+
+class EventType(models.TextChoices):
+    """What happened to a job at one moment (see docs/history.md)."""
+
+    ENQUEUED = "enqueued", _("Enqueued")
+    DEFERRED = "deferred", _("Deferred")
+    STARTED = "started", _("Started")
+    RETRY_SCHEDULED = "retry_scheduled", _("Retry scheduled")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")
+    CANCELED = "canceled", _("Canceled")
+    LOST = "lost", _("Lost")
+    REPAIRED = "repaired", _("Repaired")
+
+
+# Events that end an attempt with an error; the first attempt's are "first-attempt errors".
+ATTEMPT_ERROR_EVENTS: frozenset[str] = frozenset(
+    {EventType.RETRY_SCHEDULED, EventType.FAILED, EventType.LOST}
+)
+ATTEMPT_ERROR = Q(event__in=sorted(ATTEMPT_ERROR_EVENTS))
+
+
+class TaskEvent(models.Model):
+    """One transition of one attempt of a job: the append-only history behind a TaskLog row.
+
+    ``job`` joins on ``TaskLog.job_id`` without a database constraint: events are written by
+    the capture's raw SQL in the same transaction as the row, and retention deletes both
+    tables in batches itself (no per-row cascade in Python). ``(job, attempt, event)`` is
+    unique, so a duplicate event is ignored, never a second row.
+    """
+
+    EventType = EventType
+
+    job = models.ForeignKey(
+        TaskLog,
+        to_field="job_id",
+        db_column="job_id",
+        db_constraint=False,
+        db_index=False,  # the unique constraint's index leads with job_id
+        on_delete=models.DO_NOTHING,
+        related_name="events",
+        verbose_name=_("job"),
+    )
+    event = models.CharField(_("event"), max_length=20, choices=EventType.choices)
+    attempt = models.PositiveIntegerField(_("attempt"), default=1)
+    timestamp = models.DateTimeField(_("time"))
+    worker_id = models.CharField(_("worker"), max_length=100, null=True, blank=True)
+    duration_ms = models.IntegerField(_("attempt duration (ms)"), null=True, blank=True)
+    error_message = models.TextField(_("error message"), null=True, blank=True)
+    traceback = models.TextField(_("traceback"), null=True, blank=True)
+
+    class Meta:
+        db_table = "django_cfg_task_event"
+        ordering = ["attempt", "timestamp", "id"]
+        verbose_name = _("task event")
+        verbose_name_plural = _("task events")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "attempt", "event"], name="taskevent_job_attempt_event_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.attempt} {self.event}"

@@ -225,6 +225,39 @@ def _result_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+# ``key=value`` / ``"key": "value"`` in free text (a traceback's exception message and locals).
+# The value is a lookahead so that a key inside another key's value is still found.
+_KEY_VALUE = re.compile(
+    r"""(?P<key>[A-Za-z_][\w-]*)['"]?\s*[=:]\s*['"]?(?=(?P<value>[^\s'",)}\]]+))"""
+)
+_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+
+
+def redact_text(text: str, pattern: re.Pattern[str] | None) -> str:
+    """Free text with values after secret-looking keys and card-like numbers replaced."""
+    if pattern is not None:
+        out: list[str] = []
+        pos = 0
+        for match in _KEY_VALUE.finditer(text):
+            if match.start() < pos or not pattern.search(match["key"]):
+                continue
+            out += [text[pos : match.end()], REDACTED]
+            pos = match.end() + len(match["value"])
+        text = "".join(out) + text[pos:]
+    return _DIGIT_RUN.sub(lambda m: REDACTED if looks_like_card_number(m[0]) else m[0], text)
+
+
+def prepare_traceback(task_name: str, text: str | None) -> str | None:
+    """A traceback as stored: redacted like the payloads, NUL-free, at most PAYLOAD_MAX_BYTES."""
+    if text is None:
+        return None
+    from rearq_tasks.conf import conf
+
+    patterns = () if task_name in conf.REDACT_EXEMPT_TASKS else conf.redact_patterns
+    pattern = _compile(tuple(patterns)) if patterns else None
+    return clean_text(redact_text(text, pattern), conf.PAYLOAD_MAX_BYTES)
+
+
 PAYLOAD_FIELDS: tuple[str, ...] = ("args", "kwargs", "result", "error_message")
 
 

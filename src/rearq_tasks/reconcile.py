@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rearq_tasks.capture.events import job_event, to_ms
+from rearq_tasks.capture.events import job_event, now_ms, to_ms
+from rearq_tasks.capture.history import insert_rows, rows_from_rearq
 from rearq_tasks.conf import conf
 
 Progress = Callable[[int, int], None]
@@ -79,7 +80,6 @@ async def reconcile(
     from asgiref.sync import sync_to_async
     from rearq.server.models import Job, JobResult
 
-    from rearq_tasks.capture.upsert import upsert_records
     from rearq_tasks.client import get_rearq_client
 
     task_map = get_rearq_client().task_map
@@ -89,25 +89,73 @@ async def reconcile(
     total = await base.count()
     report = SyncReport()
     last_id = 0
-    write = sync_to_async(_closing(upsert_records), thread_sensitive=True)
+    write = sync_to_async(_closing(write_batch), thread_sensitive=True)
     while True:
         jobs = await base.filter(id__gt=last_id).order_by("id").limit(batch_size)
         if not jobs:
             break
         last_id = jobs[-1].id
-        latest: dict[int, Any] = {}
+        attempts: dict[int, list[Any]] = {}
         for result in await JobResult.filter(job_id__in=[j.id for j in jobs]).order_by("id"):
-            latest[result.job_id] = result
+            attempts.setdefault(result.job_id, []).append(result)
         records = []
+        history_rows: list[dict[str, Any]] = []
         for job in jobs:
             task = task_map.get(job.task)
-            records.append(record_from_rearq(job, latest.get(job.id), task.queue if task else None))
-        report.written += await write(records)
+            results = attempts.get(job.id, [])
+            latest = results[-1] if results else None
+            records.append(record_from_rearq(job, latest, task.queue if task else None))
+            history_rows.extend(rows_from_rearq(job, results))
+        report.written += await write(records, history_rows)
         report.scanned += len(jobs)
         if progress is not None:
             progress(report.scanned, total)
     report.lost = await sync_to_async(_closing(mark_lost_jobs), thread_sensitive=True)(task_map)
     return report
+
+
+def write_batch(records: list[dict[str, Any]], history_rows: list[dict[str, Any]]) -> int:
+    """Upsert a batch and its history in one transaction.
+
+    A job whose stored row was not finished but which ReArq's tables show finished gets a
+    ``repaired`` event: the capture missed its end (dropped event, outage, killed worker).
+    """
+    from django.db import transaction
+
+    from rearq_tasks.capture.upsert import upsert_records
+    from rearq_tasks.models import TERMINAL_STATUSES, TaskLog
+
+    # Read before the write transaction: on SQLite a transaction that reads and then
+    # writes cannot wait for a concurrent writer (SQLITE_BUSY at once).
+    stored = dict(
+        TaskLog.objects.filter(job_id__in=[r["job_id"] for r in records])
+        .order_by()
+        .values_list("job_id", "status")
+    )
+    repaired = []
+    for record in records:
+        before = stored.get(record["job_id"])
+        if before is None or before in TERMINAL_STATUSES:
+            continue
+        if record["status"] in TERMINAL_STATUSES:
+            repaired.append(
+                {
+                    "job_id": record["job_id"],
+                    "task_name": record.get("task_name"),
+                    "event": "repaired",
+                    "attempt": (record.get("job_retries") or 0) + 1,
+                    "timestamp": now_ms(),
+                    "worker_id": record.get("worker_id"),
+                    "error_message": (
+                        f"reconcile: {before} -> {record['status']} from ReArq's tables "
+                        "(the capture missed the end of this attempt)"
+                    ),
+                }
+            )
+    with transaction.atomic():
+        written = upsert_records(records)
+        insert_rows([*history_rows, *repaired])
+    return written
 
 
 def _closing(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -126,6 +174,7 @@ def _closing(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def mark_lost_jobs(task_map: dict[str, Any] | None = None, now: dt.datetime | None = None) -> int:
     """Fail rows in progress long past their task's timeout: their worker is gone."""
+    from django.db import transaction
     from django.db.models import Q
     from django.utils import timezone
 
@@ -173,8 +222,25 @@ def mark_lost_jobs(task_map: dict[str, Any] | None = None, now: dt.datetime | No
             }
         )
     for start in range(0, len(records), 1000):
-        upsert_records(records[start : start + 1000])
+        part = records[start : start + 1000]
+        with transaction.atomic():
+            upsert_records(part)
+            insert_rows([_lost_event(record) for record in part])
     return len(records)
+
+
+def _lost_event(record: dict[str, Any]) -> dict[str, Any]:
+    """Closes the attempt whose ``started`` event has no end: its worker died."""
+    return {
+        "job_id": record["job_id"],
+        "task_name": record["task_name"],
+        "event": "lost",
+        "attempt": (record.get("job_retries") or 0) + 1,
+        "timestamp": record["finish_time"],
+        "worker_id": record.get("worker_id"),
+        "duration_ms": record.get("duration_ms"),
+        "error_message": record["error_message"],
+    }
 
 
 def sync_task_logs(

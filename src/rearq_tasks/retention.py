@@ -4,7 +4,8 @@ A single ``DELETE ... WHERE enqueue_time < ...`` on a big table holds its locks 
 one transaction whose size grows with the table; here each batch selects at most
 ``batch_size`` primary keys through the ``enqueue_time`` index (keyset: it resumes where the
 previous batch ended, so kept rows and dead tuples are not rescanned), deletes them by primary
-key and commits, so every statement stays short whatever the table size. Callable from
+key and commits, so every statement stays short whatever the table size. A job's history
+(TaskEvent rows) is deleted in the same transaction as its row. Callable from
 ``manage.py cleanup_task_logs`` and from a ReArq cron task.
 """
 
@@ -20,7 +21,7 @@ from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from rearq_tasks.conf import conf
-from rearq_tasks.models import FAILED, TaskLog
+from rearq_tasks.models import FAILED, TaskEvent, TaskLog
 
 DEFAULT_BATCH_SIZE = 5000
 
@@ -76,13 +77,17 @@ def purge(
     resume_from: dt.datetime | None = None
     while True:
         page = expired if resume_from is None else expired.filter(enqueue_time__gte=resume_from)
-        ids = list(page.order_by("enqueue_time").values_list("pk", flat=True)[:batch_size])
-        if not ids:
+        rows = list(page.order_by("enqueue_time").values_list("pk", "job_id")[:batch_size])
+        if not rows:
             break
-        resume_from = TaskLog.objects.using(using).filter(pk=ids[-1]).values_list(
-            "enqueue_time", flat=True
-        )[0]
+        ids = [pk for pk, _job_id in rows]
+        resume_from = (
+            TaskLog.objects.using(using)
+            .filter(pk=ids[-1])
+            .values_list("enqueue_time", flat=True)[0]
+        )
         with transaction.atomic(using=using):
+            _delete_events([job_id for _pk, job_id in rows], using)
             deleted += _delete_ids(ids, using)
         batches += 1
         if progress:
@@ -90,6 +95,20 @@ def purge(
         if len(ids) < batch_size:
             break
     return PurgeResult(deleted, matched, cutoff, failed_cutoff, batches, dry_run)
+
+
+def _delete_events(job_ids: list[str], using: str) -> int:
+    """The jobs' history, in the same transaction as their rows (PostgreSQL: one array)."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {connection.ops.quote_name(TaskEvent._meta.db_table)} "
+                "WHERE job_id = ANY(%s)",
+                [job_ids],
+            )
+            return cursor.rowcount
+    return TaskEvent.objects.using(using).filter(job_id__in=job_ids).delete()[0]
 
 
 def _delete_ids(ids: list[int], using: str) -> int:

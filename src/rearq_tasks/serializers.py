@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from rearq_tasks.conf import conf
-from rearq_tasks.models import TaskLog
+from rearq_tasks.models import TaskEvent, TaskLog
 
 LIST_FIELDS: tuple[str, ...] = (
     "id", "job_id", "task_name", "queue_name", "status", "status_display", "success",
@@ -19,6 +19,10 @@ DETAIL_FIELDS: tuple[str, ...] = (
     "job_retry", "job_retries", "job_retry_after", "worker_id", "enqueue_time",
     "expire_time", "start_time", "finish_time", "created_at", "updated_at", "user",
     "user_display",
+)  # fmt: skip
+EVENT_FIELDS: tuple[str, ...] = (
+    "id", "event", "event_display", "attempt", "timestamp", "worker_id", "duration_ms",
+    "queue_wait_ms", "error_message", "traceback",
 )  # fmt: skip
 # Columns a list page reads: the wide text/JSON columns stay on disk.
 LIST_COLUMNS: tuple[str, ...] = tuple(f for f in LIST_FIELDS if f != "status_display")
@@ -50,6 +54,46 @@ class TaskLogDetailSerializer(TaskLogListSerializer):
         username = user.get_username()
         email = getattr(user, "email", "")
         return f"{username} ({email})" if email else username
+
+
+class TaskEventSerializer(serializers.ModelSerializer):
+    """One event of a job's history; ``queue_wait_ms`` is set on ``started`` events."""
+
+    event_display = serializers.CharField(source="get_event_display", read_only=True)
+    queue_wait_ms = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="On a started event: ms since the job was enqueued (attempt 1) or since the "
+        "previous attempt ended (a retry, its delay included).",
+    )
+
+    class Meta:
+        model = TaskEvent
+        fields = EVENT_FIELDS
+        read_only_fields = EVENT_FIELDS
+
+
+class RelatedSerializer(serializers.Serializer):
+    job_id = serializers.CharField()
+    attempts = TaskEventSerializer(many=True, help_text="This job's history, as events/ gives it.")
+    results = TaskLogListSerializer(
+        many=True, help_text="Rows of the same task nearest in time (at most RELATED_LIMIT)."
+    )
+
+
+class FirstAttemptErrorSerializer(serializers.Serializer):
+    error_message = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class RetryAggregateSerializer(serializers.Serializer):
+    task_name = serializers.CharField()
+    completed = serializers.IntegerField()
+    retried = serializers.IntegerField(help_text="Completed jobs that needed at least one retry.")
+    recovered = serializers.IntegerField(help_text="Retried jobs that then succeeded.")
+    retry_share = serializers.FloatField(help_text="retried / completed × 100")
+    mean_attempts = serializers.FloatField()
+    first_attempt_errors = FirstAttemptErrorSerializer(many=True)
 
 
 class StatsSerializer(serializers.Serializer):
@@ -127,3 +171,14 @@ class TasksParams(PeriodParams):
         default="-failures",
     )  # fmt: skip
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=200)
+
+
+class RetriesParams(PeriodParams):
+    ordering = serializers.ChoiceField(
+        choices=[f"{sign}{f}" for f in ("retry_share", "retried", "mean_attempts", "completed")
+                 for sign in ("-", "")],
+        required=False,
+        default="-retry_share",
+    )  # fmt: skip
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=200)
+    errors = serializers.IntegerField(required=False, default=3, min_value=0, max_value=20)

@@ -23,14 +23,19 @@ from rest_framework.serializers import BaseSerializer
 
 from rearq_tasks.conf import conf
 from rearq_tasks.filters import TaskLogFilterSet
-from rearq_tasks.models import TaskLog, TaskLogQuerySet
+from rearq_tasks.history import with_queue_waits
+from rearq_tasks.models import TaskEvent, TaskLog, TaskLogQuerySet
 from rearq_tasks.pagination import TaskLogPagination
 from rearq_tasks.serializers import (
     LIST_COLUMNS,
     OverviewSerializer,
     PeriodParams,
+    RelatedSerializer,
+    RetriesParams,
+    RetryAggregateSerializer,
     StatsSerializer,
     TaskAggregateSerializer,
+    TaskEventSerializer,
     TaskLogDetailSerializer,
     TaskLogListSerializer,
     TasksParams,
@@ -159,10 +164,33 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         rows = _scoped(params).by_task(order_by=params["ordering"], limit=params["limit"])
         return Response(rows)
 
-    @documented(responses={200: TaskLogListSerializer(many=True), 404: NOT_FOUND}, filters=False)
+    @documented(
+        parameters=[RetriesParams],
+        responses={200: RetryAggregateSerializer(many=True), 400: BAD_REQUEST},
+        filters=False,
+    )
+    @action(detail=False, pagination_class=None, filter_backends=[], schema=AutoSchema)
+    def retries(self, request: Request) -> Response:
+        """Per task: share of completed jobs that needed a retry, mean attempts, recovered
+        jobs and the most common first-attempt errors."""
+        params = _params(RetriesParams, request)
+        rows = _scoped(params).retries_by_task(
+            order_by=params["ordering"], limit=params["limit"], errors=params["errors"]
+        )
+        return Response(rows)
+
+    @documented(responses={200: TaskEventSerializer(many=True), 404: NOT_FOUND}, filters=False)
+    @action(detail=True, pagination_class=None, filter_backends=[], schema=AutoSchema)
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        """This job's history: every event of every attempt, in order, with queue waits."""
+        log = self.get_object()
+        return Response(TaskEventSerializer(_history(log), many=True).data)
+
+    @documented(responses={200: RelatedSerializer, 404: NOT_FOUND}, filters=False)
     @action(detail=True, pagination_class=None, filter_backends=[], schema=AutoSchema)
     def related(self, request: Request, pk: str | None = None) -> Response:
-        """Rows of the same task nearest in time to this one (at most RELATED_LIMIT)."""
+        """This job's attempts, and rows of the same task nearest in time (at most
+        RELATED_LIMIT)."""
         log = self.get_object()
         limit = conf.RELATED_LIMIT
         same = (
@@ -177,7 +205,18 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
             same.filter(enqueue_time__gt=log.enqueue_time).order_by("enqueue_time", "id")[:limit]
         )
         nearest = sorted(before + after, key=lambda row: abs(row.enqueue_time - log.enqueue_time))
-        return Response(TaskLogListSerializer(nearest[:limit], many=True).data)
+        return Response(
+            {
+                "job_id": log.job_id,
+                "attempts": TaskEventSerializer(_history(log), many=True).data,
+                "results": TaskLogListSerializer(nearest[:limit], many=True).data,
+            }
+        )
+
+
+def _history(log: TaskLog) -> list[Any]:
+    """One query: the job's events in order, ``started`` ones with their queue wait."""
+    return with_queue_waits(log, TaskEvent.objects.filter(job_id=log.job_id))
 
 
 def keep_only_this_api(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -49,3 +49,11 @@ async def tick() -> str:
 @rearq.task(run_at_start=(7,))
 async def boot(value: int) -> int:
     return value * 2
+
+
+@rearq.task(job_retry=2)
+async def fail_twice(key: str, api_token: str = "") -> str:
+    attempt = await rearq.redis.incr(f"test:fail_twice:{key}")
+    if attempt <= 2:
+        raise RuntimeError(f"attempt {attempt} of {key} fails, api_token={api_token}")
+    return f"ok on attempt {attempt}"

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,13 +33,17 @@ CLAIM_EVERY_S = 15.0
 LOG_EVERY_S = 60.0
 
 
-def _write(records: list[dict[str, Any]]) -> int:
-    from django.db import close_old_connections, connection
+def _write(records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ()) -> int:
+    from django.db import close_old_connections, connection, transaction
 
+    from rearq_tasks.capture.history import write_events
     from rearq_tasks.capture.upsert import upsert_records
 
     try:
-        return upsert_records(records)
+        with transaction.atomic():
+            written = upsert_records(records)
+            write_events(events)
+        return written
     except Exception:
         # A broken connection must not be reused: the next attempt reconnects.
         try:
@@ -144,16 +149,18 @@ class Collector:
             except ValueError:
                 logger.error("capture collector: dropping malformed event %r", raw[:200])
         records = fold(events)
-        await self._write_until_done(records)
+        await self._write_until_done(records, events)
         await self.redis.xack(self.stream, GROUP, *[m[0] for m in messages])
         return len(messages)
 
-    async def _write_until_done(self, records: list[dict[str, Any]]) -> None:
+    async def _write_until_done(
+        self, records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ()
+    ) -> None:
         loop = asyncio.get_running_loop()
         backoff = 0.2
         while True:
             try:
-                written = await loop.run_in_executor(self._executor, _write, records)
+                written = await loop.run_in_executor(self._executor, _write, records, events)
                 stats.incr("written", written)
                 return
             except Exception as exc:

@@ -32,13 +32,31 @@ current_user_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 
 
 class _JobContext:
-    __slots__ = ("job", "queue", "worker", "start_ms")
+    __slots__ = ("job", "queue", "worker", "start_ms", "traceback")
 
     def __init__(self, job: Any, queue: str, worker: str) -> None:
         self.job = job
         self.queue = queue
         self.worker = worker
         self.start_ms: float | None = None
+        self.traceback: str | None = None
+
+
+TRACEBACK_FRAMES = 30
+
+
+def _format_traceback(ctx: _JobContext, exc: BaseException) -> None:
+    """Keep the failing attempt's traceback (ReArq keeps only ``"Run job error, exc: …"``):
+    the innermost frames, redacted and bounded; never raises into the job."""
+    try:
+        import traceback
+
+        from rearq_tasks.payloads import prepare_traceback
+
+        text = "".join(traceback.format_exception(exc, limit=-TRACEBACK_FRAMES))
+        ctx.traceback = prepare_traceback(ctx.job.task, text)
+    except Exception:
+        logger.debug("capture: could not format the traceback of %s", ctx.job.job_id)
 
 
 _running: contextvars.ContextVar[_JobContext | None] = contextvars.ContextVar(
@@ -148,7 +166,12 @@ class _CapturedTask:
                         worker_id=ctx.worker,
                     )
                 )
-            return await original(*args, **kwargs)
+            try:
+                return await original(*args, **kwargs)
+            except Exception as exc:
+                if ctx is not None:
+                    _format_traceback(ctx, exc)
+                raise
 
         self.function = function
 
@@ -226,12 +249,13 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
     elif status == "failed":
         _emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
                         error_message=_result_text(job_result), finish_time=finish,
-                        duration_ms=duration, **common))  # fmt: skip
+                        duration_ms=duration, traceback=ctx.traceback, **common))  # fmt: skip
     elif status == "deferred":
         # ReArq stored job_retries as F("job_retries") + 1 on the instance: count it here.
+        # event_time/traceback are history-only keys (the TaskLog upsert ignores them).
         _emit(job_event(job, "deferred", ctx.queue, job_retries=retries + 1,
                         error_message=_result_text(job_result), duration_ms=duration,
-                        **common))  # fmt: skip
+                        event_time=finish, traceback=ctx.traceback, **common))  # fmt: skip
     elif job_result is not None and _result_text(job_result) == "task not found":
         message = (
             f"task {job.task!r} is not registered on worker {ctx.worker}: ReArq left the "

@@ -1,0 +1,188 @@
+"""Job history: TaskEvent rows derived from the raw capture events, before ``fold()``.
+
+The collector folds a batch into one TaskLog row per job, which keeps only the latest
+state; here every raw event becomes the history row(s) it stands for, inserted in the same
+transaction as the TaskLog upsert. The emitter drops a job's start event when the job ends
+within one flush interval, so a terminal event that carries ``start_time`` also yields the
+attempt's ``started`` row. Rows are keyed by ``(job_id, attempt, event)`` and inserted with
+ON CONFLICT DO NOTHING (MySQL: ON DUPLICATE KEY UPDATE of nothing): replays, several
+collectors and the reconciler can all write the same event, and only one row stays.
+
+Attempts are numbered from 1. ReArq's ``job_retries`` is the number of failed attempts
+before the current one, and a retry's ``deferred`` event already carries the incremented
+count, so it closes attempt ``job_retries``; every other event belongs to attempt
+``job_retries + 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connections
+
+from rearq_tasks.capture.events import from_ms, now_ms
+
+TABLE = "django_cfg_task_event"
+COLUMNS: tuple[str, ...] = (
+    "job_id", "event", "attempt", "timestamp", "worker_id", "duration_ms", "error_message",
+    "traceback",
+)  # fmt: skip
+CHUNK = 1000
+TERMINAL_EVENTS = {
+    "success": "succeeded",
+    "failed": "failed",
+    "expired": "expired",
+    "canceled": "canceled",
+}
+
+
+def _row(event: dict[str, Any], kind: str, attempt: int, at: float | None, **extra: Any) -> dict:
+    return {
+        "job_id": event["job_id"],
+        "task_name": event.get("task_name") or "",
+        "event": kind,
+        "attempt": max(1, attempt),
+        "timestamp": at if at is not None else now_ms(),
+        **extra,
+    }
+
+
+def rows_from_event(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The history rows one capture event stands for (none for a skipped disabled task)."""
+    status = event.get("status")
+    job_id = event.get("job_id")
+    if not job_id or not status:
+        return []
+    retries = event.get("job_retries") or 0
+    if not isinstance(retries, int):
+        retries = 0
+    worker = event.get("worker_id")
+    start = event.get("start_time")
+    if status in ("queued", "deferred") and not event.get("error_message"):
+        if retries:
+            return []  # a retry re-queued: its retry_scheduled row already says so
+        kind = "enqueued" if status == "queued" else "deferred"
+        return [_row(event, kind, 1, event.get("enqueue_time"))]
+    if status == "queued":
+        return []  # ReArq skipped a disabled task and left the message pending
+    if status == "in_progress":
+        return [_row(event, "started", retries + 1, start, worker_id=worker)]
+    rows: list[dict[str, Any]] = []
+    attempt = retries if status == "deferred" else retries + 1
+    if start is not None and worker:
+        rows.append(_row(event, "started", attempt, start, worker_id=worker))
+    duration = event.get("duration_ms")
+    end = event.get("finish_time") or event.get("event_time")
+    if end is None and start is not None and duration is not None:
+        end = start + duration
+    kind = "retry_scheduled" if status == "deferred" else TERMINAL_EVENTS.get(status)
+    if kind is None:
+        return rows
+    rows.append(
+        _row(
+            event,
+            kind,
+            attempt,
+            end,
+            worker_id=worker,
+            duration_ms=duration,
+            error_message=None if status == "success" else event.get("error_message"),
+            traceback=event.get("traceback"),
+        )  # fmt: skip
+    )
+    return rows
+
+
+def rows_from_events(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        rows.extend(rows_from_event(event))
+    return rows
+
+
+def rows_from_rearq(job: Any, results: Sequence[Any]) -> list[dict[str, Any]]:
+    """A job's history as ReArq's tables tell it: one attempt per ``rearq_job_results`` row."""
+    from rearq_tasks.capture.events import to_ms
+
+    status = getattr(job.status, "value", job.status)
+    base = {"job_id": job.job_id, "task_name": job.task}
+    rows = [_row(base, "enqueued", 1, to_ms(job.enqueue_time))]
+    for index, result in enumerate(results):
+        attempt = index + 1
+        start, finish = to_ms(result.start_time), to_ms(result.finish_time)
+        last = index == len(results) - 1
+        rows.append(_row(base, "started", attempt, start, worker_id=result.worker))
+        if result.success:
+            kind = "succeeded"
+        elif result.result == "task not found" or (last and status == "failed"):
+            kind = "failed"
+        else:  # ReArq deferred the job for another attempt (whatever happened next)
+            kind = "retry_scheduled"
+        duration = None
+        if start is not None and finish is not None:
+            duration = max(0, round(finish - start))
+        rows.append(
+            _row(
+                base,
+                kind,
+                attempt,
+                finish or start,
+                worker_id=result.worker,
+                duration_ms=duration,
+                error_message=None if result.success else result.result,
+            )  # fmt: skip
+        )
+    if status == "expired":
+        rows.append(_row(base, "expired", len(results) + 1, None))
+    return rows
+
+
+def _params(row: dict[str, Any], ops: Any) -> list[Any]:
+    from rearq_tasks.conf import conf
+    from rearq_tasks.payloads import clean_text, prepare_traceback
+
+    error = row.get("error_message")
+    return [
+        row["job_id"],
+        row["event"],
+        row["attempt"],
+        ops.adapt_datetimefield_value(from_ms(row["timestamp"])),
+        row.get("worker_id"),
+        row.get("duration_ms"),
+        None if error is None else clean_text(str(error), conf.PAYLOAD_MAX_BYTES),
+        prepare_traceback(row.get("task_name") or "", row.get("traceback")),
+    ]
+
+
+def build_sql(vendor: str, rows: int) -> str:
+    one = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+    head = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES {', '.join([one] * rows)}"
+    if vendor == "mysql":
+        return f"{head} ON DUPLICATE KEY UPDATE job_id = job_id"
+    return f"{head} ON CONFLICT (job_id, attempt, event) DO NOTHING"
+
+
+def insert_rows(rows: Sequence[dict[str, Any]], using: str = "default") -> int:
+    """Insert history rows; a row whose (job_id, attempt, event) exists is ignored."""
+    if not rows:
+        return 0
+    unique: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault((row["job_id"], row["attempt"], row["event"]), row)
+    connection = connections[using]
+    ops = connection.ops
+    values = list(unique.values())
+    with connection.cursor() as cursor:
+        for start in range(0, len(values), CHUNK):
+            part = values[start : start + CHUNK]
+            params: list[Any] = []
+            for row in part:
+                params.extend(_params(row, ops))
+            cursor.execute(build_sql(connection.vendor, len(part)), params)
+    return len(values)
+
+
+def write_events(events: Iterable[dict[str, Any]], using: str = "default") -> int:
+    """The collector's call: the history rows of a batch's raw events."""
+    return insert_rows(rows_from_events(events), using)

@@ -1,0 +1,131 @@
+"""Reading a job's history: its events with per-attempt waits, and retry analytics per task.
+
+The events themselves are written by :mod:`rearq_tasks.capture.history` (and the
+reconciler); the status words come from :mod:`rearq_tasks.models`. See docs/history.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Avg, Case, Count, F, IntegerField, When
+
+from rearq_tasks.models import (
+    ATTEMPT_ERROR,
+    COMPLETED,
+    NOT_RUN_YET,
+    RECOVERED,
+    RETRIED,
+    EventType,
+    TaskEvent,
+    TaskLog,
+)
+
+if TYPE_CHECKING:
+    from rearq_tasks.models import TaskLogQuerySet
+
+# Events that end an attempt: the next attempt's queue wait runs from there.
+ATTEMPT_END_EVENTS = frozenset(
+    {
+        EventType.RETRY_SCHEDULED,
+        EventType.SUCCEEDED,
+        EventType.FAILED,
+        EventType.EXPIRED,
+        EventType.CANCELED,
+        EventType.LOST,
+    }
+)
+RETRY_ORDERINGS: tuple[str, ...] = ("retry_share", "retried", "mean_attempts", "completed")
+
+
+def _ms(start: Any, end: Any) -> int | None:
+    if start is None or end is None:
+        return None
+    return max(0, round((end - start).total_seconds() * 1000))
+
+
+def with_queue_waits(log: TaskLog, events: Iterable[TaskEvent]) -> list[TaskEvent]:
+    """The events in order, each ``started`` one given ``queue_wait_ms``.
+
+    Attempt 1 waited from the job's enqueue time; a retry waited from the end of the
+    attempt before it (the retry delay included), which is what a user waited for.
+    """
+    ordered = list(events)
+    ends: dict[int, Any] = {}
+    for event in ordered:
+        event.queue_wait_ms = None  # type: ignore[attr-defined]
+        if event.event in ATTEMPT_END_EVENTS:
+            ends.setdefault(event.attempt, event.timestamp)
+    for event in ordered:
+        if event.event == EventType.STARTED:
+            since = log.enqueue_time if event.attempt == 1 else ends.get(event.attempt - 1)
+            event.queue_wait_ms = _ms(since, event.timestamp)  # type: ignore[attr-defined]
+    return ordered
+
+
+def attempts_expression() -> Case:
+    """Attempts a job made, in SQL (the same rule as ``models.attempts_min_q``)."""
+    return Case(
+        When(NOT_RUN_YET, then=F("job_retries")),
+        default=F("job_retries") + 1,
+        output_field=IntegerField(),
+    )
+
+
+def retries_by_task(
+    qs: TaskLogQuerySet,
+    limit: int | None = 20,
+    errors: int = 3,
+    order_by: str = "-retry_share",
+) -> list[dict[str, Any]]:
+    """Per task, over completed jobs: how many needed a retry, how many of those recovered,
+    the mean number of attempts, and the most common errors of first attempts.
+
+    One GROUP BY query, then one LIMIT-ed GROUP BY on the events per returned task.
+    """
+    field = order_by.lstrip("-")
+    if field not in RETRY_ORDERINGS:
+        raise ValueError(f"order_by must be one of {', '.join(RETRY_ORDERINGS)}")
+    scope = qs.order_by().filter(COMPLETED)
+    grouped = (
+        scope.values("task_name")
+        .annotate(
+            completed=Count("*"),
+            retried=Count("enqueue_time", filter=RETRIED),
+            recovered=Count("enqueue_time", filter=RECOVERED),
+            mean_attempts=Avg(attempts_expression()),
+        )
+        .annotate(retry_share=F("retried") * 100.0 / F("completed"))
+    )
+    column = F(field)
+    ordering = column.desc(nulls_last=True) if order_by.startswith("-") else column.asc()
+    grouped = grouped.order_by(ordering, "task_name")
+    rows = list(grouped[:limit] if limit else grouped)
+    result = []
+    for row in rows:
+        first_errors = (
+            TaskEvent.objects.filter(
+                ATTEMPT_ERROR,
+                attempt=1,
+                job_id__in=scope.filter(task_name=row["task_name"]).values("job_id"),
+            )
+            .exclude(error_message__isnull=True)
+            .values("error_message")
+            .annotate(count=Count("*"))
+            .order_by("-count", "error_message")[:errors]
+        )
+        result.append(
+            {
+                "task_name": row["task_name"],
+                "completed": row["completed"],
+                "retried": row["retried"],
+                "recovered": row["recovered"],
+                "retry_share": round(row["retry_share"] or 0.0, 2),
+                "mean_attempts": round(float(row["mean_attempts"] or 0), 3),
+                "first_attempt_errors": [
+                    {"error_message": e["error_message"], "count": e["count"]} for e in first_errors
+                ],
+            }
+        )
+    return result

@@ -1,0 +1,345 @@
+"""Job history: raw events -> TaskEvent rows, idempotence, reconcile, API, admin, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from rearq_tasks.capture import hooks
+from rearq_tasks.capture.collector import _write
+from rearq_tasks.capture.events import fold, to_ms
+from rearq_tasks.capture.history import insert_rows, rows_from_event, rows_from_rearq
+from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog
+from rearq_tasks.reconcile import mark_lost_jobs, write_batch
+from rearq_tasks.retention import purge
+from tests.factories import TaskLogFactory, UserFactory, staff_viewer
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+BASE = "/cfg/tasks/logs/"
+
+
+def at(seconds: float) -> float:
+    return to_ms(T0 + dt.timedelta(seconds=seconds))
+
+
+def event(job_id: str, status: str, retries: int = 0, **fields: Any) -> dict[str, Any]:
+    return {
+        "job_id": job_id, "task_name": "charge", "queue_name": "default", "args": [1],
+        "kwargs": {}, "status": status, "job_retry": 2, "job_retries": retries,
+        "job_retry_after": 1, "enqueue_time": at(0), **fields,
+    }  # fmt: skip
+
+
+def fails_twice_then_succeeds(job_id: str = "j1") -> list[dict[str, Any]]:
+    """What the hooks send for a job whose first two attempts raise (starts coalesced)."""
+    events = [event(job_id, "queued")]
+    for attempt in (1, 2):
+        start = at(10 * attempt)
+        events.append(
+            event(job_id, "deferred", attempt, start_time=start, worker_id=f"w-{attempt}",
+                  duration_ms=200, event_time=start + 200,
+                  error_message=f"Run job error in NO.{attempt - 1} times, exc: boom {attempt}",
+                  traceback=f"Traceback (most recent call last):\nValueError: boom {attempt}\n")
+        )  # fmt: skip
+    events.append(
+        event(job_id, "success", 2, start_time=at(30), finish_time=at(30.5), duration_ms=500,
+              worker_id="w-3", success=True, result="ok")
+    )  # fmt: skip
+    return events
+
+
+def capture(events: list[dict[str, Any]]) -> None:
+    _write(fold(events), events)
+
+
+def history(job_id: str) -> list[tuple[int, str, str | None]]:
+    return list(
+        TaskEvent.objects.filter(job_id=job_id).values_list("attempt", "event", "worker_id")
+    )
+
+
+# --- raw events -> rows -----------------------------------------------------------------
+
+
+def test_each_raw_event_maps_to_its_history_rows() -> None:
+    assert [r["event"] for r in rows_from_event(event("a", "queued"))] == ["enqueued"]
+    assert [r["event"] for r in rows_from_event(event("a", "deferred"))] == ["deferred"]
+    started = rows_from_event(event("a", "in_progress", 1, start_time=at(5), worker_id="w"))
+    assert [(r["event"], r["attempt"], r["worker_id"]) for r in started] == [("started", 2, "w")]
+    coalesced = rows_from_event(
+        event("a", "failed", 2, start_time=at(5), finish_time=at(6), worker_id="w",
+              duration_ms=1000, error_message="x", success=False)
+    )  # fmt: skip
+    assert [(r["event"], r["attempt"], r["timestamp"]) for r in coalesced] == [
+        ("started", 3, at(5)), ("failed", 3, at(6))
+    ]  # fmt: skip
+    disabled = event("a", "queued", error_message="task 'x' is disabled")
+    assert rows_from_event(disabled) == []
+    assert rows_from_event(event("a", "deferred", 1)) == []  # a re-queued retry
+
+
+def test_a_job_failing_twice_is_three_attempts_with_two_errors() -> None:
+    capture(fails_twice_then_succeeds())
+    assert history("j1") == [
+        (1, "enqueued", None), (1, "started", "w-1"), (1, "retry_scheduled", "w-1"),
+        (2, "started", "w-2"), (2, "retry_scheduled", "w-2"),
+        (3, "started", "w-3"), (3, "succeeded", "w-3"),
+    ]  # fmt: skip
+    errors = TaskEvent.objects.filter(job_id="j1", event="retry_scheduled")
+    assert [e.traceback.splitlines()[-1] for e in errors] == ["ValueError: boom 1",
+                                                             "ValueError: boom 2"]  # fmt: skip
+    assert [e.duration_ms for e in errors] == [200, 200]
+    log = TaskLog.objects.get(job_id="j1")
+    assert (log.status, log.job_retries, log.worker_id) == ("success", 2, "w-3")
+
+
+def test_duplicate_events_never_make_a_second_row() -> None:
+    events = fails_twice_then_succeeds()
+    capture(events + events)  # twice in one batch
+    capture(events)  # and replayed (a collector died before XACK)
+    capture([event("j1", "in_progress", 0, start_time=at(10), worker_id="w-1")])  # late start
+    assert TaskEvent.objects.filter(job_id="j1").count() == 7
+    assert insert_rows(rows_from_event(event("j1", "queued"))) == 1  # ignored by the database
+    assert TaskEvent.objects.filter(job_id="j1").count() == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_history_is_written_in_the_upsert_transaction(monkeypatch) -> None:
+    from rearq_tasks.capture import history as history_mod
+
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(history_mod, "insert_rows", broken)
+    with pytest.raises(RuntimeError):
+        capture(fails_twice_then_succeeds("atomic"))
+    assert not TaskLog.objects.filter(job_id="atomic").exists()  # rolled back with it
+
+
+def test_tracebacks_are_bounded_redacted_and_nul_safe(settings) -> None:
+    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "PAYLOAD_MAX_BYTES": 300}
+    text = 'Traceback\n  charge(password="hunter2")\nValueError: \x00 card 4111 1111 1111 1111\n'
+    capture([event("tb", "failed", 0, start_time=at(1), finish_time=at(2), worker_id="w",
+                   error_message="boom", success=False, traceback=text + "x" * 5000)])  # fmt: skip
+    stored = TaskEvent.objects.get(job_id="tb", event="failed").traceback
+    assert "hunter2" not in stored and "4111" not in stored and "\x00" not in stored
+    assert 'password="[redacted]"' in stored and "[truncated:" in stored
+    assert len(stored.encode()) < 400
+
+
+def test_the_task_function_keeps_the_failing_attempts_traceback() -> None:
+    async def task(secret_token: str) -> None:
+        raise KeyError(f"token={secret_token}")
+
+    job = rearq_job("tb-1", "in_progress", 0)
+    ctx = hooks._JobContext(job, "rearq:queue:default", "w-1")
+    wrapped = hooks._CapturedTask(SimpleNamespace(function=task)).function
+
+    async def run() -> None:
+        hooks._running.set(ctx)
+        await wrapped("s3cr3t")
+
+    with pytest.raises(KeyError):
+        asyncio.run(run())
+    assert "in task" in ctx.traceback and "KeyError" in ctx.traceback
+    assert "s3cr3t" not in ctx.traceback and "token=[redacted]" in ctx.traceback
+
+
+# --- reconcile --------------------------------------------------------------------------
+
+
+def rearq_job(job_id: str, status: str, retries: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        job_id=job_id, task="charge", args=[1], kwargs={}, status=status, job_retry=2,
+        job_retries=retries, job_retry_after=1, enqueue_time=T0, expire_time=None,
+    )  # fmt: skip
+
+
+def rearq_result(n: int, success: bool, text: str) -> SimpleNamespace:
+    start = T0 + dt.timedelta(seconds=10 * n)
+    return SimpleNamespace(worker=f"w-{n}", success=success, result=text, start_time=start,
+                           finish_time=start + dt.timedelta(milliseconds=250))  # fmt: skip
+
+
+def test_reconcile_rebuilds_history_from_rearq_results_idempotently() -> None:
+    from rearq_tasks.reconcile import record_from_rearq
+
+    job = rearq_job("r1", "success", 2)
+    results = [rearq_result(1, False, "exc: a"), rearq_result(2, False, "exc: b"),
+               rearq_result(3, True, "ok")]  # fmt: skip
+    rows = rows_from_rearq(job, results)
+    for _ in range(2):
+        write_batch([record_from_rearq(job, results[-1], "rearq:queue:default")], rows)
+    assert history("r1") == [
+        (1, "enqueued", None), (1, "started", "w-1"), (1, "retry_scheduled", "w-1"),
+        (2, "started", "w-2"), (2, "retry_scheduled", "w-2"),
+        (3, "started", "w-3"), (3, "succeeded", "w-3"),
+    ]  # fmt: skip
+    assert list(
+        TaskEvent.objects.filter(job_id="r1", event="retry_scheduled").values_list(
+            "error_message", "duration_ms"
+        )
+    ) == [("exc: a", 250), ("exc: b", 250)]
+    assert not TaskEvent.objects.filter(job_id="r1", event="repaired").exists()  # imported
+
+
+def test_reconcile_marks_a_missed_end_as_repaired() -> None:
+    from rearq_tasks.reconcile import record_from_rearq
+
+    TaskLogFactory(job_id="r2", task_name="charge", status="in_progress", job_retries=0)
+    job = rearq_job("r2", "failed", 0)
+    results = [rearq_result(1, False, "Run job error, exc: gone")]
+    write_batch([record_from_rearq(job, results[0], None)], rows_from_rearq(job, results))
+    repaired = TaskEvent.objects.get(job_id="r2", event="repaired")
+    assert repaired.attempt == 1 and "in_progress -> failed" in repaired.error_message
+    assert TaskEvent.objects.get(job_id="r2", event="failed").error_message.endswith("gone")
+
+
+def test_a_lost_job_closes_its_started_event_as_lost(settings) -> None:
+    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "LOST_JOB_GRACE_SECONDS": 0}
+    now = dt.datetime.now(dt.UTC)
+    start = now - dt.timedelta(hours=1)
+    capture([event("lost1", "in_progress", 1, start_time=to_ms(start), worker_id="w-9",
+                   enqueue_time=to_ms(start))])  # fmt: skip
+    assert mark_lost_jobs({}, now=now) == 1
+    assert history("lost1") == [(2, "started", "w-9"), (2, "lost", "w-9")]
+    lost = TaskEvent.objects.get(job_id="lost1", event="lost")
+    assert lost.error_message.startswith("lost:") and lost.duration_ms >= 3_600_000
+    assert mark_lost_jobs({}, now=now) == 0
+
+
+# --- API ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api() -> APIClient:
+    client = APIClient()
+    user = staff_viewer(username="viewer")
+    assert user.has_perm("tasks.view_tasklog")
+    client.force_authenticate(user)
+    return client
+
+
+def test_events_endpoint_ordered_with_waits_and_durations(api) -> None:
+    capture(fails_twice_then_succeeds())
+    log = TaskLog.objects.get(job_id="j1")
+    body = api.get(f"{BASE}{log.pk}/events/").json()
+    assert [(e["attempt"], e["event"]) for e in body] == [
+        (1, "enqueued"), (1, "started"), (1, "retry_scheduled"), (2, "started"),
+        (2, "retry_scheduled"), (3, "started"), (3, "succeeded"),
+    ]  # fmt: skip
+    waits = [e["queue_wait_ms"] for e in body if e["event"] == "started"]
+    assert waits == [10_000, 20_000 - 10_200, 30_000 - 20_200]
+    assert [e["duration_ms"] for e in body if e["event"] != "started"] == [None, 200, 200, 500]
+    assert body[2]["traceback"].endswith("ValueError: boom 1\n")
+    related = api.get(f"{BASE}{log.pk}/related/").json()
+    assert related["attempts"] == body and related["job_id"] == "j1"
+
+
+def test_attempts_min_and_had_retry_error_filters(api) -> None:
+    S = StatusChoices
+    TaskLogFactory(job_id="once", status=S.SUCCESS, success=True, job_retries=0)
+    TaskLogFactory(job_id="recovered", status=S.SUCCESS, success=True, job_retries=2)
+    TaskLogFactory(job_id="gave-up", status=S.FAILED, success=False, job_retries=2)
+    TaskLogFactory(job_id="waiting-retry", status=S.DEFERRED, job_retries=2)
+    TaskLogFactory(job_id="never-ran", status=S.QUEUED, job_retries=0)
+
+    def ids(query: str) -> set[str]:
+        return {r["job_id"] for r in api.get(f"{BASE}?{query}").json()["results"]}
+
+    assert ids("had_retry_error=true") == {"recovered"}
+    assert ids("attempts_min=3") == {"recovered", "gave-up"}
+    assert ids("attempts_min=2") == {"recovered", "gave-up", "waiting-retry"}
+    assert ids("attempts_min=1") == {"once", "recovered", "gave-up", "waiting-retry"}
+    assert api.get(f"{BASE}?attempts_min=-1").json() == {
+        "attempts_min": ["Ensure this value is greater than or equal to 0."]
+    }
+    for log in TaskLog.objects.all():  # the model property mirrors the query
+        expected = TaskLog.objects.attempts_min(3).filter(pk=log.pk).exists()
+        assert (log.attempts >= 3) is expected, log.job_id
+
+
+def test_retries_endpoint_per_task_in_the_database(api) -> None:
+    capture(fails_twice_then_succeeds("a1"))
+    done = event("a2", "success", 0, start_time=at(1), finish_time=at(2), success=True,
+                 worker_id="w")  # fmt: skip
+    capture([event("a2", "queued"), done])
+    capture([event("a3", "queued"),
+             event("a3", "deferred", 1, start_time=at(1), worker_id="w", duration_ms=5,
+                   error_message="Run job error in NO.0 times, exc: boom 1"),
+             event("a3", "failed", 1, start_time=at(3), finish_time=at(4), worker_id="w",
+                   success=False, error_message="Run job error, exc: boom 2")])  # fmt: skip
+    TaskLog.objects.update(enqueue_time=dt.datetime.now(dt.UTC))
+    with CaptureQueriesContext(connection) as queries:
+        body = api.get(f"{BASE}retries/?period_hours=1").json()
+    assert len(queries) <= 3  # the grouped query + one errors query per task (+ auth)
+    assert body == [
+        {
+            "task_name": "charge", "completed": 3, "retried": 2, "recovered": 1,
+            "retry_share": 66.67, "mean_attempts": round((3 + 1 + 2) / 3, 3),
+            "first_attempt_errors": [
+                {"error_message": "Run job error in NO.0 times, exc: boom 1", "count": 2}
+            ],
+        }
+    ]  # fmt: skip
+    assert api.get(f"{BASE}retries/?ordering=nope").status_code == 400
+
+
+# --- admin -------------------------------------------------------------------------------
+
+
+def test_admin_timeline_escaped_and_one_query_for_any_number_of_events(client) -> None:
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    hostile = [event("h1", "queued"),
+               event("h1", "failed", 0, start_time=at(1), finish_time=at(2), worker_id="<b>w</b>",
+                     success=False, error_message="<script>alert(1)</script>",
+                     traceback="Traceback\n<img src=x onerror=alert(1)>\n")]  # fmt: skip
+    capture(hostile)
+    capture(fails_twice_then_succeeds("many"))
+    done = event("few", "success", 0, start_time=at(1), finish_time=at(2), success=True,
+                 worker_id="w")  # fmt: skip
+    capture([event("few", "queued"), done])
+
+    def page(job_id: str) -> tuple[str, int]:
+        pk = TaskLog.objects.get(job_id=job_id).pk
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(f"/admin/tasks/tasklog/{pk}/change/")
+        assert response.status_code == 200
+        return response.content.decode(), len(queries)
+
+    html, _ = page("h1")
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<b>w</b>" not in html and "<details" in html
+    _, few = page("few")
+    html, many = page("many")
+    assert many == few  # 7 events or 3: the same queries
+    assert html.count('data-attempt="') == 3
+    assert "w-1" in html and "w-2" in html and "w-3" in html
+    assert html.count('<details class="mt-2">') == 2  # the two failed attempts' tracebacks
+
+
+# --- retention ----------------------------------------------------------------------------
+
+
+def test_cleanup_deletes_a_jobs_events_with_it() -> None:
+    capture(fails_twice_then_succeeds("old"))
+    capture(fails_twice_then_succeeds("new"))
+    TaskLog.objects.filter(job_id="old").update(
+        enqueue_time=dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    )
+    TaskLog.objects.filter(job_id="new").update(enqueue_time=dt.datetime.now(dt.UTC))
+    result = purge(days=30, failed_days=30, batch_size=1)
+    assert result.deleted == 1
+    assert not TaskEvent.objects.filter(job_id="old").exists()
+    assert TaskEvent.objects.filter(job_id="new").count() == 7
