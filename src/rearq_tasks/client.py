@@ -151,8 +151,24 @@ async def ensure_ready() -> None:
         from tortoise import Tortoise
 
         await Tortoise.init(db_url=conf.DB_URL, modules={"rearq": ["rearq.server.models"]})
-        await Tortoise.generate_schemas(safe=True)
+        await _generate_schemas()
         _ready_loops.add(id(loop))
+
+
+async def _generate_schemas(attempts: int = 5) -> None:
+    """Create ReArq's tables if missing. Workers started together race on PostgreSQL's
+    ``CREATE TABLE IF NOT EXISTS`` (a duplicate ``pg_type`` row): the loser tries again."""
+    from tortoise import Tortoise
+    from tortoise.exceptions import IntegrityError, OperationalError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            await Tortoise.generate_schemas(safe=True)
+            return
+        except (IntegrityError, OperationalError):
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.2 * attempt)
 
 
 def _register_sync_cron(rearq: ReArq) -> None:

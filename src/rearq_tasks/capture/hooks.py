@@ -62,19 +62,20 @@ async def _send(redis: Any, event: dict[str, Any]) -> None:
     if runtime is not None:
         runtime.emitter.emit(event)
         return
+    from rearq_tasks.capture.emitter import send
     from rearq_tasks.conf import conf
 
     try:
-        await redis.xadd(
-            conf.CAPTURE_STREAM,
-            {"e": dumps(event)},
-            maxlen=conf.CAPTURE_STREAM_MAXLEN,
-            approximate=True,
-        )
-        stats.incr("emitted")
+        added = await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [dumps(event)])
     except Exception as exc:
-        stats.incr("overflowed")
-        logger.warning("capture: could not send the enqueue event of %s: %s", event["job_id"], exc)
+        added, reason = 0, str(exc)
+    else:
+        reason = "the stream is full (CAPTURE_STREAM_MAXLEN unwritten events)"
+    if added:
+        stats.incr("emitted")
+        return
+    stats.incr("overflowed")
+    logger.warning("capture: could not send the enqueue event of %s: %s", event["job_id"], reason)
 
 
 def _emit(event: dict[str, Any]) -> None:
