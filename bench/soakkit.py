@@ -678,6 +678,11 @@ def _diffs(job: dict[str, Any], log: dict[str, Any], result: Comparison) -> list
         error = log["error_message"] or ""
         if log["status"] == "failed" and error.startswith("lost:"):
             result.lost_by_rearq["in_progress in ReArq, failed (lost) in TaskLog"] += 1
+        elif log["status"] == "success" and job["finish_time"] is None:
+            # It ran to its end; ReArq's ack raised (Redis away) before it saved anything.
+            result.lost_by_rearq[
+                "in_progress in ReArq, success in TaskLog (ReArq's ack failed)"
+            ] += 1
         else:
             diffs.append(f"ReArq lost the job (in_progress) but TaskLog says {log['status']}")
     else:

@@ -25,8 +25,9 @@ from rearq_tasks.capture.events import dumps
 logger = logging.getLogger("rearq_tasks.capture")
 
 # KEYS[1] stream, KEYS[2] counters hash; ARGV[1] cap, ARGV[2] events dropped since the
-# last send, ARGV[3..] events. Trims only entries every group has read and acknowledged,
-# adds at most ``cap - XLEN`` events and returns how many it added.
+# last send, ARGV[3..] events. Trims exactly the entries every group has read and
+# acknowledged (approximate trimming would leave up to a node of them counted against the
+# cap), adds at most ``cap - XLEN`` events and returns how many it added.
 XADD_MANY = """
 local function before(a, b)
   local ams, aseq = string.match(a, '(%d+)-(%d+)')
@@ -50,7 +51,7 @@ if ok then
     if floor == nil or before(need, floor) then floor = need end
   end
   if floor ~= nil then
-    redis.call('XTRIM', KEYS[1], 'MINID', '~', floor)
+    redis.call('XTRIM', KEYS[1], 'MINID', floor)
   end
 end
 local room = tonumber(ARGV[1]) - redis.call('XLEN', KEYS[1])

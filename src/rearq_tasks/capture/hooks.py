@@ -32,13 +32,15 @@ current_user_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 
 
 class _JobContext:
-    __slots__ = ("job", "queue", "worker", "start_ms")
+    __slots__ = ("job", "queue", "worker", "start_ms", "returned", "value")
 
     def __init__(self, job: Any, queue: str, worker: str) -> None:
         self.job = job
         self.queue = queue
         self.worker = worker
         self.start_ms: float | None = None
+        self.returned = False  # the task function returned (ReArq may still fail to record it)
+        self.value: Any = None
 
 
 _running: contextvars.ContextVar[_JobContext | None] = contextvars.ContextVar(
@@ -149,6 +151,9 @@ class _CapturedTask:
                         worker_id=ctx.worker,
                     )
                 )
+                value = await original(*args, **kwargs)
+                ctx.returned, ctx.value = True, value
+                return value
             return await original(*args, **kwargs)
 
         self.function = function
@@ -260,8 +265,8 @@ def _wrap_run_job(original: Any) -> Any:
         except asyncio.CancelledError:
             await _canceled(self, ctx, job, retries)
             raise
-        except BaseException:
-            _safe_outcome(self, ctx, job, None, retries)
+        except BaseException as exc:
+            _safe_interrupted(ctx, job, retries, exc)
             raise
         finally:
             _running.reset(token)
@@ -276,6 +281,39 @@ def _safe_outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retrie
         _outcome(self, ctx, job, job_result, retries)
     except Exception:
         logger.exception("capture: outcome hook failed for job %s", job.job_id)
+
+
+def _safe_interrupted(ctx: _JobContext, job: Any, retries: int, exc: BaseException) -> None:
+    """ReArq's ``_run_job`` raised (not the task: ReArq catches the task's errors), e.g. its
+    XACK while Redis restarts. It then saved neither the status nor a JobResult, so the job
+    stays ``in_progress`` in ``rearq_job`` and its message is dropped unacknowledged: ReArq
+    never runs it again. Record what really happened instead of the stale in-memory status."""
+    try:
+        finish = now_ms()
+        start = ctx.start_ms
+        duration = None if start is None else max(0, round(finish - start))
+        common = {"job_retries": retries, "finish_time": finish, "duration_ms": duration,
+                  "start_time": start, "worker_id": ctx.worker}  # fmt: skip
+        reason = f"{type(exc).__name__}: {exc}"
+        if ctx.returned:
+            text = None if ctx.value is None else str(ctx.value)
+            _emit(job_event(job, "success", ctx.queue, success=True, result=text, **common))
+            logger.warning(
+                "capture: job %s succeeded but ReArq could not record it (%s); it stays "
+                "in_progress in rearq_job",
+                job.job_id,
+                reason,
+            )
+            return
+        when = "before the job started" if start is None else "while finishing the job"
+        message = (
+            f"lost: worker {ctx.worker} failed {when} ({reason}); ReArq left the job in "
+            "progress and will not run it again"
+        )
+        _emit(job_event(job, "failed", ctx.queue, success=False, error_message=message,
+                        **common))  # fmt: skip
+    except Exception:
+        logger.exception("capture: interrupted-job hook failed for job %s", job.job_id)
 
 
 async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None:
