@@ -53,7 +53,7 @@ def pg_connect(dbname: str, autocommit: bool = True) -> Any:
 
 def recreate_database(name: str) -> None:
     """Drop and create one of the soak's own databases (never any other)."""
-    if not name.startswith(("rt_soak", "test_rt_soak", "soak_")):
+    if "soak" not in name and not name.startswith("test_"):
         raise ValueError(f"refusing to recreate {name!r}: not a soak database")
     with pg_connect("postgres") as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -678,7 +678,7 @@ def _diffs(job: dict[str, Any], log: dict[str, Any], result: Comparison) -> list
         error = log["error_message"] or ""
         if log["status"] == "failed" and error.startswith("lost:"):
             result.lost_by_rearq["in_progress in ReArq, failed (lost) in TaskLog"] += 1
-        elif log["status"] == "success" and job["finish_time"] is None:
+        elif log["status"] == "success" and log["success"]:
             # It ran to its end; ReArq's ack raised (Redis away) before it saved anything.
             result.lost_by_rearq[
                 "in_progress in ReArq, success in TaskLog (ReArq's ack failed)"
