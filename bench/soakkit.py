@@ -259,6 +259,7 @@ def enqueue_main(jobs: int, rate: float, out: Path) -> None:
     pending: list[tuple[float, str, str, str | None]] = []  # (due, kind, job_id, token)
     tick = 0.1
     per_tick = max(1, round(rate * tick))
+    progress = out.with_suffix(".progress")
     started = time.monotonic()
 
     def cancel(job_id: str) -> bool:
@@ -317,6 +318,7 @@ def enqueue_main(jobs: int, rate: float, out: Path) -> None:
             elif kind == "cancel_running":
                 pending.append((time.monotonic() + 12.0, kind, job.job_id, options["args"][0]))
         work_cancels(final=False)
+        progress.write_text(str(len(kinds)))
         n += 1
         pause = started + n * tick - time.monotonic()
         if pause > 0:
@@ -427,6 +429,7 @@ class SoakResult:
     redis_counters: dict[str, int]
     sync_output: str
     seconds: float
+    enqueue_seconds: float
     load: str
     crashes: list[str] = field(default_factory=list)
 
@@ -501,11 +504,17 @@ def run_soak(config: SoakConfig) -> SoakResult:
             cwd=ROOT, env=direct, stdout=(workdir / "enqueuer.log").open("wb"),
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        span = config.jobs / config.rate
         t0 = time.monotonic()
+        progress = mix_file.with_suffix(".progress")
 
         def at(fraction: float) -> None:
-            while not stop.is_set() and time.monotonic() < t0 + fraction * span:
+            """Wait until that fraction of the jobs is enqueued (the enqueuer's real pace)."""
+            while not stop.is_set() and enqueuer.poll() is None:
+                try:
+                    if int(progress.read_text() or 0) >= fraction * config.jobs:
+                        return
+                except (OSError, ValueError):
+                    pass
                 time.sleep(0.05)
 
         def busy(name: str, timeout: float = 10.0) -> None:
@@ -560,7 +569,8 @@ def run_soak(config: SoakConfig) -> SoakResult:
             time.sleep(0.5)
         if enqueuer.returncode:
             raise RuntimeError(f"the enqueuer failed: {(workdir / 'enqueuer.log').read_text()}")
-        log(f"enqueued in {time.monotonic() - t0:.0f}s; waiting for ReArq and capture to settle")
+        enqueue_seconds = time.monotonic() - t0
+        log(f"enqueued in {enqueue_seconds:.0f}s; waiting for ReArq and capture to settle")
         # ReArq finishes what it can; jobs it lost stay unsettled. Then the lost-job window
         # (fetched-but-unstarted jobs count from their enqueue: 5 timeouts) and the capture
         # stream (a killed collector's pending events are claimed after 30 s idle).
@@ -594,6 +604,7 @@ def run_soak(config: SoakConfig) -> SoakResult:
         jobs=comparison.rearq_jobs, mix=mix, faults=faults, comparison=comparison,
         counters=supervisor.capture_counters(), redis_counters=redis_counters,
         sync_output=sync_output, seconds=time.monotonic() - began,
+        enqueue_seconds=enqueue_seconds,
         load=" ".join(f"{x:.2f}" for x in os.getloadavg()), crashes=supervisor.crashes,
     )  # fmt: skip
 
@@ -721,7 +732,8 @@ def format_report(result: SoakResult) -> str:
     c = result.comparison
     lines = [
         f"jobs (rearq_job rows): {result.jobs}   TaskLog rows: {c.rows}   "
-        f"run time: {result.seconds:.0f}s   load average at end: {result.load}",
+        f"run time: {result.seconds:.0f}s (enqueueing {result.enqueue_seconds:.0f}s)   "
+        f"load average at end: {result.load}",
         "mix: " + ", ".join(f"{k} {v}" for k, v in sorted(result.mix.items())),
         f"faults injected: {len(result.faults)}",
         *[f"  {f}" for f in result.faults],

@@ -21,13 +21,13 @@ def stream(rearq_redis) -> Iterator[str]:
     rearq_redis.delete(name, counters_key(name))
 
 
-def _send(stream: str, cap: int, events: list[str], dropped: int = 0) -> int:
+def _send(stream: str, cap: int, events: list[str], dropped: int = 0, refused: int = 0) -> int:
     from redis.asyncio import Redis
 
     async def go() -> int:
         client = Redis.from_url(settings.REARQ_TASKS["REDIS_URL"], decode_responses=True)
         try:
-            return await send(client, stream, cap, events, dropped)
+            return await send(client, stream, cap, events, dropped, refused)
         finally:
             await client.close()
 
@@ -45,7 +45,6 @@ def test_full_stream_refuses_instead_of_trimming_unwritten_events(rearq_redis, s
     first = [f"e{i}" for i in range(10)]
     assert _send(stream, 10, first) == 10
     assert _send(stream, 10, ["x1", "x2", "x3"]) == 0
-    assert client.hget(counters_key(stream), "refused") == "3"
 
     read = _read(client, stream, count=4)  # delivered, not acknowledged: still needed
     assert read == first[:4]
@@ -61,14 +60,48 @@ def test_full_stream_refuses_instead_of_trimming_unwritten_events(rearq_redis, s
 
 def test_without_a_group_nothing_is_trimmed_and_the_cap_holds(rearq_redis, stream) -> None:
     assert _send(stream, 3, ["a", "b", "c", "d", "e"]) == 3
-    assert rearq_redis.xrange(stream) and rearq_redis.xlen(stream) == 3
-    assert rearq_redis.hget(counters_key(stream), "refused") == "2"
+    assert [fields["e"] for _id, fields in rearq_redis.xrange(stream)] == ["a", "b", "c"]
 
 
-def test_dropped_events_are_counted_in_redis(rearq_redis, stream) -> None:
+def test_dropped_and_refused_events_are_counted_in_redis(rearq_redis, stream) -> None:
     assert _send(stream, 10, [], dropped=5) == 0
-    assert _send(stream, 10, ["a"], dropped=2) == 1
-    assert rearq_redis.hget(counters_key(stream), "overflowed") == "7"
+    assert _send(stream, 10, ["a"], dropped=2, refused=4) == 1
+    counters = rearq_redis.hgetall(counters_key(stream))
+    assert (counters["overflowed"], counters["refused"]) == ("7", "4")
+
+
+def test_emitter_holds_refused_events_then_drops_past_its_buffer(rearq_redis, stream) -> None:
+    from redis.asyncio import Redis
+
+    from rearq_tasks.capture import stats
+    from rearq_tasks.capture.emitter import Emitter
+
+    stats.reset_capture_stats()
+    rearq_redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+
+    async def go() -> tuple[list[bool], int]:
+        client = Redis.from_url(settings.REARQ_TASKS["REDIS_URL"], decode_responses=True)
+        emitter = Emitter(client, stream, maxlen=3, buffer_size=5, interval_ms=50)
+        for i in range(7):
+            emitter.emit({"job_id": f"j{i}", "status": "success"})
+        sent = [await emitter.flush(), await emitter.flush()]
+        rearq_redis.xreadgroup(GROUP, "c1", {stream: ">"})  # the collector reads ...
+        rearq_redis.xack(stream, GROUP, *[i for i, _ in rearq_redis.xrange(stream)])  # ... writes
+        sent.append(await emitter.flush())
+        await client.close()
+        return sent, len(emitter._buffer)
+
+    sent, left = asyncio.run(go())
+    assert sent == [False, False, True] and left == 0
+    counted = stats.get_capture_stats()
+    # 7 events, buffer 5: 2 dropped; 3 sent, 2 held while the stream was full (counted once).
+    assert (counted["overflowed"], counted["refused"], counted["emitted"]) == (2, 2, 5)
+    counters = rearq_redis.hgetall(counters_key(stream))
+    assert (counters["overflowed"], counters["refused"]) == ("2", "2")
+    assert [fields["e"] for _id, fields in rearq_redis.xrange(stream)][-2:] == [
+        '{"job_id":"j3","status":"success"}',
+        '{"job_id":"j4","status":"success"}',
+    ]
 
 
 @pytest.mark.django_db

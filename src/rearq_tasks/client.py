@@ -407,11 +407,15 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
 
 
 def cancel_job(task_log: TaskLog) -> None:
-    """Cancel through ReArq and mark the row canceled.
+    """Cancel through ReArq; mark the row canceled when the job had not started.
 
     ReArq's cancel only interrupts a job that is already running; a waiting job is also
     taken off the delay set and marked canceled in ``rearq_job`` so no worker runs it, and
-    capture stops a job that a worker fetched but had not started yet.
+    capture stops a job that a worker fetched but had not started yet. A job ReArq has in
+    progress keeps its row until its worker reports what happened: ``canceled`` when the
+    cancel landed, or the real outcome when ReArq could not interrupt it (a task that
+    swallows the cancellation, a worker whose cancel subscription died with its Redis
+    connection). The row's status is not trusted for this: capture may lag behind ReArq.
     """
     from rearq_tasks.models import TERMINAL_STATUSES
 
@@ -422,7 +426,7 @@ def cancel_job(task_log: TaskLog) -> None:
     except ValueError:
         queue = QUEUE_PREFIX + "default"
 
-    async def go() -> None:
+    async def go() -> bool:
         import json
 
         from rearq.enums import JobStatus
@@ -431,18 +435,32 @@ def cancel_job(task_log: TaskLog) -> None:
         rearq = get_rearq_client()
         member = f"{queue}:{task_log.job_id}"
         await rearq.redis.zrem(rearq.get_delay_queue(member), member)
-        await Job.filter(
-            job_id=task_log.job_id,
-            status__in=[JobStatus.queued, JobStatus.deferred, JobStatus.in_progress],
-        ).update(status=JobStatus.canceled)
+        jobs = Job.filter(job_id=task_log.job_id)
+        waiting = await jobs.filter(status__in=[JobStatus.queued, JobStatus.deferred]).update(
+            status=JobStatus.canceled
+        )
+        running = 0
+        if not waiting:
+            running = await jobs.filter(status=JobStatus.in_progress).update(
+                status=JobStatus.canceled
+            )
+            if not running:
+                job = await jobs.first()
+                if job is not None and job.status != JobStatus.canceled:
+                    status = getattr(job.status, "value", job.status)
+                    raise ValueError(f"job {task_log.job_id} is already {status}")
         await rearq.redis.publish(
             CHANNEL,
             json.dumps(
                 {"type": "cancel_task", "task_name": task_log.task_name, "job_id": task_log.job_id}
             ),
         )
+        return bool(running)
 
-    _run_sync(go)
+    if _run_sync(go):
+        if task_log.pk is not None:
+            task_log.refresh_from_db()
+        return
     from django.utils import timezone
 
     from rearq_tasks.capture.events import to_ms

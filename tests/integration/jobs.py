@@ -49,3 +49,13 @@ async def tick() -> str:
 @rearq.task(run_at_start=(7,))
 async def boot(value: int) -> int:
     return value * 2
+
+
+@rearq.task(queue="slowq")
+async def stubborn(seconds: float) -> str:
+    """Swallows ReArq's cancellation: the cancel does not land."""
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        return "finished anyway"
+    return "finished"

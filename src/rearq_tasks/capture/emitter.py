@@ -24,10 +24,11 @@ from rearq_tasks.capture.events import dumps
 
 logger = logging.getLogger("rearq_tasks.capture")
 
-# KEYS[1] stream, KEYS[2] counters hash; ARGV[1] cap, ARGV[2] events dropped since the
-# last send, ARGV[3..] events. Trims exactly the entries every group has read and
-# acknowledged (approximate trimming would leave up to a node of them counted against the
-# cap), adds at most ``cap - XLEN`` events and returns how many it added.
+# KEYS[1] stream, KEYS[2] counters hash; ARGV[1] cap, ARGV[2] events dropped and ARGV[3]
+# events refused since the last send (counted in the hash), ARGV[4..] events. Trims exactly
+# the entries every group has read and acknowledged (approximate trimming would leave up to
+# a node of them counted against the cap), adds at most ``cap - XLEN`` events and returns
+# how many it added.
 XADD_MANY = """
 local function before(a, b)
   local ams, aseq = string.match(a, '(%d+)-(%d+)')
@@ -37,6 +38,9 @@ local function before(a, b)
 end
 if tonumber(ARGV[2]) > 0 then
   redis.call('HINCRBY', KEYS[2], 'overflowed', ARGV[2])
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('HINCRBY', KEYS[2], 'refused', ARGV[3])
 end
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
 if ok then
@@ -56,13 +60,10 @@ if ok then
 end
 local room = tonumber(ARGV[1]) - redis.call('XLEN', KEYS[1])
 local n = 0
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   if n >= room then break end
   redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
   n = n + 1
-end
-if n < #ARGV - 2 then
-  redis.call('HINCRBY', KEYS[2], 'refused', #ARGV - 2 - n)
 end
 return n
 """
@@ -76,12 +77,17 @@ def counters_key(stream: str) -> str:
     return f"{stream}:counters"
 
 
-async def send(redis: Any, stream: str, cap: int, events: list[str], dropped: int = 0) -> int:
-    """Append ``events`` to the stream (never past ``cap`` unwritten ones); how many went in."""
+async def send(
+    redis: Any, stream: str, cap: int, events: list[str], dropped: int = 0, refused: int = 0
+) -> int:
+    """Append ``events`` to the stream (never past ``cap`` unwritten ones) and add ``dropped``
+    and ``refused`` to the Redis counters; returns how many events went in."""
     script = _scripts.get(id(redis))
     if script is None or script.registered_client is not redis:
         script = _scripts[id(redis)] = redis.register_script(XADD_MANY)
-    return int(await script(keys=[stream, counters_key(stream)], args=[cap, dropped, *events]))
+    return int(
+        await script(keys=[stream, counters_key(stream)], args=[cap, dropped, refused, *events])
+    )
 
 
 class Emitter:
@@ -100,6 +106,8 @@ class Emitter:
         self._wake = asyncio.Event()
         self._stopping = False
         self._dropped = 0  # dropped, not yet counted in Redis
+        self._refused = 0  # refused, not yet counted in Redis
+        self._held = 0  # events at the buffer's head already counted as refused
         self._episode_dropped = 0  # dropped since the last successful send (for the log)
         self._stream_full = False
 
@@ -150,20 +158,26 @@ class Emitter:
         if self._starts:
             starts, self._starts = self._starts, {}
             self._buffer.extend(dumps(e) for e in starts.values())
-        while self._buffer or self._dropped:
+        while self._buffer or self._dropped or self._refused:
             batch = self._buffer[:SEND_CHUNK]
             try:
-                added = await send(self.redis, self.stream, self.maxlen, batch, self._dropped)
+                added = await send(
+                    self.redis, self.stream, self.maxlen, batch, self._dropped, self._refused
+                )
             except Exception as exc:  # Redis down or slow: keep the events, try again later
                 stats.incr("send_failures")
                 stats.set_value("buffered", len(self._buffer))
                 logger.warning("capture: could not send %d events to Redis: %s", len(batch), exc)
                 return False
-            self._dropped = 0
+            self._dropped = self._refused = 0
             del self._buffer[:added]
             stats.incr("emitted", added)
             if added < len(batch):
-                stats.incr("refused", len(batch) - added)
+                # Count each event once, however many flushes the full stream refuses it.
+                new = len(batch) - added - max(0, self._held - added)
+                self._held = len(batch) - added
+                stats.incr("refused", new)
+                self._refused += new
                 stats.set_value("buffered", len(self._buffer))
                 if not self._stream_full:
                     self._stream_full = True
@@ -175,6 +189,7 @@ class Emitter:
                         len(self._buffer),
                     )
                 return False
+        self._held = 0
         if self._stream_full:
             self._stream_full = False
             logger.info("capture: stream %s accepts events again", self.stream)
@@ -204,7 +219,9 @@ class Emitter:
         if self._buffer:
             stats.incr("overflowed", len(self._buffer))
             try:
-                await send(self.redis, self.stream, self.maxlen, [], len(self._buffer))
+                await send(
+                    self.redis, self.stream, self.maxlen, [], self._dropped + len(self._buffer)
+                )
             except Exception:
                 pass
             logger.error(

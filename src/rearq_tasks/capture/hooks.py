@@ -77,6 +77,11 @@ async def _send(redis: Any, event: dict[str, Any]) -> None:
         stats.incr("emitted")
         return
     stats.incr("overflowed")
+    if reason.startswith("the stream is full"):
+        try:
+            await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [], dropped=1)
+        except Exception:
+            pass
     logger.warning("capture: could not send the enqueue event of %s: %s", event["job_id"], reason)
 
 
