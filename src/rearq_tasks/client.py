@@ -412,10 +412,11 @@ def cancel_job(task_log: TaskLog) -> None:
     ReArq's cancel only interrupts a job that is already running; a waiting job is also
     taken off the delay set and marked canceled in ``rearq_job`` so no worker runs it, and
     capture stops a job that a worker fetched but had not started yet. A job ReArq has in
-    progress keeps its row until its worker reports what happened: ``canceled`` when the
-    cancel landed, or the real outcome when ReArq could not interrupt it (a task that
-    swallows the cancellation, a worker whose cancel subscription died with its Redis
-    connection). The row's status is not trusted for this: capture may lag behind ReArq.
+    progress keeps its row (and its ``rearq_job`` status) until its worker reports what
+    happened: ``canceled`` when the cancel landed, or the real outcome when ReArq could not
+    interrupt it (a task that swallows the cancellation, a worker whose cancel subscription
+    died with its Redis connection). The row's status is not trusted for this: capture may
+    lag behind ReArq.
     """
     from rearq_tasks.models import TERMINAL_STATUSES
 
@@ -439,23 +440,22 @@ def cancel_job(task_log: TaskLog) -> None:
         waiting = await jobs.filter(status__in=[JobStatus.queued, JobStatus.deferred]).update(
             status=JobStatus.canceled
         )
-        running = 0
+        running = False
         if not waiting:
-            running = await jobs.filter(status=JobStatus.in_progress).update(
-                status=JobStatus.canceled
-            )
-            if not running:
-                job = await jobs.first()
-                if job is not None and job.status != JobStatus.canceled:
-                    status = getattr(job.status, "value", job.status)
-                    raise ValueError(f"job {task_log.job_id} is already {status}")
+            # Left to its worker: a cancel that does not land (or cannot be published) must
+            # not make ReArq's own table claim the job was canceled.
+            job = await jobs.first()
+            running = job is not None and job.status == JobStatus.in_progress
+            if job is not None and not running and job.status != JobStatus.canceled:
+                status = getattr(job.status, "value", job.status)
+                raise ValueError(f"job {task_log.job_id} is already {status}")
         await rearq.redis.publish(
             CHANNEL,
             json.dumps(
                 {"type": "cancel_task", "task_name": task_log.task_name, "job_id": task_log.job_id}
             ),
         )
-        return bool(running)
+        return running
 
     if _run_sync(go):
         if task_log.pk is not None:

@@ -152,6 +152,9 @@ def test_cancel_that_does_not_land_keeps_the_real_outcome(shared_worker) -> None
     running = wait_status(job_id, "in_progress", timeout=10)
     cancel_job(running)
     assert row(job_id).status == "in_progress"  # its worker reports what happened
+    # ReArq's table is left to the worker too: had ReArq been unable to save the outcome
+    # (Redis restarting), it would otherwise claim a cancel that never happened.
+    assert rearq_state(job_id)[0].status.value == "in_progress"
     done = wait_status(job_id, "success", "canceled", timeout=10)
     assert (done.status, done.result) == ("success", "finished anyway")
     assert_matches_rearq(done)
