@@ -57,5 +57,6 @@ async def stubborn(seconds: float) -> str:
     try:
         await asyncio.sleep(seconds)
     except asyncio.CancelledError:
+        await asyncio.sleep(1.5)
         return "finished anyway"
     return "finished"
