@@ -151,8 +151,24 @@ async def ensure_ready() -> None:
         from tortoise import Tortoise
 
         await Tortoise.init(db_url=conf.DB_URL, modules={"rearq": ["rearq.server.models"]})
-        await Tortoise.generate_schemas(safe=True)
+        await _generate_schemas()
         _ready_loops.add(id(loop))
+
+
+async def _generate_schemas(attempts: int = 5) -> None:
+    """Create ReArq's tables if missing. Workers started together race on PostgreSQL's
+    ``CREATE TABLE IF NOT EXISTS`` (a duplicate ``pg_type`` row): the loser tries again."""
+    from tortoise import Tortoise
+    from tortoise.exceptions import IntegrityError, OperationalError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            await Tortoise.generate_schemas(safe=True)
+            return
+        except (IntegrityError, OperationalError):
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.2 * attempt)
 
 
 def _register_sync_cron(rearq: ReArq) -> None:
@@ -391,11 +407,16 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
 
 
 def cancel_job(task_log: TaskLog) -> None:
-    """Cancel through ReArq and mark the row canceled.
+    """Cancel through ReArq; mark the row canceled when the job had not started.
 
     ReArq's cancel only interrupts a job that is already running; a waiting job is also
     taken off the delay set and marked canceled in ``rearq_job`` so no worker runs it, and
-    capture stops a job that a worker fetched but had not started yet.
+    capture stops a job that a worker fetched but had not started yet. A job ReArq has in
+    progress keeps its row (and its ``rearq_job`` status) until its worker reports what
+    happened: ``canceled`` when the cancel landed, or the real outcome when ReArq could not
+    interrupt it (a task that swallows the cancellation, a worker whose cancel subscription
+    died with its Redis connection). The row's status is not trusted for this: capture may
+    lag behind ReArq.
     """
     from rearq_tasks.models import TERMINAL_STATUSES
 
@@ -406,7 +427,7 @@ def cancel_job(task_log: TaskLog) -> None:
     except ValueError:
         queue = QUEUE_PREFIX + "default"
 
-    async def go() -> None:
+    async def go() -> bool:
         import json
 
         from rearq.enums import JobStatus
@@ -415,18 +436,31 @@ def cancel_job(task_log: TaskLog) -> None:
         rearq = get_rearq_client()
         member = f"{queue}:{task_log.job_id}"
         await rearq.redis.zrem(rearq.get_delay_queue(member), member)
-        await Job.filter(
-            job_id=task_log.job_id,
-            status__in=[JobStatus.queued, JobStatus.deferred, JobStatus.in_progress],
-        ).update(status=JobStatus.canceled)
+        jobs = Job.filter(job_id=task_log.job_id)
+        waiting = await jobs.filter(status__in=[JobStatus.queued, JobStatus.deferred]).update(
+            status=JobStatus.canceled
+        )
+        running = False
+        if not waiting:
+            # Left to its worker: a cancel that does not land (or cannot be published) must
+            # not make ReArq's own table claim the job was canceled.
+            job = await jobs.first()
+            running = job is not None and job.status == JobStatus.in_progress
+            if job is not None and not running and job.status != JobStatus.canceled:
+                status = getattr(job.status, "value", job.status)
+                raise ValueError(f"job {task_log.job_id} is already {status}")
         await rearq.redis.publish(
             CHANNEL,
             json.dumps(
                 {"type": "cancel_task", "task_name": task_log.task_name, "job_id": task_log.job_id}
             ),
         )
+        return running
 
-    _run_sync(go)
+    if _run_sync(go):
+        if task_log.pk is not None:
+            task_log.refresh_from_db()
+        return
     from django.db import transaction
     from django.utils import timezone
 

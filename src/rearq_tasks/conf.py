@@ -310,7 +310,11 @@ SPEC: dict[str, Option] = {
         "rearq_tasks:events", (str,), "Redis stream that carries lifecycle events to collectors."
     ),
     "CAPTURE_STREAM_MAXLEN": Option(
-        1_000_000, (int,), "Approximate cap of the event stream (oldest events trimmed).", _positive
+        1_000_000,
+        (int,),
+        "Most unwritten events the stream holds; more are refused and stay in the worker's "
+        "buffer (written events are trimmed).",
+        _positive,
     ),
     "CAPTURE_BUFFER_SIZE": Option(
         10_000,

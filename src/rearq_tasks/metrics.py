@@ -18,7 +18,12 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
@@ -109,6 +114,7 @@ class TaskCollector:
         client = redis_client()
         try:
             state = read_workers(client, queues=conf.WORKER_QUEUES or ())
+            capture = list(_capture(client))
         except redis.RedisError:
             up.add_metric([], 0)
             yield up
@@ -121,7 +127,33 @@ class TaskCollector:
             workers.add_metric([queue], count)
         dead.add_metric([], len(state.dead_workers))
         timer.add_metric([], int(state.timer_alive))
-        yield from (up, workers, dead, timer)
+        yield from (up, workers, dead, timer, *capture)
+
+
+def _capture(client: redis.Redis) -> Iterator[Metric]:
+    """The capture's own health: events dropped (repaired only by ``sync_task_logs``) or held
+    back because the stream was full, and how many events wait in the stream."""
+    from rearq_tasks.capture.emitter import counters_key
+
+    stream = conf.CAPTURE_STREAM
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(counters_key(stream))
+    pipe.xlen(stream)
+    counters, length = pipe.execute()
+    events = CounterMetricFamily(
+        f"{PREFIX}_capture_events",
+        "Capture events dropped by a full worker buffer (overflowed; run sync_task_logs) or "
+        "refused by the full stream and sent later (refused), all processes since Redis began.",
+        labels=["outcome"],
+    )
+    for outcome in ("overflowed", "refused"):
+        events.add_metric([outcome], int(counters.get(outcome, 0)))
+    yield events
+    yield GaugeMetricFamily(
+        f"{PREFIX}_capture_stream_length",
+        "Events in the capture stream (unwritten ones and not yet trimmed written ones).",
+        value=length,
+    )
 
 
 def render(accept: str = "", window_hours: int | None = None) -> tuple[bytes, str]:

@@ -57,3 +57,14 @@ async def fail_twice(key: str, api_token: str = "") -> str:
     if attempt <= 2:
         raise RuntimeError(f"attempt {attempt} of {key} fails, api_token={api_token}")
     return f"ok on attempt {attempt}"
+
+
+@rearq.task(queue="slowq")
+async def stubborn(seconds: float) -> str:
+    """Swallows ReArq's cancellation: the cancel does not land."""
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        await asyncio.sleep(1.5)
+        return "finished anyway"
+    return "finished"

@@ -144,6 +144,34 @@ def test_cancel_running_job(shared_worker) -> None:
         cancel_job(done)
 
 
+def test_cancel_that_does_not_land_keeps_the_real_outcome(shared_worker) -> None:
+    """Found by the soak: the row said canceled while ReArq ran the job to success."""
+    from rearq_tasks.client import cancel_job, enqueue_sync
+
+    job_id = enqueue_sync("stubborn", 20)
+    running = wait_status(job_id, "in_progress", timeout=10)
+    cancel_job(running)
+    assert row(job_id).status == "in_progress"  # its worker reports what happened
+    # ReArq's table is left to the worker too: had ReArq been unable to save the outcome
+    # (Redis restarting), it would otherwise claim a cancel that never happened.
+    assert rearq_state(job_id)[0].status.value == "in_progress"
+    done = wait_status(job_id, "success", "canceled", timeout=10)
+    assert (done.status, done.result) == ("success", "finished anyway")
+    assert_matches_rearq(done)
+
+
+def test_cancel_refuses_a_job_rearq_already_finished(shared_worker) -> None:
+    from rearq_tasks.client import cancel_job, enqueue_sync
+
+    job_id = enqueue_sync("add", 1, 1)
+    wait_status(job_id, "success")
+    TaskLog.objects.filter(job_id=job_id).update(status="queued")  # capture lagging behind
+    with pytest.raises(ValueError, match="already success"):
+        cancel_job(row(job_id))
+    assert rearq_state(job_id)[0].status.value == "success"
+    assert row(job_id).status == "queued"
+
+
 def test_cancel_deferred_job_never_runs(shared_worker) -> None:
     import redis
     from django.conf import settings

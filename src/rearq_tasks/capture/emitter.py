@@ -5,6 +5,12 @@ A loop task sends the buffer every ``CAPTURE_FLUSH_INTERVAL_MS`` with one EVALSH
 XADD loop), so the worker pays microseconds per event and never waits on the Django DB.
 While Redis is unreachable events stay buffered; past ``CAPTURE_BUFFER_SIZE`` they are
 dropped and counted (``overflowed``) and ``sync_task_logs`` repairs the rows later.
+
+The stream is the buffer while the Django database is down, so it is never trimmed below
+what a collector group still has to read or acknowledge (a plain ``XADD MAXLEN ~`` would
+silently drop unwritten events). Once ``CAPTURE_STREAM_MAXLEN`` events wait, the script
+refuses more; they stay in the worker's buffer, then overflow, counted and logged. Dropped
+events are also counted in Redis (``<stream>:counters``) for the metrics endpoint.
 """
 
 from __future__ import annotations
@@ -18,16 +24,70 @@ from rearq_tasks.capture.events import dumps
 
 logger = logging.getLogger("rearq_tasks.capture")
 
+# KEYS[1] stream, KEYS[2] counters hash; ARGV[1] cap, ARGV[2] events dropped and ARGV[3]
+# events refused since the last send (counted in the hash), ARGV[4..] events. Trims exactly
+# the entries every group has read and acknowledged (approximate trimming would leave up to
+# a node of them counted against the cap), adds at most ``cap - XLEN`` events and returns
+# how many it added.
 XADD_MANY = """
+local function before(a, b)
+  local ams, aseq = string.match(a, '(%d+)-(%d+)')
+  local bms, bseq = string.match(b, '(%d+)-(%d+)')
+  ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HINCRBY', KEYS[2], 'overflowed', ARGV[2])
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('HINCRBY', KEYS[2], 'refused', ARGV[3])
+end
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if ok then
+  local floor = nil
+  for _, g in ipairs(groups) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    local need = info['last-delivered-id']
+    if info['pending'] > 0 then
+      need = redis.call('XPENDING', KEYS[1], info['name'])[2]
+    end
+    if floor == nil or before(need, floor) then floor = need end
+  end
+  if floor ~= nil then
+    redis.call('XTRIM', KEYS[1], 'MINID', floor)
+  end
+end
+local room = tonumber(ARGV[1]) - redis.call('XLEN', KEYS[1])
 local n = 0
-for i = 2, #ARGV do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+for i = 4, #ARGV do
+  if n >= room then break end
+  redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
   n = n + 1
 end
 return n
 """
 SEND_CHUNK = 1000
 LOG_EVERY_S = 60.0
+_scripts: dict[int, Any] = {}
+
+
+def counters_key(stream: str) -> str:
+    """The Redis hash where every process counts the events it had to drop."""
+    return f"{stream}:counters"
+
+
+async def send(
+    redis: Any, stream: str, cap: int, events: list[str], dropped: int = 0, refused: int = 0
+) -> int:
+    """Append ``events`` to the stream (never past ``cap`` unwritten ones) and add ``dropped``
+    and ``refused`` to the Redis counters; returns how many events went in."""
+    script = _scripts.get(id(redis))
+    if script is None or script.registered_client is not redis:
+        script = _scripts[id(redis)] = redis.register_script(XADD_MANY)
+    return int(
+        await script(keys=[stream, counters_key(stream)], args=[cap, dropped, refused, *events])
+    )
 
 
 class Emitter:
@@ -42,11 +102,14 @@ class Emitter:
         self._buffer: list[str] = []
         # Start events wait for the next flush: a job that ends before it sends one event.
         self._starts: dict[str, dict[str, Any]] = {}
-        self._script = redis.register_script(XADD_MANY)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
-        self._warned_overflow = False
+        self._dropped = 0  # dropped, not yet counted in Redis
+        self._refused = 0  # refused, not yet counted in Redis
+        self._held = 0  # events at the buffer's head already counted as refused
+        self._episode_dropped = 0  # dropped since the last successful send (for the log)
+        self._stream_full = False
 
     def emit(self, event: dict[str, Any]) -> None:
         if event["status"] == "in_progress":
@@ -54,18 +117,23 @@ class Emitter:
             return
         self._starts.pop(event["job_id"], None)
         if len(self._buffer) >= self.buffer_size:
-            stats.incr("overflowed")
-            if not self._warned_overflow:
-                self._warned_overflow = True
-                logger.warning(
-                    "capture buffer full (%d events): dropping events until Redis accepts "
-                    "them again; run sync_task_logs to repair",
-                    self.buffer_size,
-                )
+            self._drop(1)
             return
         self._buffer.append(dumps(event))
         if len(self._buffer) >= SEND_CHUNK:
             self._wake.set()
+
+    def _drop(self, count: int) -> None:
+        stats.incr("overflowed", count)
+        self._dropped += count
+        self._episode_dropped += count
+        if self._episode_dropped == count:
+            logger.warning(
+                "capture buffer full (%d events, stream %s waiting for its collector or Redis "
+                "unreachable): dropping events; run sync_task_logs to repair",
+                self.buffer_size,
+                self.stream,
+            )
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -85,22 +153,54 @@ class Emitter:
                 logger.info("capture: %s", stats.get_capture_stats())
 
     async def flush(self) -> bool:
-        """Send everything buffered; False when Redis refused (events stay buffered)."""
+        """Send everything buffered; False when Redis refused or the stream is full (the
+        events stay buffered)."""
         if self._starts:
             starts, self._starts = self._starts, {}
             self._buffer.extend(dumps(e) for e in starts.values())
-        while self._buffer:
+        while self._buffer or self._dropped or self._refused:
             batch = self._buffer[:SEND_CHUNK]
             try:
-                await self._script(keys=[self.stream], args=[self.maxlen, *batch])
+                added = await send(
+                    self.redis, self.stream, self.maxlen, batch, self._dropped, self._refused
+                )
             except Exception as exc:  # Redis down or slow: keep the events, try again later
                 stats.incr("send_failures")
                 stats.set_value("buffered", len(self._buffer))
                 logger.warning("capture: could not send %d events to Redis: %s", len(batch), exc)
                 return False
-            del self._buffer[: len(batch)]
-            stats.incr("emitted", len(batch))
-            self._warned_overflow = False
+            self._dropped = self._refused = 0
+            del self._buffer[:added]
+            stats.incr("emitted", added)
+            if added < len(batch):
+                # Count each event once, however many flushes the full stream refuses it.
+                new = len(batch) - added - max(0, self._held - added)
+                self._held = len(batch) - added
+                stats.incr("refused", new)
+                self._refused += new
+                stats.set_value("buffered", len(self._buffer))
+                if not self._stream_full:
+                    self._stream_full = True
+                    logger.warning(
+                        "capture: stream %s holds %d unwritten events (CAPTURE_STREAM_MAXLEN): "
+                        "keeping %d events in the worker until a collector catches up",
+                        self.stream,
+                        self.maxlen,
+                        len(self._buffer),
+                    )
+                return False
+        self._held = 0
+        if self._stream_full:
+            self._stream_full = False
+            logger.info("capture: stream %s accepts events again", self.stream)
+        if self._episode_dropped:
+            logger.error(
+                "capture: %d events were dropped (buffer full); run sync_task_logs to repair "
+                "their rows (%d dropped in this process so far)",
+                self._episode_dropped,
+                stats.get_capture_stats()["overflowed"],
+            )
+            self._episode_dropped = 0
         stats.set_value("buffered", 0)
         return True
 
@@ -118,6 +218,12 @@ class Emitter:
                 await asyncio.sleep(0.2)
         if self._buffer:
             stats.incr("overflowed", len(self._buffer))
+            try:
+                await send(
+                    self.redis, self.stream, self.maxlen, [], self._dropped + len(self._buffer)
+                )
+            except Exception:
+                pass
             logger.error(
                 "capture: %d events could not be sent before shutdown; run sync_task_logs",
                 len(self._buffer),

@@ -32,7 +32,7 @@ current_user_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 
 
 class _JobContext:
-    __slots__ = ("job", "queue", "worker", "start_ms", "traceback")
+    __slots__ = ("job", "queue", "worker", "start_ms", "traceback", "returned", "value")
 
     def __init__(self, job: Any, queue: str, worker: str) -> None:
         self.job = job
@@ -40,6 +40,8 @@ class _JobContext:
         self.worker = worker
         self.start_ms: float | None = None
         self.traceback: str | None = None
+        self.returned = False  # the task function returned (ReArq may still fail to record it)
+        self.value: Any = None
 
 
 TRACEBACK_FRAMES = 30
@@ -80,19 +82,25 @@ async def _send(redis: Any, event: dict[str, Any]) -> None:
     if runtime is not None:
         runtime.emitter.emit(event)
         return
+    from rearq_tasks.capture.emitter import send
     from rearq_tasks.conf import conf
 
     try:
-        await redis.xadd(
-            conf.CAPTURE_STREAM,
-            {"e": dumps(event)},
-            maxlen=conf.CAPTURE_STREAM_MAXLEN,
-            approximate=True,
-        )
-        stats.incr("emitted")
+        added = await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [dumps(event)])
     except Exception as exc:
-        stats.incr("overflowed")
-        logger.warning("capture: could not send the enqueue event of %s: %s", event["job_id"], exc)
+        added, reason = 0, str(exc)
+    else:
+        reason = "the stream is full (CAPTURE_STREAM_MAXLEN unwritten events)"
+    if added:
+        stats.incr("emitted")
+        return
+    stats.incr("overflowed")
+    if reason.startswith("the stream is full"):
+        try:
+            await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [], dropped=1)
+        except Exception:
+            pass
+    logger.warning("capture: could not send the enqueue event of %s: %s", event["job_id"], reason)
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -167,11 +175,14 @@ class _CapturedTask:
                     )
                 )
             try:
-                return await original(*args, **kwargs)
+                value = await original(*args, **kwargs)
             except Exception as exc:
                 if ctx is not None:
                     _format_traceback(ctx, exc)
                 raise
+            if ctx is not None:
+                ctx.returned, ctx.value = True, value
+            return value
 
         self.function = function
 
@@ -283,8 +294,8 @@ def _wrap_run_job(original: Any) -> Any:
         except asyncio.CancelledError:
             await _canceled(self, ctx, job, retries)
             raise
-        except BaseException:
-            _safe_outcome(self, ctx, job, None, retries)
+        except BaseException as exc:
+            _safe_interrupted(ctx, job, retries, exc)
             raise
         finally:
             _running.reset(token)
@@ -299,6 +310,39 @@ def _safe_outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retrie
         _outcome(self, ctx, job, job_result, retries)
     except Exception:
         logger.exception("capture: outcome hook failed for job %s", job.job_id)
+
+
+def _safe_interrupted(ctx: _JobContext, job: Any, retries: int, exc: BaseException) -> None:
+    """ReArq's ``_run_job`` raised (not the task: ReArq catches the task's errors), e.g. its
+    XACK while Redis restarts. It then saved neither the status nor a JobResult, so the job
+    stays ``in_progress`` in ``rearq_job`` and its message is dropped unacknowledged: ReArq
+    never runs it again. Record what really happened instead of the stale in-memory status."""
+    try:
+        finish = now_ms()
+        start = ctx.start_ms
+        duration = None if start is None else max(0, round(finish - start))
+        common = {"job_retries": retries, "finish_time": finish, "duration_ms": duration,
+                  "start_time": start, "worker_id": ctx.worker}  # fmt: skip
+        reason = f"{type(exc).__name__}: {exc}"
+        if ctx.returned:
+            text = None if ctx.value is None else str(ctx.value)
+            _emit(job_event(job, "success", ctx.queue, success=True, result=text, **common))
+            logger.warning(
+                "capture: job %s succeeded but ReArq could not record it (%s); it stays "
+                "in_progress in rearq_job",
+                job.job_id,
+                reason,
+            )
+            return
+        when = "before the job started" if start is None else "while finishing the job"
+        message = (
+            f"lost: worker {ctx.worker} failed {when} ({reason}); ReArq left the job in "
+            "progress and will not run it again"
+        )
+        _emit(job_event(job, "failed", ctx.queue, success=False, error_message=message,
+                        **common))  # fmt: skip
+    except Exception:
+        logger.exception("capture: interrupted-job hook failed for job %s", job.job_id)
 
 
 async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None:

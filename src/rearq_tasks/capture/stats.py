@@ -11,6 +11,7 @@ class CaptureStats:
     emitted: int = 0  # events handed to the stream
     buffered: int = 0  # events waiting in this process's buffer right now
     overflowed: int = 0  # events dropped because the buffer was full
+    refused: int = 0  # events the full stream refused (kept in the buffer, sent later)
     send_failures: int = 0  # failed sends to Redis (the events stay buffered)
     read: int = 0  # events a collector in this process read from the stream
     written: int = 0  # TaskLog rows upserted by a collector in this process
