@@ -53,6 +53,18 @@ def _write(records: list[dict[str, Any]]) -> int:
         raise
 
 
+def _connect() -> None:
+    """Open the writer thread's database connection before the first batch needs it."""
+    from django.db import connection
+
+    import rearq_tasks.capture.upsert  # noqa: F401
+
+    try:
+        connection.ensure_connection()
+    except Exception as exc:  # the first write retries and reports it
+        logger.warning("capture collector: database not reachable yet (%s)", exc)
+
+
 class Collector:
     def __init__(
         self,
@@ -90,6 +102,7 @@ class Collector:
         self._task = asyncio.ensure_future(self.run())
 
     async def run(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, _connect)
         backoff = 0.5
         while not self._stopping:
             try:
