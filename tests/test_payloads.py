@@ -7,14 +7,20 @@ import uuid
 
 import pytest
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rearq_tasks.models import TaskLog
 from rearq_tasks.payloads import (
+    DEFAULT_REDACT_PATTERNS,
     REDACTED,
     TRUNCATED_KEY,
+    PayloadRules,
+    _compile,
     json_safe,
     looks_like_card_number,
     prepare,
+    prepare_record,
 )
 
 
@@ -188,3 +194,48 @@ def test_the_capture_and_reconcile_write_path_stores_safe_payloads() -> None:
     assert log.kwargs == {"api_key": REDACTED, "when": "now"}
     assert log.error_message == "boom\\x00" and log.status == "failed"
     assert json.loads(log.result) == {"token": REDACTED}
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**22), 10**22)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+    | st.sampled_from(["4111 1111 1111 1111", "4111111111111112", "a\x00b", "[1, 2]", '{"a":1}'])
+)
+_KEYS = (
+    st.text(max_size=12) | st.sampled_from(["password", "api_key", "n", "k\x00"]) | st.integers()
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.tuples(inner) | st.dictionaries(_KEYS, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    args=st.none() | st.lists(_VALUES, max_size=4) | _VALUES,
+    kwargs=st.none() | st.dictionaries(_KEYS, _VALUES, max_size=4) | _VALUES,
+    result=st.none() | st.text(max_size=40) | _SCALARS,
+    error=st.none() | st.text(max_size=40),
+    task=st.sampled_from(["t", "exempt"]),
+    limit=st.sampled_from([60, 64 * 1024]),
+)
+def test_prepare_record_shortcut_stores_what_the_full_path_stores(
+    args, kwargs, result, error, task, limit
+) -> None:
+    """Records kept as they are (nothing to redact, bound or clean) equal the full path's."""
+    rules = PayloadRules(limit=limit, pattern=_compile(DEFAULT_REDACT_PATTERNS),
+                         exempt=frozenset({"exempt"}))  # fmt: skip
+    record = {"job_id": "j", "task_name": task, "args": args, "kwargs": kwargs,
+              "result": result, "error_message": error}  # fmt: skip
+    full = prepare(task, args=args, kwargs=kwargs, result=result, error_message=error, rules=rules)
+    expected = dict(record)
+    for name in ("args", "kwargs", "result", "error_message"):
+        if record[name] is not None:
+            expected[name] = getattr(full, name)
+    assert prepare_record(record, rules) == expected

@@ -167,19 +167,41 @@ class Payload:
     error_message: str | None
 
 
+@dataclass(frozen=True)
+class PayloadRules:
+    """The payload settings, read once for a batch of records."""
+
+    limit: int
+    pattern: re.Pattern[str] | None
+    exempt: frozenset[str]
+
+    def pattern_for(self, task_name: str) -> re.Pattern[str] | None:
+        return None if task_name in self.exempt else self.pattern
+
+
+def payload_rules() -> PayloadRules:
+    from rearq_tasks.conf import conf
+
+    patterns = tuple(conf.redact_patterns)
+    return PayloadRules(
+        limit=conf.PAYLOAD_MAX_BYTES,
+        pattern=_compile(patterns) if patterns else None,
+        exempt=conf.REDACT_EXEMPT_TASKS,
+    )
+
+
 def prepare(
     task_name: str,
     args: Any = (),
     kwargs: Any = None,
     result: Any = None,
     error_message: str | None = None,
+    rules: PayloadRules | None = None,
 ) -> Payload:
     """The stored form of a job's payload, following the ``REARQ_TASKS`` payload settings."""
-    from rearq_tasks.conf import conf
-
-    limit = conf.PAYLOAD_MAX_BYTES
-    patterns = () if task_name in conf.REDACT_EXEMPT_TASKS else conf.redact_patterns
-    pattern = _compile(tuple(patterns)) if patterns else None
+    rules = rules or payload_rules()
+    limit = rules.limit
+    pattern = rules.pattern_for(task_name)
 
     def sanitize(value: Any) -> Any:
         value = _strip_nul(json_safe(value))
@@ -259,22 +281,92 @@ def prepare_traceback(task_name: str, text: str | None) -> str | None:
 
 
 PAYLOAD_FIELDS: tuple[str, ...] = ("args", "kwargs", "result", "error_message")
+# A JSON scalar takes at most this many bytes per character of its text form.
+_MAX_UTF8 = 4
 
 
-def prepare_record(record: dict[str, Any]) -> dict[str, Any]:
+def _unchanged(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> int | None:
+    """An upper bound of the JSON bytes of ``value`` when :func:`prepare` would store it as it
+    is (plain JSON types, no NUL, nothing to redact), else None: the full path decides."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return 5
+    if kind is int:
+        return 24 if -(10**20) < value < 10**20 else None
+    if kind is str:
+        if "\x00" in value or (pattern is not None and _CARD_LIKE.match(value)):
+            return None
+        return 2 + len(value) * 6  # every character escaped as \uXXXX at worst
+    if kind is float:
+        return 32 if math.isfinite(value) else None
+    if depth >= MAX_DEPTH:
+        return None
+    total = 2
+    if kind is list:
+        for item in value:
+            size = _unchanged(item, pattern, depth + 1)
+            if size is None:
+                return None
+            total += size + 1
+        return total
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or "\x00" in key:
+                return None
+            if pattern is not None and pattern.search(key):
+                return None
+            size = _unchanged(item, pattern, depth + 1)
+            if size is None:
+                return None
+            total += len(key) * 6 + 3 + size + 1
+        return total
+    return None
+
+
+def _text_unchanged(text: Any, limit: int, parse: bool, pattern: re.Pattern[str] | None) -> bool:
+    if type(text) is not str or "\x00" in text or len(text) * _MAX_UTF8 > limit:
+        return False
+    if parse and text[:1] in ("{", "["):
+        return False
+    return not (parse and pattern is not None and _CARD_LIKE.match(text))
+
+
+def prepare_record(record: dict[str, Any], rules: PayloadRules | None = None) -> dict[str, Any]:
     """``record`` (a partial TaskLog row) with its payload fields made safe to store.
 
     Only the fields the record carries are touched: a missing field must stay missing so
-    the upsert keeps the stored value.
+    the upsert keeps the stored value. Payloads that are already plain, small and free of
+    anything to redact (most jobs) are kept as they are without rebuilding them.
     """
     present = [name for name in PAYLOAD_FIELDS if record.get(name) is not None]
     if not present:
         return record
+    rules = rules or payload_rules()
+    task_name = str(record.get("task_name") or "")
+    pattern = rules.pattern_for(task_name)
+    args, kwargs = record.get("args"), record.get("kwargs")
+    limit = rules.limit
+    if (
+        (args is None or (type(args) is list and (_unchanged(args, pattern) or limit + 1) <= limit))
+        and (
+            kwargs is None
+            or (type(kwargs) is dict and (_unchanged(kwargs, pattern) or limit + 1) <= limit)
+        )
+        and (
+            record.get("result") is None or _text_unchanged(record["result"], limit, True, pattern)
+        )
+        and (
+            record.get("error_message") is None
+            or _text_unchanged(record["error_message"], limit, False, pattern)
+        )
+    ):
+        return record
     payload = prepare(
-        str(record.get("task_name") or ""),
-        args=record.get("args"),
-        kwargs=record.get("kwargs"),
+        task_name,
+        args=args,
+        kwargs=kwargs,
         result=record.get("result"),
         error_message=record.get("error_message"),
+        rules=rules,
     )
     return {**record, **{name: getattr(payload, name) for name in present}}

@@ -29,6 +29,10 @@ logger = logging.getLogger("rearq_tasks.capture")
 
 GROUP = "rearq_tasks"
 CLAIM_IDLE_MS = 30_000
+# After a partial batch, wait this long before the next read: each write then carries several
+# flushes' worth of events, so the per-batch costs (commit, statements, Redis round trips,
+# the hand-off to the writer thread) are shared by more rows. Adds at most this much lag.
+LINGER_MS = 200
 CLAIM_EVERY_S = 15.0
 LOG_EVERY_S = 60.0
 
@@ -54,6 +58,18 @@ def _write(records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ())
         raise
 
 
+def _connect() -> None:
+    """Open the writer thread's database connection before the first batch needs it."""
+    from django.db import connection
+
+    import rearq_tasks.capture.upsert  # noqa: F401
+
+    try:
+        connection.ensure_connection()
+    except Exception as exc:  # the first write retries and reports it
+        logger.warning("capture collector: database not reachable yet (%s)", exc)
+
+
 class Collector:
     def __init__(
         self,
@@ -63,6 +79,7 @@ class Collector:
         block_ms: int = 100,
         consumer: str | None = None,
         log_stats: bool = True,
+        linger_ms: int = LINGER_MS,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -75,6 +92,8 @@ class Collector:
         self._last_claim = 0.0
         self._last_log = time.monotonic()
         self.log_stats = log_stats
+        self.linger = linger_ms / 1000
+        self._next_read = 0.0
 
     async def ensure_group(self) -> None:
         try:
@@ -88,6 +107,7 @@ class Collector:
         self._task = asyncio.ensure_future(self.run())
 
     async def run(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, _connect)
         backoff = 0.5
         while not self._stopping:
             try:
@@ -123,6 +143,10 @@ class Collector:
     async def step(self, block: bool, own_pending: bool = False) -> int:
         """Read one batch, write it, ack it. Returns the number of events handled."""
         messages: list[tuple[str, dict[str, str]]] = []
+        if block and not own_pending:
+            pause = self._next_read - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
         if not own_pending and time.monotonic() - self._last_claim > CLAIM_EVERY_S:
             messages = await self._claim()
         if not messages:
@@ -138,6 +162,8 @@ class Collector:
         self._maybe_log()
         if not messages:
             return 0
+        full = len(messages) >= self.batch_size
+        self._next_read = time.monotonic() + (0.0 if full else self.linger)
         stats.incr("read", len(messages))
         events = []
         for _msg_id, fields in messages:
