@@ -107,7 +107,8 @@ def feed(rate: float) -> None:
     import django
 
     django.setup()
-    from rearq_tasks.client import enqueue, get_rearq_client
+    from rearq_tasks.client import get_rearq_client
+    from rearq_tasks.jobs import enqueue
 
     async def run() -> None:
         await get_rearq_client().startup()

@@ -245,8 +245,9 @@ def enqueue_main(jobs: int, rate: float, out: Path) -> None:
     django.setup()
     import redis
 
-    from rearq_tasks.client import _run_sync, cancel_job, get_rearq_client, load_task_modules
+    from rearq_tasks.client import _run_sync, get_rearq_client, load_task_modules
     from rearq_tasks.conf import conf
+    from rearq_tasks.jobs import cancel_job
     from rearq_tasks.models import TaskLog
 
     rearq = get_rearq_client()

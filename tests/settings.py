@@ -44,7 +44,8 @@ TIME_ZONE = "Europe/Berlin"
 REARQ_TASKS = {
     "REDIS_URL": os.environ.get("REARQ_TASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
     "DB_URL": os.environ.get(
-        "REARQ_TASKS_TEST_REARQ_DB_URL", f"sqlite://{VAR_DIR / f'{DB_NAME}-{DB_KIND}-rearq.sqlite3'}"
+        "REARQ_TASKS_TEST_REARQ_DB_URL",
+        f"sqlite://{VAR_DIR / f'{DB_NAME}-{DB_KIND}-rearq.sqlite3'}",
     ),
     # The documented token opt-in (rest_framework.authtoken is in the example project's apps).
     "API_AUTHENTICATION_CLASSES": [

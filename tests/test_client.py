@@ -9,7 +9,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from rearq_tasks.checks import check_settings
-from rearq_tasks.client import ReArqUnavailable, cancel_job, enqueue_sync, reset_client, retry_job
+from rearq_tasks.client import ReArqUnavailable, reset_client
+from rearq_tasks.jobs import cancel_job, enqueue_sync, retry_job
 from rearq_tasks.models import TaskLog
 
 

@@ -14,8 +14,8 @@ __all__ = ["enqueue", "enqueue_sync", "get_capture_stats", "get_rearq_client", "
 _LAZY = {
     "get_rearq_client": "rearq_tasks.client",
     "instrument": "rearq_tasks.client",
-    "enqueue": "rearq_tasks.client",
-    "enqueue_sync": "rearq_tasks.client",
+    "enqueue": "rearq_tasks.jobs",
+    "enqueue_sync": "rearq_tasks.jobs",
     "get_capture_stats": "rearq_tasks.capture.stats",
 }
 

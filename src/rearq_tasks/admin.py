@@ -1,7 +1,7 @@
 """Admin for TaskLog on django-unfold: logs are records, not forms.
 
 Nothing can be added or edited; delete is for superusers. Retry and Cancel go through
-ReArq (:mod:`rearq_tasks.client`) from the row menu, the detail page or as bulk actions,
+ReArq (:mod:`rearq_tasks.jobs`) from the row menu, the detail page or as bulk actions,
 always as a POST with CSRF, and report per row what happened. They need their own
 permissions, ``tasks.retry_tasklog`` and ``tasks.cancel_tasklog`` (superusers hold both).
 """
@@ -372,14 +372,15 @@ class TaskLogAdmin(ModelAdmin):
             )
 
     def _operate_one(self, request: HttpRequest, kind: str, log: TaskLog) -> tuple[bool, str]:
-        from rearq_tasks import client
+        from rearq_tasks import jobs
+        from rearq_tasks.client import ReArqUnavailable
 
         try:
             if kind == "retry":
-                new_job_id = client.retry_job(log, user=request.user)
+                new_job_id = jobs.retry_job(log, user=request.user)
             else:
-                client.cancel_job(log)
-        except client.ReArqUnavailable as exc:
+                jobs.cancel_job(log)
+        except ReArqUnavailable as exc:
             return False, format_html(
                 "Could not {} job {}: ReArq is unavailable ({}).", kind, log.job_id, str(exc)
             )

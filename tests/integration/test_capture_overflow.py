@@ -34,8 +34,8 @@ def worker_logs(pool) -> str:
 def test_overflow_is_counted_logged_in_metrics_and_repaired(worker_pool, settings) -> None:
     import redis
 
-    from rearq_tasks.client import enqueue_sync
     from rearq_tasks.conf import conf
+    from rearq_tasks.jobs import enqueue_sync
     from rearq_tasks.metrics import render
     from rearq_tasks.reconcile import sync_task_logs
 

@@ -22,7 +22,7 @@ def events(job_id: str) -> list[TaskEvent]:
 def test_failing_twice_then_succeeding_is_three_attempts_matching_rearq(
     worker_pool, client
 ) -> None:
-    from rearq_tasks.client import enqueue_sync
+    from rearq_tasks.jobs import enqueue_sync
     from rearq_tasks.reconcile import sync_task_logs
 
     worker_pool.start("default", with_timer=True)
@@ -76,7 +76,7 @@ def test_failing_twice_then_succeeding_is_three_attempts_matching_rearq(
 def test_sigkilled_worker_leaves_started_that_reconcile_closes_as_lost(
     worker_pool, settings
 ) -> None:
-    from rearq_tasks.client import enqueue_sync
+    from rearq_tasks.jobs import enqueue_sync
     from rearq_tasks.reconcile import sync_task_logs
 
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "LOST_JOB_GRACE_SECONDS": 0}

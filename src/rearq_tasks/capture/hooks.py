@@ -25,7 +25,7 @@ from rearq_tasks.capture.events import dumps, job_event, now_ms, to_ms
 
 logger = logging.getLogger("rearq_tasks.capture")
 
-# The user an enqueue is done for (set by rearq_tasks.client.enqueue / enqueue_for).
+# The user an enqueue is done for (set by rearq_tasks.jobs.enqueue / enqueue_sync).
 current_user_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "rearq_tasks_user_id", default=None
 )

@@ -1,0 +1,252 @@
+"""What a Django process does with ReArq jobs: enqueue on behalf of a user, retry, cancel.
+
+``enqueue``/``enqueue_sync`` attribute a job to a user; ``retry_job`` and ``cancel_job``
+work from a web process where the task functions are not registered. Sync callers run on
+the client's private loop thread (:func:`rearq_tasks.client._run_sync`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from rearq_tasks.client import (
+    CHANNEL,
+    QUEUE_PREFIX,
+    TASK_KEY,
+    _run_async,
+    _run_sync,
+    get_rearq_client,
+)
+
+if TYPE_CHECKING:
+    from rearq.task import Task
+
+    from rearq_tasks.models import TaskLog
+
+logger = logging.getLogger("rearq_tasks.client")
+
+
+# --- enqueueing on behalf of a user ----------------------------------------------------------
+def _resolve_task(task: Task | str) -> Task:
+    if not isinstance(task, str):
+        return task
+    rearq = get_rearq_client()
+    found = rearq.task_map.get(task)
+    if found is None:
+        raise LookupError(
+            f"task {task!r} is not registered in this process; add its module to "
+            "REARQ_TASKS['TASK_MODULES']"
+        )
+    return found
+
+
+def _user_id(user: Any) -> int | None:
+    if user is None:
+        return None
+    if isinstance(user, int):
+        return user
+    if not getattr(user, "is_authenticated", True):
+        return None
+    return getattr(user, "pk", None)
+
+
+async def _delay(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], user_id: int | None,
+                 countdown: float | dt.timedelta | None, eta: dt.datetime | None,
+                 job_id: str | None) -> Any:  # fmt: skip
+    from rearq_tasks.capture.hooks import current_user_id
+
+    token = current_user_id.set(user_id)
+    try:
+        return await task.delay(
+            args=args, kwargs=kwargs, job_id=job_id, countdown=countdown or 0, eta=eta
+        )
+    finally:
+        current_user_id.reset(token)
+
+
+def _record_enqueued(job: Any, task: Task, user_id: int | None) -> None:
+    """Write the row now, so the enqueuer sees it at once (the worker's events follow)."""
+    from rearq_tasks.capture.events import job_event
+    from rearq_tasks.capture.upsert import upsert_records
+
+    status = getattr(job.status, "value", job.status)
+    try:
+        upsert_records([job_event(job, status, task.queue, user_id=user_id)])
+    except Exception as exc:
+        logger.warning("could not write the TaskLog row of %s now (%s); the capture stream "
+                       "will deliver it", job.job_id, exc)  # fmt: skip
+
+
+async def enqueue(task: Task | str, *args: Any, user: Any = None,
+                  countdown: float | dt.timedelta | None = None, eta: dt.datetime | None = None,
+                  job_id: str | None = None, **kwargs: Any) -> str:  # fmt: skip
+    """``task.delay(*args, **kwargs)`` recorded for ``user``; returns the job id."""
+    from asgiref.sync import sync_to_async
+
+    resolved = _resolve_task(task)
+    user_id = _user_id(user)
+    job = await _run_async(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))
+    await sync_to_async(_record_enqueued, thread_sensitive=True)(job, resolved, user_id)
+    return job.job_id
+
+
+def enqueue_sync(task: Task | str, *args: Any, user: Any = None,
+                 countdown: float | dt.timedelta | None = None, eta: dt.datetime | None = None,
+                 job_id: str | None = None, **kwargs: Any) -> str:  # fmt: skip
+    """:func:`enqueue` for sync code (views): ``enqueue_sync(add, 1, 2, user=request.user)``."""
+    resolved = _resolve_task(task)
+    user_id = _user_id(user)
+    job = _run_sync(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))
+    _record_enqueued(job, resolved, user_id)
+    return job.job_id
+
+
+# --- retry and cancel from TaskLog -----------------------------------------------------------
+RETRYABLE = frozenset({"failed", "expired", "canceled"})
+
+
+def _queue_key(task_log: TaskLog) -> str:
+    task = get_rearq_client().task_map.get(task_log.task_name)
+    if task is not None:
+        return task.queue
+    if not task_log.queue_name:
+        raise ValueError(
+            f"the queue of job {task_log.job_id} is unknown (task {task_log.task_name!r} is "
+            "not registered here): it cannot be re-enqueued"
+        )
+    return QUEUE_PREFIX + task_log.queue_name
+
+
+def retry_job(task_log: TaskLog, user: Any = None) -> str:
+    """Enqueue the same task with the same args/kwargs on the same queue; the new job id.
+
+    Works without the task function: it writes the ``rearq_job`` row and adds the message
+    to the queue's stream exactly as ``Task.delay`` does.
+    """
+    if task_log.status not in RETRYABLE:
+        raise ValueError(
+            f"job {task_log.job_id} is {task_log.status}: only failed, expired or canceled "
+            "jobs can be retried"
+        )
+    queue = _queue_key(task_log)
+    user_id = _user_id(user)
+    new_id = uuid.uuid4().hex
+
+    async def go() -> Any:
+        from rearq.enums import JobStatus
+        from rearq.server.models import Job
+        from tortoise import timezone
+
+        rearq = get_rearq_client()
+        if await rearq.redis.hget(TASK_KEY, task_log.task_name) == "disabled":
+            raise ValueError(f"task {task_log.task_name!r} is disabled in ReArq")
+        job = Job(
+            task=task_log.task_name,
+            args=list(task_log.args or []),
+            kwargs=dict(task_log.kwargs or {}),
+            job_retry=task_log.job_retry,
+            job_retry_after=task_log.job_retry_after,
+            job_id=new_id,
+            enqueue_time=timezone.now(),
+            status=JobStatus.queued,
+        )
+        await job.save()
+        await rearq.redis.xadd(queue, {"job_id": new_id})
+        return job
+
+    job = _run_sync(go)
+    from rearq_tasks.capture.events import job_event
+    from rearq_tasks.capture.upsert import upsert_records
+
+    upsert_records([job_event(job, "queued", queue, user_id=user_id)])
+    return new_id
+
+
+def cancel_job(task_log: TaskLog) -> None:
+    """Cancel through ReArq; mark the row canceled when the job had not started.
+
+    ReArq's cancel only interrupts a job that is already running; a waiting job is also
+    taken off the delay set and marked canceled in ``rearq_job`` so no worker runs it, and
+    capture stops a job that a worker fetched but had not started yet. A job ReArq has in
+    progress keeps its row (and its ``rearq_job`` status) until its worker reports what
+    happened: ``canceled`` when the cancel landed, or the real outcome when ReArq could not
+    interrupt it (a task that swallows the cancellation, a worker whose cancel subscription
+    died with its Redis connection). The row's status is not trusted for this: capture may
+    lag behind ReArq.
+    """
+    from rearq_tasks.models import TERMINAL_STATUSES
+
+    if task_log.status in TERMINAL_STATUSES:
+        raise ValueError(f"job {task_log.job_id} is already {task_log.status}")
+    try:
+        queue = _queue_key(task_log)
+    except ValueError:
+        queue = QUEUE_PREFIX + "default"
+
+    async def go() -> bool:
+        import json
+
+        from rearq.enums import JobStatus
+        from rearq.server.models import Job
+
+        rearq = get_rearq_client()
+        member = f"{queue}:{task_log.job_id}"
+        await rearq.redis.zrem(rearq.get_delay_queue(member), member)
+        jobs = Job.filter(job_id=task_log.job_id)
+        waiting = await jobs.filter(status__in=[JobStatus.queued, JobStatus.deferred]).update(
+            status=JobStatus.canceled
+        )
+        running = False
+        if not waiting:
+            # Left to its worker: a cancel that does not land (or cannot be published) must
+            # not make ReArq's own table claim the job was canceled.
+            job = await jobs.first()
+            running = job is not None and job.status == JobStatus.in_progress
+            if job is not None and not running and job.status != JobStatus.canceled:
+                status = getattr(job.status, "value", job.status)
+                raise ValueError(f"job {task_log.job_id} is already {status}")
+        await rearq.redis.publish(
+            CHANNEL,
+            json.dumps(
+                {"type": "cancel_task", "task_name": task_log.task_name, "job_id": task_log.job_id}
+            ),
+        )
+        return running
+
+    if _run_sync(go):
+        if task_log.pk is not None:
+            task_log.refresh_from_db()
+        return
+    from django.db import transaction
+    from django.utils import timezone
+
+    from rearq_tasks.capture.events import to_ms
+    from rearq_tasks.capture.history import write_events
+    from rearq_tasks.capture.upsert import upsert_records
+
+    finish = timezone.now()
+    duration = None
+    if task_log.start_time is not None:
+        duration = max(0, round((finish - task_log.start_time).total_seconds() * 1000))
+    record = {
+        "job_id": task_log.job_id,
+        "task_name": task_log.task_name,
+        "queue_name": task_log.queue_name,
+        "args": task_log.args,
+        "kwargs": task_log.kwargs,
+        "job_retry": task_log.job_retry,
+        "job_retries": task_log.job_retries,
+        "job_retry_after": task_log.job_retry_after,
+        "enqueue_time": to_ms(task_log.enqueue_time),
+        "status": "canceled",
+        "finish_time": to_ms(finish),
+        "duration_ms": duration,
+        "error_message": "canceled by a user",
+    }
+    with transaction.atomic():
+        upsert_records([record])
+        write_events([record])
+    task_log.refresh_from_db()
