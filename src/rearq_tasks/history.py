@@ -72,16 +72,16 @@ def implicit_events(log: TaskLog, stored: Iterable[TaskEvent]) -> list[TaskEvent
     was ``deferred``), and its ``started``/``succeeded`` while it runs or once it succeeded.
     A row the database holds is never derived a second time.
     """
-    have = {(event.attempt, event.event) for event in stored}
+    have = {(event.attempt, str(event.event)) for event in stored}
     derived: list[TaskEvent] = []
 
     def add(kind: str, timestamp: Any, **fields: Any) -> None:
-        if timestamp is not None and (1, kind) not in have:
+        if timestamp is not None and (1, str(kind)) not in have:
             derived.append(
                 TaskEvent(job=log, event=str(kind), attempt=1, timestamp=timestamp, **fields)
             )
 
-    if (1, EventType.DEFERRED) not in have:
+    if (1, str(EventType.DEFERRED)) not in have:
         add(EventType.ENQUEUED, log.enqueue_time)
     if (log.job_retries or 0) != 0 or log.attempts != 1:
         return derived  # attempt 1 has not run, or a retry holds the row's columns now
