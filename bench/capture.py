@@ -8,8 +8,9 @@ Each round runs, in an alternating order, one worker draining N no-op jobs:
 Django and ReArq share one PostgreSQL database; Redis is ``BENCH_REDIS_URL`` (its DB is
 flushed). Drain time = first XADD -> last JobResult.finish_time. Printed: the median of
 per-round throughput ratios against ``plain``, the capture lag (JobResult.finish_time ->
-TaskLog row written, p50/p95), the job history rows stored per job, and CPU microseconds per job of the worker, the collector and
-the PostgreSQL backends of the benchmark database (from /proc).
+TaskLog row written, p50/p95), the job history rows stored per job, and CPU microseconds
+per job of the worker, the collector and the PostgreSQL backends of the benchmark database
+(from /proc).
 """
 
 from __future__ import annotations
