@@ -12,10 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from rearq_tasks.capture import history as capture_history
 from rearq_tasks.capture import hooks
 from rearq_tasks.capture.collector import _write
 from rearq_tasks.capture.events import fold, to_ms
-from rearq_tasks.capture import history as capture_history
 from rearq_tasks.capture.history import insert_rows, rows_from_event, rows_from_rearq
 from rearq_tasks.history import job_history
 from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog

@@ -43,9 +43,7 @@ def test_a_clean_first_attempt_stores_no_event_and_shows_three(worker_pool, clie
     root = UserFactory(username="root", is_staff=True, is_superuser=True)
     client.force_login(root)
     body = client.get(f"/cfg/tasks/logs/{log.pk}/events/").json()
-    assert [(e["event"], e["worker_id"]) for e in body] == [
-        (e.event, e.worker_id) for e in history
-    ]
+    assert [(e["event"], e["worker_id"]) for e in body] == [(e.event, e.worker_id) for e in history]
     html = client.get(f"/admin/tasks/tasklog/{log.pk}/change/").content.decode()
     assert html.count('data-attempt="') == 1 and results[0].worker in html
     sync_task_logs(since=log.enqueue_time)  # the reconciler stores nothing either
