@@ -8,8 +8,9 @@ Each round runs, in an alternating order, one worker draining N no-op jobs:
 Django and ReArq share one PostgreSQL database; Redis is ``BENCH_REDIS_URL`` (its DB is
 flushed). Drain time = first XADD -> last JobResult.finish_time. Printed: the median of
 per-round throughput ratios against ``plain``, the capture lag (JobResult.finish_time ->
-TaskLog row written, p50/p95), and CPU microseconds per job of the worker, the collector and
-the PostgreSQL backends of the benchmark database (from /proc).
+TaskLog row written, p50/p95), the job history rows stored per job, and CPU microseconds
+per job of the worker, the collector and the PostgreSQL backends of the benchmark database
+(from /proc).
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def backend_pids(conn: object) -> list[int]:
 
 
 def reset(conn: object, redis: object) -> None:
-    conn.execute("TRUNCATE rearq_job_results, rearq_job, django_cfg_task_log")  # type: ignore[attr-defined]
+    conn.execute(  # type: ignore[attr-defined]
+        "TRUNCATE rearq_job_results, rearq_job, django_cfg_task_log, django_cfg_task_event"
+    )
     redis.flushdb()  # type: ignore[attr-defined]
     redis.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)  # type: ignore[attr-defined]
 
@@ -194,6 +197,10 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
                 " JOIN rearq_job_results r ON r.job_id = j.id) x"
             ).fetchone()
             out.update(lag_p50_ms=p50, lag_p95_ms=p95)
+            stored = conn.execute(  # type: ignore[attr-defined]
+                "SELECT count(*) FROM django_cfg_task_event"
+            ).fetchone()[0]
+            out["history_rows_per_job"] = stored / n
         cpu1 = [cpu_seconds(p.pid) for p in procs]
         out["worker_us_per_job"] = (cpu1[0] - cpu0[0]) * 1e6 / n
         if len(procs) > 1:
@@ -248,6 +255,7 @@ def main() -> None:
         print(
             f"  {m:9} ratio {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max "
             f"{max(ratios):.3f})  lag p50 {med('lag_p50_ms'):.0f} ms p95 {med('lag_p95_ms'):.0f} ms"
+            f"  history rows/job {med('history_rows_per_job'):.2f}"
         )
     print("\nCPU µs per job (median):")
     for m in modes:

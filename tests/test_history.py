@@ -12,10 +12,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from rearq_tasks.capture import history as capture_history
 from rearq_tasks.capture import hooks
 from rearq_tasks.capture.collector import _write
 from rearq_tasks.capture.events import fold, to_ms
 from rearq_tasks.capture.history import insert_rows, rows_from_event, rows_from_rearq
+from rearq_tasks.history import job_history
 from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog
 from rearq_tasks.reconcile import mark_lost_jobs, write_batch
 from rearq_tasks.retention import purge
@@ -62,19 +64,32 @@ def capture(events: list[dict[str, Any]]) -> None:
 
 
 def history(job_id: str) -> list[tuple[int, str, str | None]]:
-    return list(
-        TaskEvent.objects.filter(job_id=job_id).values_list("attempt", "event", "worker_id")
-    )
+    """The history as every reader shows it: stored rows and the ones the row implies."""
+    log = TaskLog.objects.get(job_id=job_id)
+    return [(e.attempt, e.event, e.worker_id) for e in job_history(log)]
+
+
+def stored(job_id: str) -> list[tuple[int, str]]:
+    return list(TaskEvent.objects.filter(job_id=job_id).values_list("attempt", "event"))
 
 
 # --- raw events -> rows -----------------------------------------------------------------
 
 
-def test_each_raw_event_maps_to_its_history_rows() -> None:
-    assert [r["event"] for r in rows_from_event(event("a", "queued"))] == ["enqueued"]
+def test_each_raw_event_maps_to_its_stored_history_rows() -> None:
+    assert rows_from_event(event("a", "queued")) == []  # TaskLog.enqueue_time says it
     assert [r["event"] for r in rows_from_event(event("a", "deferred"))] == ["deferred"]
     started = rows_from_event(event("a", "in_progress", 1, start_time=at(5), worker_id="w"))
     assert [(r["event"], r["attempt"], r["worker_id"]) for r in started] == [("started", 2, "w")]
+    assert rows_from_event(event("a", "in_progress", 0, start_time=at(5), worker_id="w")) == []
+    clean = event("a", "success", 0, start_time=at(5), finish_time=at(6), worker_id="w",
+                  duration_ms=1000, success=True)  # fmt: skip
+    assert rows_from_event(clean) == []
+    first_failed = rows_from_event(
+        event("a", "failed", 0, start_time=at(5), finish_time=at(6), worker_id="w",
+              duration_ms=1000, error_message="x", success=False)
+    )  # fmt: skip
+    assert [(r["event"], r["attempt"]) for r in first_failed] == [("started", 1), ("failed", 1)]
     coalesced = rows_from_event(
         event("a", "failed", 2, start_time=at(5), finish_time=at(6), worker_id="w",
               duration_ms=1000, error_message="x", success=False)
@@ -94,6 +109,7 @@ def test_a_job_failing_twice_is_three_attempts_with_two_errors() -> None:
         (2, "started", "w-2"), (2, "retry_scheduled", "w-2"),
         (3, "started", "w-3"), (3, "succeeded", "w-3"),
     ]  # fmt: skip
+    assert (1, "enqueued") not in stored("j1") and len(stored("j1")) == 6
     errors = TaskEvent.objects.filter(job_id="j1", event="retry_scheduled")
     assert [e.traceback.splitlines()[-1] for e in errors] == ["ValueError: boom 1",
                                                              "ValueError: boom 2"]  # fmt: skip
@@ -107,9 +123,12 @@ def test_duplicate_events_never_make_a_second_row() -> None:
     capture(events + events)  # twice in one batch
     capture(events)  # and replayed (a collector died before XACK)
     capture([event("j1", "in_progress", 0, start_time=at(10), worker_id="w-1")])  # late start
-    assert TaskEvent.objects.filter(job_id="j1").count() == 7
-    assert insert_rows(rows_from_event(event("j1", "queued"))) == 1  # ignored by the database
-    assert TaskEvent.objects.filter(job_id="j1").count() == 7
+    capture([event("j1", "in_progress", 2, start_time=at(30), worker_id="w-3")])  # late start
+    assert TaskEvent.objects.filter(job_id="j1").count() == 6
+    first = fails_twice_then_succeeds()[1]
+    assert insert_rows(rows_from_event(first)) == 2  # ignored by the database
+    assert TaskEvent.objects.filter(job_id="j1").count() == 6
+    assert len(history("j1")) == 7
 
 
 @pytest.mark.django_db(transaction=True)
@@ -190,6 +209,24 @@ def test_reconcile_rebuilds_history_from_rearq_results_idempotently() -> None:
         )
     ) == [("exc: a", 250), ("exc: b", 250)]
     assert not TaskEvent.objects.filter(job_id="r1", event="repaired").exists()  # imported
+    assert len(stored("r1")) == 6  # enqueued is the row's enqueue_time
+
+
+def test_reconcile_stores_nothing_for_a_clean_first_attempt() -> None:
+    from rearq_tasks.reconcile import record_from_rearq
+
+    job = rearq_job("r0", "success", 0)
+    results = [rearq_result(1, True, "ok")]
+    assert rows_from_rearq(job, results) == []
+    write_batch([record_from_rearq(job, results[0], "rearq:queue:default")], [])
+    assert stored("r0") == []
+    events = job_history(TaskLog.objects.get(job_id="r0"))
+    assert [(e.attempt, e.event, e.worker_id, e.duration_ms) for e in events] == [
+        (1, "enqueued", None, None), (1, "started", "w-1", None), (1, "succeeded", "w-1", 250)
+    ]  # fmt: skip
+    assert [e.timestamp for e in events] == [
+        T0, results[0].start_time, results[0].finish_time
+    ]  # fmt: skip
 
 
 def test_reconcile_marks_a_missed_end_as_repaired() -> None:
@@ -211,10 +248,89 @@ def test_a_lost_job_closes_its_started_event_as_lost(settings) -> None:
     capture([event("lost1", "in_progress", 1, start_time=to_ms(start), worker_id="w-9",
                    enqueue_time=to_ms(start))])  # fmt: skip
     assert mark_lost_jobs({}, now=now) == 1
-    assert history("lost1") == [(2, "started", "w-9"), (2, "lost", "w-9")]
+    assert history("lost1") == [(1, "enqueued", None), (2, "started", "w-9"), (2, "lost", "w-9")]
+    assert stored("lost1") == [(2, "started"), (2, "lost")]  # enqueued: the row's enqueue_time
     lost = TaskEvent.objects.get(job_id="lost1", event="lost")
     assert lost.error_message.startswith("lost:") and lost.duration_ms >= 3_600_000
     assert mark_lost_jobs({}, now=now) == 0
+
+
+def test_a_lost_first_attempt_stores_its_started_with_lost(settings) -> None:
+    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "LOST_JOB_GRACE_SECONDS": 0}
+    now = dt.datetime.now(dt.UTC)
+    start = now - dt.timedelta(hours=1)
+    capture([event("lost0", "queued", enqueue_time=to_ms(start)),
+             event("lost0", "in_progress", 0, start_time=to_ms(start), worker_id="w-9",
+                   enqueue_time=to_ms(start))])  # fmt: skip
+    assert stored("lost0") == []
+    assert history("lost0") == [(1, "enqueued", None), (1, "started", "w-9")]  # while running
+    assert mark_lost_jobs({}, now=now) == 1
+    assert stored("lost0") == [(1, "started"), (1, "lost")]
+    assert history("lost0") == [(1, "enqueued", None), (1, "started", "w-9"), (1, "lost", "w-9")]
+    assert mark_lost_jobs({}, now=now) == 0
+    assert len(stored("lost0")) == 2
+
+
+# --- implicit rows: stored less, shown the same -------------------------------------------
+
+SCENARIOS: dict[str, list[dict[str, Any]]] = {
+    "clean": [event("s", "queued"),
+              event("s", "in_progress", 0, start_time=at(1), worker_id="w"),
+              event("s", "success", 0, start_time=at(1), finish_time=at(1.25), worker_id="w",
+                    duration_ms=250, success=True, result="ok")],
+    "clean-coalesced": [event("s", "queued"),
+                        event("s", "success", 0, start_time=at(1), finish_time=at(1),
+                              worker_id="w", duration_ms=0, success=True)],
+    "running": [event("s", "queued"),
+                event("s", "in_progress", 0, start_time=at(1), worker_id="w")],
+    "waiting": [event("s", "queued")],
+    "deferred-then-clean": [event("s", "deferred"),
+                            event("s", "success", 0, start_time=at(5), finish_time=at(6),
+                                  worker_id="w", duration_ms=1000, success=True)],
+    "failed-once": [event("s", "queued"),
+                    event("s", "in_progress", 0, start_time=at(1), worker_id="w"),
+                    event("s", "failed", 0, start_time=at(1), finish_time=at(2), worker_id="w",
+                          duration_ms=1000, success=False, error_message="boom",
+                          traceback="Traceback\nValueError: boom\n")],
+    "canceled-running": [event("s", "queued"),
+                         event("s", "in_progress", 0, start_time=at(1), worker_id="w"),
+                         event("s", "canceled", 0, start_time=at(1), finish_time=at(3),
+                               worker_id="w", duration_ms=2000, error_message="canceled")],
+    "expired": [event("s", "queued"),
+                event("s", "expired", 0, finish_time=at(9), success=False,
+                      error_message="expired before it ran")],
+    "retried-running": fails_twice_then_succeeds("s")[:3]
+    + [event("s", "in_progress", 2, start_time=at(30), worker_id="w-3")],
+    "retried": fails_twice_then_succeeds("s"),
+}  # fmt: skip
+
+
+def shown(log: TaskLog) -> list[dict[str, Any]]:
+    fields = ("attempt", "event", "timestamp", "worker_id", "duration_ms", "error_message",
+              "traceback", "queue_wait_ms")  # fmt: skip
+    return [{f: getattr(e, f) for f in fields} for e in job_history(log)]
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_history_shown_is_what_storing_every_row_showed(name: str, monkeypatch) -> None:
+    """The same events, captured with every row stored (as before implicit rows) and with
+    the implicit ones left out, read back identically, bar the derived rows' null id."""
+    capture(SCENARIOS[name])
+    log = TaskLog.objects.get(job_id="s")
+    lean, lean_rows = shown(log), TaskEvent.objects.count()
+    derived = [e.id for e in job_history(log)].count(None)
+    TaskEvent.objects.all().delete()
+    monkeypatch.setattr(capture_history, "is_implicit", lambda *args: False)
+    capture(SCENARIOS[name])
+    full_rows = TaskEvent.objects.count()
+    assert shown(log) == lean
+    assert derived == full_rows - lean_rows
+    assert [e.id for e in job_history(log)].count(None) == 0
+    if name.startswith("clean"):
+        assert lean_rows == 0 and [e["event"] for e in lean] == [
+            "enqueued", "started", "succeeded"
+        ]  # fmt: skip
+    assert full_rows - lean_rows <= 3
 
 
 # --- API ----------------------------------------------------------------------------------
@@ -243,6 +359,24 @@ def test_events_endpoint_ordered_with_waits_and_durations(api) -> None:
     assert body[2]["traceback"].endswith("ValueError: boom 1\n")
     related = api.get(f"{BASE}{log.pk}/related/").json()
     assert related["attempts"] == body and related["job_id"] == "j1"
+    assert body[0]["id"] is None and all(e["id"] for e in body[1:])  # enqueued is the row's
+
+
+def test_events_endpoint_shows_a_clean_job_that_stored_no_event(api) -> None:
+    capture([event("c1", "queued"),
+             event("c1", "success", 0, start_time=at(1), finish_time=at(1.5), worker_id="w",
+                   duration_ms=500, success=True, result="ok")])  # fmt: skip
+    assert stored("c1") == []
+    log = TaskLog.objects.get(job_id="c1")
+    with CaptureQueriesContext(connection) as queries:
+        body = api.get(f"{BASE}{log.pk}/events/").json()
+    assert len(queries) <= 3  # the row and the (empty) events query (+ auth)
+    assert [(e["id"], e["attempt"], e["event"], e["worker_id"]) for e in body] == [
+        (None, 1, "enqueued", None), (None, 1, "started", "w"), (None, 1, "succeeded", "w")
+    ]  # fmt: skip
+    assert [e["queue_wait_ms"] for e in body] == [None, 1000, None]
+    assert [e["duration_ms"] for e in body] == [None, None, 500]
+    assert [e["event_display"] for e in body] == ["Enqueued", "Started", "Succeeded"]
 
 
 def test_attempts_min_and_had_retry_error_filters(api) -> None:
@@ -342,4 +476,4 @@ def test_cleanup_deletes_a_jobs_events_with_it() -> None:
     result = purge(days=30, failed_days=30, batch_size=1)
     assert result.deleted == 1
     assert not TaskEvent.objects.filter(job_id="old").exists()
-    assert TaskEvent.objects.filter(job_id="new").count() == 7
+    assert TaskEvent.objects.filter(job_id="new").count() == 6

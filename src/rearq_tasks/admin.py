@@ -222,10 +222,9 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
     def attempt_timeline(self, obj: TaskLog) -> SafeString:
         """Memoised on the instance (one events query per page, however often it renders)."""
         if not hasattr(obj, "_attempt_timeline_html"):
-            from rearq_tasks.history import with_queue_waits
-            from rearq_tasks.models import TaskEvent
+            from rearq_tasks.history import job_history
 
-            events = with_queue_waits(obj, TaskEvent.objects.filter(job_id=obj.job_id))
+            events = job_history(obj)
             obj._attempt_timeline_html = show.attempt_timeline(obj, events)  # type: ignore[attr-defined]
         return obj._attempt_timeline_html  # type: ignore[attr-defined]
 

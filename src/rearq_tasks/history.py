@@ -64,6 +64,53 @@ def with_queue_waits(log: TaskLog, events: Iterable[TaskEvent]) -> list[TaskEven
     return ordered
 
 
+def implicit_events(log: TaskLog, stored: Iterable[TaskEvent]) -> list[TaskEvent]:
+    """The unsaved events the TaskLog row stands for (``id`` None), in the order they happened.
+
+    The capture does not store what the row already tells (see
+    :func:`rearq_tasks.capture.history.is_implicit`): attempt 1's ``enqueued`` (unless the job
+    was ``deferred``), and its ``started``/``succeeded`` while it runs or once it succeeded.
+    A row the database holds is never derived a second time.
+    """
+    have = {(event.attempt, str(event.event)) for event in stored}
+    derived: list[TaskEvent] = []
+
+    def add(kind: str, timestamp: Any, **fields: Any) -> None:
+        if timestamp is not None and (1, str(kind)) not in have:
+            derived.append(
+                TaskEvent(job=log, event=str(kind), attempt=1, timestamp=timestamp, **fields)
+            )
+
+    if (1, str(EventType.DEFERRED)) not in have:
+        add(EventType.ENQUEUED, log.enqueue_time)
+    if (log.job_retries or 0) != 0 or log.attempts != 1:
+        return derived  # attempt 1 has not run, or a retry holds the row's columns now
+    add(EventType.STARTED, log.start_time, worker_id=log.worker_id)
+    if log.is_successful:
+        add(
+            EventType.SUCCEEDED,
+            log.finish_time or log.start_time,
+            worker_id=log.worker_id,
+            duration_ms=log.duration_ms,
+        )
+    return derived
+
+
+def job_history(log: TaskLog) -> list[TaskEvent]:
+    """The job's whole history, as stored before implicit rows existed: one query.
+
+    Stored rows and :func:`implicit_events` merged in the stored order (attempt, time; on a
+    tie the derived ones first, as they were written first), ``started`` ones with their
+    queue wait. Every reader (API events/related, admin timeline) goes through here.
+    """
+    stored = list(TaskEvent.objects.filter(job_id=log.job_id))
+    merged = sorted(
+        [*implicit_events(log, stored), *stored],
+        key=lambda event: (event.attempt, event.timestamp),
+    )
+    return with_queue_waits(log, merged)
+
+
 def attempts_expression() -> Case:
     """Attempts a job made, in SQL (the same rule as ``models.attempts_min_q``)."""
     return Case(

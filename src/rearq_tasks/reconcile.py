@@ -225,22 +225,32 @@ def mark_lost_jobs(task_map: dict[str, Any] | None = None, now: dt.datetime | No
         part = records[start : start + 1000]
         with transaction.atomic():
             upsert_records(part)
-            insert_rows([_lost_event(record) for record in part])
+            insert_rows([row for record in part for row in _lost_events(record)])
     return len(records)
 
 
-def _lost_event(record: dict[str, Any]) -> dict[str, Any]:
-    """Closes the attempt whose ``started`` event has no end: its worker died."""
-    return {
+def _lost_events(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Closes the attempt whose ``started`` event has no end: its worker died.
+
+    The ``started`` row is stored with it: attempt 1's start was implicit in the row while
+    it ran (a no-op for a retry, whose start the capture stored).
+    """
+    base = {
         "job_id": record["job_id"],
         "task_name": record["task_name"],
-        "event": "lost",
         "attempt": (record.get("job_retries") or 0) + 1,
-        "timestamp": record["finish_time"],
         "worker_id": record.get("worker_id"),
+    }
+    lost = {
+        **base,
+        "event": "lost",
+        "timestamp": record["finish_time"],
         "duration_ms": record.get("duration_ms"),
         "error_message": record["error_message"],
     }
+    if record.get("start_time") is None:
+        return [lost]
+    return [{**base, "event": "started", "timestamp": record["start_time"]}, lost]
 
 
 def sync_task_logs(

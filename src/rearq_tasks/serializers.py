@@ -59,6 +59,12 @@ class TaskLogDetailSerializer(TaskLogListSerializer):
 class TaskEventSerializer(serializers.ModelSerializer):
     """One event of a job's history; ``queue_wait_ms`` is set on ``started`` events."""
 
+    id = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Null for an event derived from the job's row instead of stored: attempt 1's "
+        "enqueued, and its started/succeeded while it runs or once it succeeded.",
+    )
     event_display = serializers.CharField(source="get_event_display", read_only=True)
     queue_wait_ms = serializers.IntegerField(
         read_only=True,

@@ -23,8 +23,8 @@ from rest_framework.serializers import BaseSerializer
 
 from rearq_tasks.conf import conf
 from rearq_tasks.filters import TaskLogFilterSet
-from rearq_tasks.history import with_queue_waits
-from rearq_tasks.models import TaskEvent, TaskLog, TaskLogQuerySet
+from rearq_tasks.history import job_history
+from rearq_tasks.models import TaskLog, TaskLogQuerySet
 from rearq_tasks.pagination import TaskLogPagination
 from rearq_tasks.serializers import (
     LIST_COLUMNS,
@@ -216,7 +216,7 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
 
 def _history(log: TaskLog) -> list[Any]:
     """One query: the job's events in order, ``started`` ones with their queue wait."""
-    return with_queue_waits(log, TaskEvent.objects.filter(job_id=log.job_id))
+    return job_history(log)
 
 
 def keep_only_this_api(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from rearq_tasks.history import job_history
 from rearq_tasks.models import TaskEvent, TaskLog
 from tests.factories import UserFactory
 from tests.integration.conftest import wait_for
@@ -16,7 +17,37 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def events(job_id: str) -> list[TaskEvent]:
-    return list(TaskEvent.objects.filter(job_id=job_id))
+    """The history as the API and the admin show it (stored rows and implied ones)."""
+    log = TaskLog.objects.filter(job_id=job_id).first()
+    return [] if log is None else job_history(log)
+
+
+def test_a_clean_first_attempt_stores_no_event_and_shows_three(worker_pool, client) -> None:
+    from rearq_tasks.client import enqueue_sync
+    from rearq_tasks.reconcile import sync_task_logs
+
+    worker_pool.start("default")
+    job_id = enqueue_sync("add", 2, 3)
+    log = wait_status(job_id, "success", timeout=30)
+    job, results = rearq_state(job_id)
+    assert len(results) == 1 and results[0].success
+    history = events(job_id)
+    assert [(e.id, e.attempt, e.event) for e in history] == [
+        (None, 1, "enqueued"), (None, 1, "started"), (None, 1, "succeeded")
+    ]  # fmt: skip
+    assert history[0].timestamp == job.enqueue_time
+    assert history[1].timestamp >= results[0].start_time  # the true start, after the slot
+    assert history[2].timestamp == results[0].finish_time
+    assert history[1].worker_id == history[2].worker_id == results[0].worker
+    assert not TaskEvent.objects.filter(job_id=job_id).exists()
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    body = client.get(f"/cfg/tasks/logs/{log.pk}/events/").json()
+    assert [(e["event"], e["worker_id"]) for e in body] == [(e.event, e.worker_id) for e in history]
+    html = client.get(f"/admin/tasks/tasklog/{log.pk}/change/").content.decode()
+    assert html.count('data-attempt="') == 1 and results[0].worker in html
+    sync_task_logs(since=log.enqueue_time)  # the reconciler stores nothing either
+    assert not TaskEvent.objects.filter(job_id=job_id).exists()
 
 
 def test_failing_twice_then_succeeding_is_three_attempts_matching_rearq(

@@ -12,6 +12,11 @@ Attempts are numbered from 1. ReArq's ``job_retries`` is the number of failed at
 before the current one, and a retry's ``deferred`` event already carries the incremented
 count, so it closes attempt ``job_retries``; every other event belongs to attempt
 ``job_retries + 1``.
+
+Nothing the TaskLog row already tells is stored (see :func:`is_implicit`): the first
+attempt's ``enqueued`` and, while attempt 1 runs or once it has succeeded, its ``started``
+and ``succeeded``. :func:`rearq_tasks.history.job_history` puts them back when the history
+is read. Most jobs succeed at once, so most jobs store no history row at all.
 """
 
 from __future__ import annotations
@@ -48,8 +53,28 @@ def _row(event: dict[str, Any], kind: str, attempt: int, at: float | None, **ext
     }
 
 
+def is_implicit(kind: str, attempt: int, outcome: str | None) -> bool:
+    """Whether a history row is derived from the TaskLog row on reading instead of stored.
+
+    ``outcome`` is the status that ended the row's attempt (None while it runs).
+    ``enqueued`` is ``TaskLog.enqueue_time``; a first attempt that runs or succeeded is
+    ``start_time``/``worker_id`` and ``finish_time``/``duration_ms``. A first attempt that
+    ended any other way keeps its ``started`` row: a retry overwrites those columns.
+    """
+    if attempt != 1:
+        return False
+    if kind == "enqueued":
+        return True
+    return outcome in (None, "success") and kind in ("started", "succeeded")
+
+
 def rows_from_event(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The history rows one capture event stands for (none for a skipped disabled task)."""
+    """The history rows one capture event stores (none for a skipped disabled task).
+
+    Rows :func:`is_implicit` leaves to the TaskLog row are not returned: a clean first
+    attempt stores nothing. The event that ends a first attempt any other way carries its
+    start (the emitter sends it with the end), so its ``started`` row is stored then.
+    """
     status = event.get("status")
     job_id = event.get("job_id")
     if not job_id or not status:
@@ -63,11 +88,11 @@ def rows_from_event(event: dict[str, Any]) -> list[dict[str, Any]]:
         if retries:
             return []  # a retry re-queued: its retry_scheduled row already says so
         kind = "enqueued" if status == "queued" else "deferred"
-        return [_row(event, kind, 1, event.get("enqueue_time"))]
+        return _stored([_row(event, kind, 1, event.get("enqueue_time"))], None)
     if status == "queued":
         return []  # ReArq skipped a disabled task and left the message pending
     if status == "in_progress":
-        return [_row(event, "started", retries + 1, start, worker_id=worker)]
+        return _stored([_row(event, "started", retries + 1, start, worker_id=worker)], None)
     rows: list[dict[str, Any]] = []
     attempt = retries if status == "deferred" else retries + 1
     if start is not None and worker:
@@ -78,7 +103,7 @@ def rows_from_event(event: dict[str, Any]) -> list[dict[str, Any]]:
         end = start + duration
     kind = "retry_scheduled" if status == "deferred" else TERMINAL_EVENTS.get(status)
     if kind is None:
-        return rows
+        return _stored(rows, status)
     rows.append(
         _row(
             event,
@@ -91,7 +116,11 @@ def rows_from_event(event: dict[str, Any]) -> list[dict[str, Any]]:
             traceback=event.get("traceback"),
         )  # fmt: skip
     )
-    return rows
+    return _stored(rows, status)
+
+
+def _stored(rows: list[dict[str, Any]], outcome: str | None) -> list[dict[str, Any]]:
+    return [row for row in rows if not is_implicit(row["event"], row["attempt"], outcome)]
 
 
 def rows_from_events(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -102,12 +131,14 @@ def rows_from_events(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def rows_from_rearq(job: Any, results: Sequence[Any]) -> list[dict[str, Any]]:
-    """A job's history as ReArq's tables tell it: one attempt per ``rearq_job_results`` row."""
+    """A job's history as ReArq's tables tell it: one attempt per ``rearq_job_results`` row,
+    less the rows :func:`is_implicit` leaves to the TaskLog row."""
     from rearq_tasks.capture.events import to_ms
 
     status = getattr(job.status, "value", job.status)
     base = {"job_id": job.job_id, "task_name": job.task}
-    rows = [_row(base, "enqueued", 1, to_ms(job.enqueue_time))]
+    first = None if not results else "success" if results[0].success else "failed"
+    rows: list[dict[str, Any]] = []
     for index, result in enumerate(results):
         attempt = index + 1
         start, finish = to_ms(result.start_time), to_ms(result.finish_time)
@@ -135,7 +166,7 @@ def rows_from_rearq(job: Any, results: Sequence[Any]) -> list[dict[str, Any]]:
         )
     if status == "expired":
         rows.append(_row(base, "expired", len(results) + 1, None))
-    return rows
+    return _stored(rows, first)
 
 
 def _params(row: dict[str, Any], ops: Any) -> list[Any]:
