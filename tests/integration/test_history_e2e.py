@@ -23,7 +23,7 @@ def events(job_id: str) -> list[TaskEvent]:
 
 
 def test_a_clean_first_attempt_stores_no_event_and_shows_three(worker_pool, client) -> None:
-    from rearq_tasks.client import enqueue_sync
+    from rearq_tasks.jobs import enqueue_sync
     from rearq_tasks.reconcile import sync_task_logs
 
     worker_pool.start("default")
