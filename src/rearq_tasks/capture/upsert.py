@@ -97,6 +97,17 @@ def build_sql(vendor: str, rows: int) -> str:
     return f"{head} ON CONFLICT (job_id) DO UPDATE SET {', '.join(sets)}"
 
 
+def _encoded(column: str, value: Any) -> Any:
+    """A payload column as both write paths send it: JSON text for args/kwargs, text else."""
+    if value is None:
+        return None
+    if column in ("args", "kwargs"):
+        return json.dumps(value, default=str)
+    if column in ("result", "error_message"):
+        return str(value)
+    return value
+
+
 def _params(record: dict[str, Any], now: Any, ops: Any) -> list[Any]:
     out: list[Any] = []
     for c in COLUMNS:
@@ -110,10 +121,8 @@ def _params(record: dict[str, Any], now: Any, ops: Any) -> list[Any]:
             value = record.get("start_time") or record.get("finish_time")
         if c in TIME_FIELDS:
             value = ops.adapt_datetimefield_value(from_ms(value)) if value is not None else None
-        elif c in ("args", "kwargs"):
-            value = json.dumps(value, default=str)
-        elif c in ("result", "error_message") and value is not None:
-            value = str(value)
+        else:
+            value = _encoded(c, value)
         out.append(value)
     return out
 
@@ -186,16 +195,7 @@ _COPY_UPSERT = build_copy_upsert_sql()
 
 
 def _copy_row(record: dict[str, Any]) -> tuple[Any, ...]:
-    row = []
-    for c in FIELDS:
-        value = record.get(c)
-        if value is not None:
-            if c in ("args", "kwargs"):
-                value = json.dumps(value, default=str)
-            elif c in ("result", "error_message"):
-                value = str(value)
-        row.append(value)
-    return tuple(row)
+    return tuple(_encoded(c, record.get(c)) for c in FIELDS)
 
 
 def _copy_upsert(cursor: Any, records: Sequence[dict[str, Any]], now: Any) -> None:
