@@ -34,8 +34,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-
-
 def main() -> int:
     args = parse_args()
     ensure_database(args.database)

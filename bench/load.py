@@ -107,8 +107,8 @@ def feed(rate: float) -> None:
     import django
 
     django.setup()
-    from rearq_tasks.client import get_rearq_client
-    from rearq_tasks.jobs import enqueue
+    from rearq_tasks.queue.client import get_rearq_client
+    from rearq_tasks.queue.jobs import enqueue
 
     async def run() -> None:
         await get_rearq_client().startup()

@@ -48,10 +48,8 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
 
 
 class StatementLog:
@@ -90,9 +88,9 @@ def main() -> int:
     from django.test.utils import override_settings
     from django.utils import timezone
 
-    from rearq_tasks.alerts import run_alerts
     from rearq_tasks.models import StatusChoices, TaskLog
-    from rearq_tasks.retention import expired_q, purge
+    from rearq_tasks.ops.alerts import run_alerts
+    from rearq_tasks.ops.retention import expired_q, purge
 
     table = TaskLog._meta.db_table
     snapshot = "bench_ops_snapshot"
@@ -114,8 +112,10 @@ def main() -> int:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {snapshot}")
             cursor.execute(f"CREATE TABLE {snapshot} AS TABLE {table}")
-        print(f"seeded {args.count:,} rows over {args.days:g} days in "
-              f"{time.perf_counter() - started:.1f} s")
+        print(
+            f"seeded {args.count:,} rows over {args.days:g} days in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
 
     def restore() -> None:
         started = time.perf_counter()
@@ -124,15 +124,19 @@ def main() -> int:
             cursor.execute(f"INSERT INTO {table} SELECT * FROM {snapshot}")
         with connection.cursor() as cursor:
             cursor.execute(f"VACUUM ANALYZE {table}")
-        print(f"  (restored {TaskLog.objects.count():,} rows in "
-              f"{time.perf_counter() - started:.1f} s)")
+        print(
+            f"  (restored {TaskLog.objects.count():,} rows in "
+            f"{time.perf_counter() - started:.1f} s)"
+        )
 
     restore()
     now = timezone.now()
     cutoff = now - dt.timedelta(days=args.retention_days)
     expected = TaskLog.objects.filter(expired_q(args.retention_days, None, now)).count()
-    print(f"\n== cleanup: {expected:,} of {TaskLog.objects.count():,} rows older than "
-          f"{args.retention_days} days")
+    print(
+        f"\n== cleanup: {expected:,} of {TaskLog.objects.count():,} rows older than "
+        f"{args.retention_days} days"
+    )
     naive = StatementLog()
     with connection.execute_wrapper(naive), transaction.atomic():
         started = time.perf_counter()
@@ -140,8 +144,10 @@ def main() -> int:
             cursor.execute(f"DELETE FROM {table} WHERE enqueue_time < %s", [cutoff])
             naive_deleted = cursor.rowcount
         naive_total = (time.perf_counter() - started) * 1000
-    print(f"naive single DELETE: {naive_deleted:,} rows, total {naive_total:,.0f} ms, "
-          f"longest statement {naive.longest[0]:,.0f} ms")
+    print(
+        f"naive single DELETE: {naive_deleted:,} rows, total {naive_total:,.0f} ms, "
+        f"longest statement {naive.longest[0]:,.0f} ms"
+    )
 
     restore()
     ours = StatementLog()
@@ -159,16 +165,24 @@ def main() -> int:
     page_sql = f"LIMIT {args.batch_size}"
     selects = [d for d, sql in ours.durations if sql.startswith("SELECT") and page_sql in sql]
     longest_ms, longest_sql = ours.longest
-    print(f"batched purge (batch {args.batch_size}): {result.deleted:,} rows in "
-          f"{result.batches} batches, total {ours_total:,.0f} ms, {len(ours.durations)} statements")
+    print(
+        f"batched purge (batch {args.batch_size}): {result.deleted:,} rows in "
+        f"{result.batches} batches, total {ours_total:,.0f} ms, {len(ours.durations)} statements"
+    )
     print(f"  longest statement {longest_ms:,.0f} ms: {longest_sql[:90]}…")
-    print(f"  DELETE per batch: median {statistics.median(deletes):.0f} ms, "
-          f"max {max(deletes):.0f} ms; id SELECT per batch: median "
-          f"{statistics.median(selects):.0f} ms, max {max(selects):.0f} ms")
-    print(f"  wall time per batch (select ids + delete + commit, first includes the count): "
-          f"median {statistics.median(batch_ms):.0f} ms, max {max(batch_ms):.0f} ms")
-    print(f"  longest statement ratio naive/ours: {naive.longest[0] / longest_ms:.1f}x; "
-          f"total time ours/naive: {ours_total / naive_total:.2f}x")
+    print(
+        f"  DELETE per batch: median {statistics.median(deletes):.0f} ms, "
+        f"max {max(deletes):.0f} ms; id SELECT per batch: median "
+        f"{statistics.median(selects):.0f} ms, max {max(selects):.0f} ms"
+    )
+    print(
+        f"  wall time per batch (select ids + delete + commit, first includes the count): "
+        f"median {statistics.median(batch_ms):.0f} ms, max {max(batch_ms):.0f} ms"
+    )
+    print(
+        f"  longest statement ratio naive/ours: {naive.longest[0] / longest_ms:.1f}x; "
+        f"total time ours/naive: {ours_total / naive_total:.2f}x"
+    )
     assert result.deleted == naive_deleted == expected, (result.deleted, naive_deleted, expected)
     restore()
 
@@ -189,14 +203,17 @@ def main() -> int:
 
     first, ours_ms = timed(lambda: run_alerts(dry_run=True), args.runs)
     _, naive_ms = timed(naive_alerts, args.runs)
-    print(f"run_alerts(dry_run): median {ours_ms:.0f} ms (first {first:.0f} ms); "
-          f"naive loops {naive_ms:.0f} ms; ratio naive/ours {naive_ms / ours_ms:.1f}x")
+    print(
+        f"run_alerts(dry_run): median {ours_ms:.0f} ms (first {first:.0f} ms); "
+        f"naive loops {naive_ms:.0f} ms; ratio naive/ours {naive_ms / ours_ms:.1f}x"
+    )
     found = run_alerts(dry_run=True)
     print(f"  firing: {', '.join(a.key for a in found.firing) or 'none'}")
 
     print(f"\n== GET /cfg/tasks/metrics/ at {TaskLog.objects.count():,} rows")
     client = Client()
     with override_settings(REARQ_TASKS={**settings.REARQ_TASKS, "METRICS_TOKEN": TOKEN}):
+
         def scrape() -> None:
             response = client.get("/cfg/tasks/metrics/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
             assert response.status_code == 200, response.status_code
@@ -217,9 +234,11 @@ def main() -> int:
             TaskLog.objects.stuck().filter(queue_name=queue).count()
 
     _, naive_ms = timed(naive_metrics, max(3, args.runs // 2))
-    print(f"metrics endpoint: median {ours_ms:.0f} ms (first {first:.0f} ms), {size:,} bytes; "
-          f"naive per-status .count() loops {naive_ms:.0f} ms; "
-          f"ratio naive/ours {naive_ms / ours_ms:.1f}x")
+    print(
+        f"metrics endpoint: median {ours_ms:.0f} ms (first {first:.0f} ms), {size:,} bytes; "
+        f"naive per-status .count() loops {naive_ms:.0f} ms; "
+        f"ratio naive/ours {naive_ms / ours_ms:.1f}x"
+    )
     print(f"\nload after: {load()}")
     return 0
 

@@ -245,10 +245,11 @@ def enqueue_main(jobs: int, rate: float, out: Path) -> None:
     django.setup()
     import redis
 
-    from rearq_tasks.client import _run_sync, get_rearq_client, load_task_modules
     from rearq_tasks.conf import conf
-    from rearq_tasks.jobs import cancel_job
     from rearq_tasks.models import TaskLog
+    from rearq_tasks.queue.client import get_rearq_client, load_task_modules
+    from rearq_tasks.queue.jobs import cancel_job
+    from rearq_tasks.queue.loop import run_sync
 
     rearq = get_rearq_client()
     load_task_modules()
@@ -304,7 +305,7 @@ def enqueue_main(jobs: int, rate: float, out: Path) -> None:
             return await asyncio.gather(*coros, return_exceptions=True)
 
         try:
-            results = _run_sync(go, timeout=60)
+            results = run_sync(go, timeout=60)
         except Exception as exc:
             results = [exc] * len(specs)
         for i, (kind, _task, options), job in zip(numbers, specs, results, strict=True):

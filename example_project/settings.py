@@ -85,7 +85,7 @@ STATIC_ROOT = VAR_DIR / "static"
 
 LOGIN_URL = "admin:login"
 # Error reports (DEBUG pages, e-mails to ADMINS) mask URL passwords and REARQ_TASKS secrets.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "rearq_tasks.reporting.SafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "rearq_tasks.conf.reporting.SafeExceptionReporterFilter"
 
 REARQ_TASKS = {
     "REDIS_URL": os.environ.get("REARQ_REDIS_URL", "redis://127.0.0.1:6379/0"),

@@ -12,9 +12,9 @@ urlpatterns = [
         HealthCheckView.as_view(
             checks=[
                 "health_check.checks.Database",
-                "rearq_tasks.health.TaskQueue",
-                "rearq_tasks.health.ReArqWorkers",
-                "rearq_tasks.health.ReArqRedis",
+                "rearq_tasks.ops.health.TaskQueue",
+                "rearq_tasks.ops.health.ReArqWorkers",
+                "rearq_tasks.ops.health.ReArqRedis",
             ]
         ),
         name="health",

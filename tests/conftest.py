@@ -17,7 +17,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def rearq_redis():
     """ReArq's Redis (the test REDIS_URL, a DB of its own); ReArq keys removed before and after."""
-    from rearq_tasks.liveness import redis_client
+    from rearq_tasks.queue.connection import redis_client
 
     client = redis_client(timeout=2)
 

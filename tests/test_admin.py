@@ -15,12 +15,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from rearq_tasks import admin_display as show
-from rearq_tasks.admin_filters import cached_choices, distinct_values
+from rearq_tasks import queries
+from rearq_tasks.admin import display as show
+from rearq_tasks.admin.dashboard import dashboard_context, read_workers
+from rearq_tasks.admin.filters import cached_choices, distinct_values
 from rearq_tasks.conf import conf
-from rearq_tasks.dashboard import dashboard_context, read_workers
-from rearq_tasks.liveness import WORKER_KEY, redis_client
 from rearq_tasks.models import StatusChoices, TaskLog
+from rearq_tasks.queue.connection import redis_client
+from rearq_tasks.queue.keys import WORKER_KEY
 from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -392,9 +394,7 @@ def test_workers_stale_heartbeats_count_as_dead(heartbeats) -> None:
     heartbeats.hset(WORKER_KEY, "g-live", json.dumps({"queue": "q", "ms": now_ms - 5_000}))
     heartbeats.hset(WORKER_KEY, "g-stale", json.dumps({"queue": "q", "ms": now_ms - 31_000}))
     heartbeats.hset(WORKER_KEY, "g-garbage", "not json")  # not a heartbeat ReArq writes: ignored
-    heartbeats.hset(
-        WORKER_KEY, "timer", json.dumps({"queue": "q", "ms": now_ms, "is_timer": True})
-    )
+    heartbeats.hset(WORKER_KEY, "timer", json.dumps({"queue": "q", "ms": now_ms, "is_timer": True}))
     workers = read_workers(dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC))
     assert (workers.live, workers.dead, workers.names) == (1, 1, ["g-live"])
 
@@ -419,7 +419,7 @@ def test_dashboard_figures_match_the_vocabulary(root, heartbeats) -> None:
     finished(enqueue_time=timezone.now() - dt.timedelta(hours=30))  # outside 24 h
     context = dashboard_context()
     kpis = {k["key"]: k["value"] for k in context["kpis"]}
-    summary = TaskLog.objects.since(24).summary()
+    summary = queries.summary(TaskLog.objects.since(24))
     assert kpis["total"] == summary["total"] == 9
     assert kpis["failures"] == TaskLog.objects.since(24).failed().count() == 2
     assert kpis["success_rate"] == f"{summary['success_rate']} %"

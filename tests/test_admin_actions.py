@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from rearq_tasks.dashboard import redis_client
+from rearq_tasks.admin.dashboard import redis_client
 from rearq_tasks.models import StatusChoices, TaskLog
 from tests.factories import TaskLogFactory, UserFactory
 
@@ -186,7 +186,7 @@ def test_the_change_permission_no_longer_grants_actions(client, redis_stream) ->
 
 
 def test_redis_down_is_a_message_per_row_not_a_500(root, settings, monkeypatch) -> None:
-    from rearq_tasks import client as rearq_client
+    from rearq_tasks.queue import client as rearq_client
 
     logs = [failed_log(), TaskLogFactory(queue_name=QUEUE, status=StatusChoices.QUEUED)]
     settings.REARQ_TASKS = {

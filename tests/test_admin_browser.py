@@ -202,4 +202,3 @@ def test_admin_in_a_real_browser(browser, live_server, data, shots, settings) ->
     }  # fmt: skip
     console.check("dashboard")
     browser.save_screenshot(str(shots / "dashboard.png"))
-

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from rearq_tasks.alerts import run_alerts
 from rearq_tasks.models import AlertState, StatusChoices
+from rearq_tasks.ops.alerts import run_alerts
 from tests.factories import TaskLogFactory, finished_jobs
 
 pytestmark = pytest.mark.django_db
@@ -301,7 +301,7 @@ def test_unknown_rule_is_a_command_error(channels) -> None:
 
 
 def test_cron_task_entry_point_returns_the_exit_code(channels) -> None:
-    from rearq_tasks.alerts import check_task_alerts
+    from rearq_tasks.ops.alerts import check_task_alerts
 
     assert check_task_alerts() == 0
     finished_jobs("send_email", 40, failed=10)

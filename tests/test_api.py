@@ -186,7 +186,7 @@ def test_user_and_stuck_filters(client, rows, settings) -> None:
 def test_at_least_thirty_documented_filters() -> None:
     from pathlib import Path
 
-    from rearq_tasks.filters import TaskLogFilterSet
+    from rearq_tasks.api.filters import TaskLogFilterSet
 
     names = set(TaskLogFilterSet.base_filters)
     assert len(names) >= 30

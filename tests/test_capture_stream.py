@@ -73,10 +73,10 @@ def test_dropped_and_refused_events_are_counted_in_redis(rearq_redis, stream) ->
 def test_emitter_holds_refused_events_then_drops_past_its_buffer(rearq_redis, stream) -> None:
     from redis.asyncio import Redis
 
-    from rearq_tasks.capture import stats
+    from rearq_tasks.capture import counters
     from rearq_tasks.capture.emitter import Emitter
 
-    stats.reset_capture_stats()
+    counters.reset_capture_stats()
     rearq_redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
 
     async def go() -> tuple[list[bool], int]:
@@ -93,7 +93,7 @@ def test_emitter_holds_refused_events_then_drops_past_its_buffer(rearq_redis, st
 
     sent, left = asyncio.run(go())
     assert sent == [False, False, True] and left == 0
-    counted = stats.get_capture_stats()
+    counted = counters.get_capture_stats()
     # 7 events, buffer 5: 2 dropped; 3 sent, 2 held while the stream was full (counted once).
     assert (counted["overflowed"], counted["refused"], counted["emitted"]) == (2, 2, 5)
     counters = rearq_redis.hgetall(counters_key(stream))
@@ -109,7 +109,7 @@ def test_metrics_show_dropped_and_refused_events(rearq_redis) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     from rearq_tasks.conf import conf
-    from rearq_tasks.metrics import render
+    from rearq_tasks.ops.metrics import render
 
     key = counters_key(conf.CAPTURE_STREAM)
     rearq_redis.delete(key, conf.CAPTURE_STREAM)

@@ -4,8 +4,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from rearq_tasks.checks import check_settings
 from rearq_tasks.conf import SPEC, conf
+from rearq_tasks.conf.checks import check_settings
 
 
 def ids(settings_value, settings) -> list[str]:

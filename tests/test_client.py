@@ -8,10 +8,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from rearq_tasks.checks import check_settings
-from rearq_tasks.client import ReArqUnavailable, reset_client
-from rearq_tasks.jobs import cancel_job, enqueue_sync, retry_job
+from rearq_tasks.conf.checks import check_settings
 from rearq_tasks.models import TaskLog
+from rearq_tasks.queue.client import reset_client
+from rearq_tasks.queue.jobs import cancel_job, enqueue_sync, retry_job
+from rearq_tasks.queue.loop import ReArqUnavailable
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_bad_capture_settings_fail_the_checks(settings, key: str, value: object)
 def test_sync_task_logs_can_run_as_a_rearq_cron_task(settings, fresh_client) -> None:
     from rearq.task import CronTask
 
-    from rearq_tasks.client import SYNC_TASK_NAME, get_rearq_client
+    from rearq_tasks.queue.client import SYNC_TASK_NAME, get_rearq_client
 
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "SYNC_TASK_LOGS_CRON": "*/10 * * * *"}
     try:

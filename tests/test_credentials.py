@@ -23,10 +23,10 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from rearq_tasks.checks import check_settings
 from rearq_tasks.conf import redact_url
-from rearq_tasks.health import ReArqRedis, ReArqWorkers, TaskQueue
+from rearq_tasks.conf.checks import check_settings
 from rearq_tasks.models import StatusChoices
+from rearq_tasks.ops.health import ReArqRedis, ReArqWorkers, TaskQueue
 from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +70,7 @@ def secret_settings(settings):
 
 
 def test_no_surface_shows_a_secret(secret_settings, caplog, monkeypatch) -> None:
-    from rearq_tasks import client as rearq_client
+    from rearq_tasks.queue import client as rearq_client
 
     monkeypatch.setattr(rearq_client, "_client", None)  # built again from these settings
     caplog.set_level(logging.DEBUG)
@@ -255,13 +255,13 @@ def test_error_reports_hide_credentials(secret_settings) -> None:
     """The e-mail Django sends ADMINS on a 5xx lists every setting and the frame locals."""
     leaky = _report(secret_settings, "django.views.debug.SafeExceptionReporterFilter")
     assert REDIS_PW in leaky and HOOK_SECRET in leaky  # why the filter is needed
-    safe = _report(secret_settings, "rearq_tasks.reporting.SafeExceptionReporterFilter")
+    safe = _report(secret_settings, "rearq_tasks.conf.reporting.SafeExceptionReporterFilter")
     assert "REARQ_TASKS" in safe and "redis://:***@127.0.0.1" in safe
     assert_no_secret([safe])
 
 
 def test_check_asks_for_the_filter_while_credentials_are_configured(secret_settings) -> None:
-    from rearq_tasks.checks import check_error_reports
+    from rearq_tasks.conf.checks import check_error_reports
 
     assert check_error_reports() == []  # the example project sets it
     secret_settings.DEFAULT_EXCEPTION_REPORTER_FILTER = (

@@ -9,8 +9,8 @@ from django.utils import timezone
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from rearq_tasks.health import ReArqRedis, ReArqWorkers, TaskQueue
 from rearq_tasks.models import StatusChoices
+from rearq_tasks.ops.health import ReArqRedis, ReArqWorkers, TaskQueue
 from tests.factories import TaskLogFactory, finished_jobs
 from tests.heartbeats import consume, push_heartbeat
 

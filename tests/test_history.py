@@ -12,15 +12,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from rearq_tasks.capture import history as capture_history
+from rearq_tasks.capture import history_writer as capture_history
 from rearq_tasks.capture import hooks
 from rearq_tasks.capture.collector import _write
 from rearq_tasks.capture.events import fold, to_ms
-from rearq_tasks.capture.history import insert_rows, rows_from_event, rows_from_rearq
-from rearq_tasks.history import job_history
+from rearq_tasks.capture.history_writer import insert_rows, rows_from_event, rows_from_rearq
 from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog
-from rearq_tasks.reconcile import mark_lost_jobs, write_batch
-from rearq_tasks.retention import purge
+from rearq_tasks.ops.retention import purge
+from rearq_tasks.queries.history import job_history
+from rearq_tasks.queue.reconcile import mark_lost_jobs, write_batch
 from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
@@ -133,7 +133,7 @@ def test_duplicate_events_never_make_a_second_row() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_history_is_written_in_the_upsert_transaction(monkeypatch) -> None:
-    from rearq_tasks.capture import history as history_mod
+    from rearq_tasks.capture import history_writer as history_mod
 
     def broken(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError("database gone")
@@ -190,7 +190,7 @@ def rearq_result(n: int, success: bool, text: str) -> SimpleNamespace:
 
 
 def test_reconcile_rebuilds_history_from_rearq_results_idempotently() -> None:
-    from rearq_tasks.reconcile import record_from_rearq
+    from rearq_tasks.queue.reconcile import record_from_rearq
 
     job = rearq_job("r1", "success", 2)
     results = [rearq_result(1, False, "exc: a"), rearq_result(2, False, "exc: b"),
@@ -213,7 +213,7 @@ def test_reconcile_rebuilds_history_from_rearq_results_idempotently() -> None:
 
 
 def test_reconcile_stores_nothing_for_a_clean_first_attempt() -> None:
-    from rearq_tasks.reconcile import record_from_rearq
+    from rearq_tasks.queue.reconcile import record_from_rearq
 
     job = rearq_job("r0", "success", 0)
     results = [rearq_result(1, True, "ok")]
@@ -230,7 +230,7 @@ def test_reconcile_stores_nothing_for_a_clean_first_attempt() -> None:
 
 
 def test_reconcile_marks_a_missed_end_as_repaired() -> None:
-    from rearq_tasks.reconcile import record_from_rearq
+    from rearq_tasks.queue.reconcile import record_from_rearq
 
     TaskLogFactory(job_id="r2", task_name="charge", status="in_progress", job_retries=0)
     job = rearq_job("r2", "failed", 0)

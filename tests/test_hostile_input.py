@@ -16,9 +16,9 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from rearq_tasks.filters import TaskLogFilterSet
+from rearq_tasks.api.filters import TaskLogFilterSet
+from rearq_tasks.api.serializers import PeriodParams, RetriesParams, TasksParams, TimelineParams
 from rearq_tasks.models import TaskLog
-from rearq_tasks.serializers import PeriodParams, RetriesParams, TasksParams, TimelineParams
 from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -35,7 +35,7 @@ def test_api_indexes_only_on_postgres() -> None:
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL-only plan")
 def test_search_plan_uses_the_trigram_indexes() -> None:
-    from rearq_tasks.search import apply
+    from rearq_tasks.queries.search import apply
 
     qs = apply(TaskLog.objects.order_by(), "smtp")  # the shape of the count query
     with connection.cursor() as cursor:
@@ -48,7 +48,7 @@ def test_search_plan_uses_the_trigram_indexes() -> None:
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="loose index scan is PostgreSQL's")
 def test_distinct_values_by_loose_index_scan() -> None:
-    from rearq_tasks.search import contains_q, distinct_values
+    from rearq_tasks.queries.search import contains_q, distinct_values
     from tests.factories import TaskLogFactory
 
     for name in ("send_email", "send_sms", "send_email", "resize"):

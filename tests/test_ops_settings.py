@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from rearq_tasks.checks import check_settings
 from rearq_tasks.conf import conf
+from rearq_tasks.conf.checks import check_settings
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from rearq_tasks.models import TaskLog
 from rearq_tasks.payloads import (
-    DEFAULT_REDACT_PATTERNS,
     REDACTED,
     TRUNCATED_KEY,
     PayloadRules,
@@ -22,6 +21,7 @@ from rearq_tasks.payloads import (
     prepare,
     prepare_record,
 )
+from rearq_tasks.redaction import DEFAULT_REDACT_PATTERNS
 
 
 def test_redacts_secret_keys_recursively() -> None:

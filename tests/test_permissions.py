@@ -57,7 +57,7 @@ def test_the_doc_states_how_many_cells_are_checked() -> None:
 
 @pytest.fixture
 def world(settings, monkeypatch) -> dict[str, Any]:
-    from rearq_tasks import client as rearq_client
+    from rearq_tasks.queue import client as rearq_client
 
     # Retry/Cancel reach for ReArq: the client is rebuilt on an unreachable Redis, so an
     # action that runs says "ReArq is unavailable" and nothing is enqueued anywhere.

@@ -9,9 +9,9 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
-from rearq_tasks import seeding
 from rearq_tasks.models import StatusChoices, TaskLog
-from rearq_tasks.retention import purge
+from rearq_tasks.ops import seeding
+from rearq_tasks.ops.retention import purge
 from tests.factories import TaskLogFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,9 +48,7 @@ def test_cleanup_on_100k_rows_keeps_exactly_the_right_rows() -> None:
     assert insert(rows) == 100_000
     job_id = seeding.COLUMNS.index("job_id")
     expected = {
-        r[job_id]
-        for r in rows
-        if age_days(r) <= 90 or (is_failed(r) and age_days(r) <= 105)
+        r[job_id] for r in rows if age_days(r) <= 90 or (is_failed(r) and age_days(r) <= 105)
     }
     kept_failed = {r[job_id] for r in rows if is_failed(r) and 90 < age_days(r) <= 105}
     assert 20_000 < 100_000 - len(expected) < 30_000 and len(kept_failed) > 100
@@ -69,7 +67,9 @@ def test_cleanup_on_100k_rows_keeps_exactly_the_right_rows() -> None:
 
 def test_failed_retention_defaults_from_settings(settings) -> None:
     settings.REARQ_TASKS = {
-        **settings.REARQ_TASKS, "RETENTION_DAYS": 30, "FAILED_RETENTION_DAYS": 60
+        **settings.REARQ_TASKS,
+        "RETENTION_DAYS": 30,
+        "FAILED_RETENTION_DAYS": 60,
     }
     old = NOW - dt.timedelta(days=45)
     ok = TaskLogFactory(status=StatusChoices.SUCCESS, success=True, enqueue_time=old)
@@ -126,7 +126,6 @@ def test_bad_options_delete_nothing(args, message) -> None:
     assert TaskLog.objects.count() == 2
 
 
-
 def test_delete_signals_still_fire_when_someone_listens() -> None:
     from django.db.models.signals import post_delete
 
@@ -145,7 +144,7 @@ def test_delete_signals_still_fire_when_someone_listens() -> None:
 
 
 def test_cron_task_entry_point_applies_the_settings(settings) -> None:
-    from rearq_tasks.retention import purge_task_logs
+    from rearq_tasks.ops.retention import purge_task_logs
 
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "RETENTION_DAYS": 10}
     TaskLogFactory.create_batch(2, enqueue_time=NOW - dt.timedelta(days=11))

@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from rearq_tasks.models import StatusChoices, TaskLog
-from rearq_tasks.seeding import COLUMNS, generate_rows
+from rearq_tasks.ops.seeding import COLUMNS, generate_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +48,16 @@ def test_seed_command_truncate_replaces_rows() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"count": "0"}, {"count": "-3"}, {"count": "many"}, {"days": "0"}, {"days": "inf"},
-     {"days": "x"}, {"seed": "1.5"}, {"batch_size": "0"}],  # fmt: skip
+    [
+        {"count": "0"},
+        {"count": "-3"},
+        {"count": "many"},
+        {"days": "0"},
+        {"days": "inf"},
+        {"days": "x"},
+        {"seed": "1.5"},
+        {"batch_size": "0"},
+    ],  # fmt: skip
 )
 def test_seed_command_rejects_bad_options(options) -> None:
     with pytest.raises(CommandError):
@@ -58,7 +66,7 @@ def test_seed_command_rejects_bad_options(options) -> None:
 
 
 def test_copy_text_format_escapes_what_copy_would_misread() -> None:
-    from rearq_tasks.seeding import _copy_value
+    from rearq_tasks.ops.seeding import _copy_value
 
     assert _copy_value(None) == "\\N"
     assert (_copy_value(True), _copy_value(False)) == ("t", "f")
@@ -69,7 +77,7 @@ def test_copy_text_format_escapes_what_copy_would_misread() -> None:
 
 
 def test_truncate_empties_the_table_and_reports_the_count() -> None:
-    from rearq_tasks.seeding import truncate
+    from rearq_tasks.ops.seeding import truncate
 
     call_command("seed_task_logs", count="30", days="1", verbosity=0)
     assert truncate() == 30

@@ -1,4 +1,4 @@
-"""The aggregate layer (rearq_tasks.stats) on every database: exact figures, few queries."""
+"""The aggregate layer (rearq_tasks.queries.stats) on every database: exact figures, few queries."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from rearq_tasks import timeline
+from rearq_tasks import queries
 from rearq_tasks.models import StatusChoices, TaskLog
+from rearq_tasks.queries import timeseries
 from tests.factories import TaskLogFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +56,7 @@ def mixed() -> dict[str, list[int]]:
 
 
 def test_summary_counts_rates_and_percentiles(mixed) -> None:
-    result = TaskLog.objects.all().summary()
+    result = queries.summary(TaskLog.objects.all())
     durations, waits = mixed["durations"], mixed["waits"]
     assert result["total"] == 11
     assert result["successful"] == 5
@@ -75,7 +76,7 @@ def test_summary_counts_rates_and_percentiles(mixed) -> None:
 
 
 def test_summary_of_nothing_is_zeros_not_errors() -> None:
-    result = TaskLog.objects.all().summary()
+    result = queries.summary(TaskLog.objects.all())
     assert result["total"] == result["completed"] == 0
     assert result["success_rate"] == result["failure_rate"] == result["retry_rate"] == 0.0
     assert result["avg_duration_ms"] == 0 and result["avg_duration_seconds"] == 0.0
@@ -84,13 +85,13 @@ def test_summary_of_nothing_is_zeros_not_errors() -> None:
 
 def test_summary_respects_the_queryset(mixed) -> None:
     make(S.FAILED, minutes_ago=60 * 48, task_name="old")
-    assert TaskLog.objects.since(24).summary()["total"] == 11
-    assert TaskLog.objects.for_task("old").summary()["failed"] == 1
+    assert queries.summary(TaskLog.objects.since(24))["total"] == 11
+    assert queries.summary(TaskLog.objects.for_task("old"))["failed"] == 1
 
 
 def test_summary_is_one_query_on_postgres_and_bounded_elsewhere(mixed) -> None:
     with CaptureQueriesContext(connection) as ctx:
-        TaskLog.objects.all().summary()
+        queries.summary(TaskLog.objects.all())
     # PostgreSQL: one aggregate with percentile_cont. Elsewhere: the aggregate plus one
     # two-row OFFSET look-up per percentile (3 durations + 1 wait).
     expected = 1 if connection.vendor == "postgresql" else 5
@@ -101,7 +102,7 @@ def test_summary_is_one_query_on_postgres_and_bounded_elsewhere(mixed) -> None:
 
 def test_percentile_by_offset_matches_percentile_cont_on_one_value() -> None:
     make(S.SUCCESS, duration_ms=42)
-    result = TaskLog.objects.all().summary()
+    result = queries.summary(TaskLog.objects.all())
     assert result["p50_duration_ms"] == result["p99_duration_ms"] == 42
 
 
@@ -122,7 +123,7 @@ def test_timeline_has_every_hour_with_zeros_and_sums_to_the_summary() -> None:
         at(minutes, S.SUCCESS, 100)
     at(7, S.FAILED)
     at(60 * 30, S.SUCCESS)  # outside the period
-    series = TaskLog.objects.timeline(24, "hour", now=now)
+    series = queries.timeline(TaskLog.objects, 24, "hour", now=now)
     assert len(series) == 25  # 11:30 yesterday's hour … this 12:00 hour; both partial
     assert set(series[0]) == {"timestamp", "total", "successful", "failed", "avg_duration_ms"}
     stamps = [dt.datetime.fromisoformat(b["timestamp"]) for b in series]
@@ -139,14 +140,14 @@ def test_timeline_buckets_are_in_the_project_time_zone() -> None:
     now = dt.datetime(2026, 7, 1, 12, 30, tzinfo=dt.UTC)
     make_at = dt.datetime(2026, 6, 30, 22, 30, tzinfo=dt.UTC)  # 00:30 on July 1 in Berlin
     TaskLogFactory(enqueue_time=make_at)
-    days = TaskLog.objects.timeline(48, "day", now=now)
+    days = queries.timeline(TaskLog.objects, 48, "day", now=now)
     assert [d["timestamp"] for d in days] == [
         "2026-06-29T00:00:00+02:00",
         "2026-06-30T00:00:00+02:00",
         "2026-07-01T00:00:00+02:00",
     ]
     assert [d["total"] for d in days] == [0, 0, 1]
-    hours = TaskLog.objects.timeline(24, "hour", now=now)
+    hours = queries.timeline(TaskLog.objects, 24, "hour", now=now)
     assert hours[-1]["timestamp"] == "2026-07-01T14:00:00+02:00"
 
 
@@ -155,34 +156,34 @@ def test_timeline_keeps_both_hours_of_a_dst_change_apart() -> None:
     now = dt.datetime(2026, 10, 25, 6, 0, tzinfo=dt.UTC)
     TaskLogFactory(enqueue_time=dt.datetime(2026, 10, 25, 0, 30, tzinfo=dt.UTC))  # 02:30 CEST
     TaskLogFactory(enqueue_time=dt.datetime(2026, 10, 25, 1, 30, tzinfo=dt.UTC))  # 02:30 CET
-    series = TaskLog.objects.timeline(6, "hour", now=now)
+    series = queries.timeline(TaskLog.objects, 6, "hour", now=now)
     two_am = [b for b in series if "T02:00:00" in b["timestamp"]]
     assert [b["timestamp"] for b in two_am] == [
         "2026-10-25T02:00:00+02:00",
         "2026-10-25T02:00:00+01:00",
     ]
     assert [b["total"] for b in two_am] == [1, 1]
-    days = TaskLog.objects.timeline(30, "day", now=now)
+    days = queries.timeline(TaskLog.objects, 30, "day", now=now)
     assert days[-1]["timestamp"] == "2026-10-25T00:00:00+02:00" and days[-1]["total"] == 2
 
 
 def test_timeline_is_one_query(settings) -> None:
     make(S.SUCCESS)
     with CaptureQueriesContext(connection) as ctx:
-        TaskLog.objects.timeline(24 * 7, "hour")
-        TaskLog.objects.timeline(24 * 30, "day")
+        queries.timeline(TaskLog.objects, 24 * 7, "hour")
+        queries.timeline(TaskLog.objects, 24 * 30, "day")
     assert len(ctx.captured_queries) == 2
 
 
 def test_timeline_rejects_unknown_intervals() -> None:
     with pytest.raises(ValueError, match="interval"):
-        TaskLog.objects.timeline(24, "week")
+        queries.timeline(TaskLog.objects, 24, "week")
 
 
 def test_bucket_starts_in_a_half_hour_zone() -> None:
     kolkata = zoneinfo.ZoneInfo("Asia/Kolkata")
     end = dt.datetime(2026, 1, 1, 12, 10, tzinfo=dt.UTC)  # 17:40 IST
-    starts = timeline.bucket_starts(end - dt.timedelta(hours=2), end, "hour", kolkata)
+    starts = timeseries.bucket_starts(end - dt.timedelta(hours=2), end, "hour", kolkata)
     assert [s.strftime("%H:%M") for s in starts] == ["15:00", "16:00", "17:00"]
 
 
@@ -195,7 +196,7 @@ def test_overview_shape_and_definitions(settings) -> None:
     make(S.FAILED, queue_name="default")
     make(S.QUEUED, queue_name="high")
     make(S.FAILED, queue_name="low", minutes_ago=60 * 48)  # neither recent nor active
-    result = TaskLog.objects.overview()
+    result = queries.overview(TaskLog.objects)
     assert result == {
         "total_tasks": 4,
         "active_queues": ["default", "high"],
@@ -209,7 +210,7 @@ def test_overview_is_two_grouped_queries_without_meta_ordering() -> None:
     for n in range(5):
         make(S.SUCCESS, queue_name="default", minutes_ago=n)
     with CaptureQueriesContext(connection) as ctx:
-        result = TaskLog.objects.overview()
+        result = queries.overview(TaskLog.objects)
     assert result["active_queues"] == ["default"]
     assert len(ctx.captured_queries) == 2
     assert all("enqueue_time" not in q["sql"].split("GROUP BY")[-1] for q in ctx.captured_queries)
@@ -222,7 +223,7 @@ def test_by_task_top_failing_and_slowest() -> None:
     make(S.FAILED, task_name="fast", error_message="newest error", minutes_ago=1)
     make(S.SUCCESS, task_name="slow", duration_ms=9000)
     make(S.FAILED, task_name="slow", error_message="slow error", duration_ms=8000)
-    failing = TaskLog.objects.all().by_task("-failures")
+    failing = queries.by_task(TaskLog.objects.all(), "-failures")
     assert [r["task_name"] for r in failing] == ["fast", "slow"]
     fast = failing[0]
     assert fast["total"] == 5 and fast["failures"] == 2 and fast["completed"] == 5
@@ -230,14 +231,17 @@ def test_by_task_top_failing_and_slowest() -> None:
     assert fast["avg_duration_ms"] == 200
     assert fast["p95_duration_ms"] == round(percentile_cont([100, 200, 300], 0.95))
     assert fast["latest_error"] == "newest error"
-    slowest = TaskLog.objects.all().by_task("-p95_duration_ms", limit=1)
+    slowest = queries.by_task(TaskLog.objects.all(), "-p95_duration_ms", limit=1)
     assert [r["task_name"] for r in slowest] == ["slow"]
     assert slowest[0]["latest_error"] == "slow error"
-    by_rate = TaskLog.objects.all().by_task("-failure_rate")
+    by_rate = queries.by_task(TaskLog.objects.all(), "-failure_rate")
     assert [r["task_name"] for r in by_rate] == ["slow", "fast"]
-    assert [r["task_name"] for r in TaskLog.objects.all().by_task("task_name")] == ["fast", "slow"]
+    assert [r["task_name"] for r in queries.by_task(TaskLog.objects.all(), "task_name")] == [
+        "fast",
+        "slow",
+    ]
 
 
 def test_by_task_rejects_unknown_orderings() -> None:
     with pytest.raises(ValueError, match="order_by"):
-        TaskLog.objects.all().by_task("-latest_error")
+        queries.by_task(TaskLog.objects.all(), "-latest_error")

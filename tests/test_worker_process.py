@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from rearq_tasks.health import ReArqWorkers
-from rearq_tasks.liveness import read_workers
+from rearq_tasks.ops.health import ReArqWorkers
+from rearq_tasks.queue.liveness import read_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -12,11 +12,11 @@ __version__ = "0.1.0"
 __all__ = ["enqueue", "enqueue_sync", "get_capture_stats", "get_rearq_client", "instrument"]
 
 _LAZY = {
-    "get_rearq_client": "rearq_tasks.client",
-    "instrument": "rearq_tasks.client",
-    "enqueue": "rearq_tasks.jobs",
-    "enqueue_sync": "rearq_tasks.jobs",
-    "get_capture_stats": "rearq_tasks.capture.stats",
+    "get_rearq_client": "rearq_tasks.queue.client",
+    "instrument": "rearq_tasks.queue.client",
+    "enqueue": "rearq_tasks.queue.jobs",
+    "enqueue_sync": "rearq_tasks.queue.jobs",
+    "get_capture_stats": "rearq_tasks.capture.counters",
 }
 
 

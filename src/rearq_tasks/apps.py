@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from django.apps import AppConfig
+import importlib
+
+from django.apps import AppConfig, apps
 
 
 class TasksConfig(AppConfig):
@@ -10,4 +12,8 @@ class TasksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from rearq_tasks import checks  # noqa: F401
+        importlib.import_module("rearq_tasks.conf.checks")
+        if apps.is_installed("django.contrib.admin"):
+            # The admin is a package (admin/tasklog.py …): autodiscover imports only its
+            # empty __init__, so the ModelAdmin module is registered here.
+            importlib.import_module("rearq_tasks.admin.tasklog")

@@ -17,24 +17,18 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-
-class StatusChoices(models.TextChoices):
-    """ReArq's ``JobStatus`` values, in lifecycle order."""
-
-    DEFERRED = "deferred", _("Deferred")
-    QUEUED = "queued", _("Queued")
-    IN_PROGRESS = "in_progress", _("In progress")
-    SUCCESS = "success", _("Success")
-    FAILED = "failed", _("Failed")
-    EXPIRED = "expired", _("Expired")
-    CANCELED = "canceled", _("Canceled")
-
-
-TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {StatusChoices.SUCCESS, StatusChoices.FAILED, StatusChoices.EXPIRED, StatusChoices.CANCELED}
+from rearq_tasks.conf import conf
+from rearq_tasks.lifecycle import (
+    ATTEMPT_ERROR_EVENTS,
+    FAILED_STATUSES,
+    RETRYABLE_STATUSES,
+    TERMINAL_STATUSES,
+    WAITING_STATUSES,
+    EventType,
+    StatusChoices,
+    can_transition,
+    duration_ms,
 )
-WAITING_STATUSES: frozenset[str] = frozenset({StatusChoices.QUEUED, StatusChoices.DEFERRED})
-FAILED_STATUSES: frozenset[str] = frozenset({StatusChoices.FAILED, StatusChoices.EXPIRED})
 
 # The vocabulary. Each is a plain Q so it composes: Count("id", filter=FAILED).
 COMPLETED = Q(status__in=sorted(TERMINAL_STATUSES))
@@ -46,22 +40,16 @@ QUEUED = Q(status=StatusChoices.QUEUED)
 DEFERRED = Q(status=StatusChoices.DEFERRED)
 RUNNING = Q(status=StatusChoices.IN_PROGRESS)
 IN_FLIGHT = WAITING | RUNNING
+# What the statistics call "in progress" (the seed's figure): queued or running, not deferred.
+ACTIVE = QUEUED | RUNNING
+# Ended without succeeding: what an operator may run again.
+RETRYABLE = Q(status__in=sorted(RETRYABLE_STATUSES))
 WITH_ERROR = Q(error_message__isnull=False) & ~Q(error_message="")
 RETRIED = Q(job_retries__gt=0)
 # Succeeded after at least one failed attempt (ReArq only retries a job that raised).
 RECOVERED = SUCCESSFUL & RETRIED
 # The current attempt has not run: job_retries then counts the attempts made so far.
 NOT_RUN_YET = WAITING | Q(status=StatusChoices.EXPIRED) | (CANCELED & Q(start_time__isnull=True))
-
-
-def can_transition(current: str | None, new: str) -> bool:
-    """Whether a row in ``current`` may move to ``new``.
-
-    Events can arrive late or twice: a terminal state is final, so a stale
-    ``queued``/``in_progress``/``deferred`` never moves a finished job backwards.
-    Everything else may move (a retried job goes in_progress → deferred → in_progress).
-    """
-    return current is None or current not in TERMINAL_STATUSES or current == new
 
 
 def attempts_min_q(n: int) -> Q:
@@ -124,6 +112,9 @@ class TaskLogQuerySet(models.QuerySet["TaskLog"]):
     def in_flight(self) -> TaskLogQuerySet:
         return self.filter(IN_FLIGHT)
 
+    def retryable(self) -> TaskLogQuerySet:
+        return self.filter(RETRYABLE)
+
     def with_error(self) -> TaskLogQuerySet:
         return self.filter(WITH_ERROR)
 
@@ -139,8 +130,6 @@ class TaskLogQuerySet(models.QuerySet["TaskLog"]):
     def stuck(self, older_than: dt.timedelta | int | None = None) -> TaskLogQuerySet:
         """In progress longer than ``older_than`` (default ``STUCK_AFTER_SECONDS``)."""
         if older_than is None:
-            from rearq_tasks.conf import conf
-
             older_than = conf.STUCK_AFTER_SECONDS
         return self.filter(stuck_q(older_than))
 
@@ -150,43 +139,6 @@ class TaskLogQuerySet(models.QuerySet["TaskLog"]):
 
     def for_task(self, task_name: str | None) -> TaskLogQuerySet:
         return self.filter(task_name=task_name) if task_name else self
-
-    # Aggregates: computed in the database by rearq_tasks.stats (see its docstrings).
-    def retries_by_task(
-        self, order_by: str = "-retry_share", limit: int | None = 20, errors: int = 3
-    ) -> list[dict[str, Any]]:
-        """Per task: share of jobs that needed a retry, mean attempts, top first-attempt errors."""
-        from rearq_tasks import history
-
-        return history.retries_by_task(self, limit=limit, errors=errors, order_by=order_by)
-
-    def summary(self) -> dict[str, Any]:
-        """Counts, success/failure/retry rates, avg and p50/p95/p99 durations, queue waits."""
-        from rearq_tasks import stats
-
-        return stats.summary(self)
-
-    def timeline(
-        self, period_hours: int | float, interval: str = "hour", now: dt.datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """Every hour/day bucket of the last ``period_hours`` in the current time zone."""
-        from rearq_tasks import timeline
-
-        return timeline.timeline(self, period_hours, interval, now=now)  # type: ignore[arg-type]
-
-    def overview(self, recent_hours: int | None = None) -> dict[str, Any]:
-        """Totals by queue/status, active queues and failures of the last ``recent_hours``."""
-        from rearq_tasks import stats
-        from rearq_tasks.conf import conf
-
-        hours = conf.RECENT_HOURS if recent_hours is None else recent_hours
-        return stats.overview(self, recent_hours=hours)
-
-    def by_task(self, order_by: str = "-failures", limit: int | None = 20) -> list[dict[str, Any]]:
-        """Per task: count, failures, failure rate, avg/p95 duration, latest error."""
-        from rearq_tasks import stats
-
-        return stats.by_task(self, order_by=order_by, limit=limit)
 
 
 class TaskLog(models.Model):
@@ -261,6 +213,10 @@ class TaskLog(models.Model):
         return self.status == StatusChoices.SUCCESS and self.success is True
 
     @property
+    def is_retryable(self) -> bool:
+        return self.status in RETRYABLE_STATUSES
+
+    @property
     def is_failed(self) -> bool:
         return self.status in FAILED_STATUSES or self.success is False
 
@@ -282,7 +238,7 @@ class TaskLog(models.Model):
     def queue_wait_ms(self) -> int | None:
         if self.start_time is None or self.enqueue_time is None:
             return None
-        return _ms_between(self.enqueue_time, self.start_time)
+        return duration_ms(self.enqueue_time, self.start_time)
 
     # Lifecycle. Every helper goes through _advance: one place decides what may move.
     def _advance(self, status: str, **fields: Any) -> bool:
@@ -360,11 +316,7 @@ class TaskLog(models.Model):
         return self._advance(StatusChoices.CANCELED, **fields)
 
     def _duration_to(self, finish: dt.datetime) -> int | None:
-        return None if self.start_time is None else _ms_between(self.start_time, finish)
-
-
-def _ms_between(start: dt.datetime, end: dt.datetime) -> int:
-    return max(0, round((end - start).total_seconds() * 1000))
+        return duration_ms(self.start_time, finish)
 
 
 class AlertState(models.Model):
@@ -396,25 +348,6 @@ class AlertState(models.Model):
         return f"{self.key} ({'firing' if self.firing else 'ok'})"
 
 
-class EventType(models.TextChoices):
-    """What happened to a job at one moment (see docs/history.md)."""
-
-    ENQUEUED = "enqueued", _("Enqueued")
-    DEFERRED = "deferred", _("Deferred")
-    STARTED = "started", _("Started")
-    RETRY_SCHEDULED = "retry_scheduled", _("Retry scheduled")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
-    EXPIRED = "expired", _("Expired")
-    CANCELED = "canceled", _("Canceled")
-    LOST = "lost", _("Lost")
-    REPAIRED = "repaired", _("Repaired")
-
-
-# Events that end an attempt with an error; the first attempt's are "first-attempt errors".
-ATTEMPT_ERROR_EVENTS: frozenset[str] = frozenset(
-    {EventType.RETRY_SCHEDULED, EventType.FAILED, EventType.LOST}
-)
 ATTEMPT_ERROR = Q(event__in=sorted(ATTEMPT_ERROR_EVENTS))
 
 

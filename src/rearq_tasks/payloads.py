@@ -21,26 +21,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from rearq_tasks.conf import conf
+
 REDACTED = "[redacted]"
 TRUNCATED_KEY = "__truncated__"
 MAX_DEPTH = 32
 
-DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
-    r"pass(word|wd)?",
-    r"secret",
-    r"token",
-    r"api[-_]?key",
-    r"auth(orization)?",
-    r"cookie",
-    r"session",
-    r"private[-_]?key",
-    r"credential",
-    r"card[-_]?(number|no)?",
-    r"^(cc|pan)([-_]?(number|no))?$",
-    r"cvv|cvc",
-    r"iban",
-    r"ssn",
-)
 _CARD_LIKE = re.compile(r"^(?:\d[ -]?){12,18}\d$")
 
 
@@ -180,8 +166,6 @@ class PayloadRules:
 
 
 def payload_rules() -> PayloadRules:
-    from rearq_tasks.conf import conf
-
     patterns = tuple(conf.redact_patterns)
     return PayloadRules(
         limit=conf.PAYLOAD_MAX_BYTES,
@@ -273,8 +257,6 @@ def prepare_traceback(task_name: str, text: str | None) -> str | None:
     """A traceback as stored: redacted like the payloads, NUL-free, at most PAYLOAD_MAX_BYTES."""
     if text is None:
         return None
-    from rearq_tasks.conf import conf
-
     patterns = () if task_name in conf.REDACT_EXEMPT_TASKS else conf.redact_patterns
     pattern = _compile(tuple(patterns)) if patterns else None
     return clean_text(redact_text(text, pattern), conf.PAYLOAD_MAX_BYTES)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from rearq_tasks.metrics import metrics_view
-from rearq_tasks.views import SchemaView, TaskLogViewSet
+from rearq_tasks.api.views import SchemaView, TaskLogViewSet
+from rearq_tasks.ops.metrics import metrics_view
 
 app_name = "rearq_tasks"
 

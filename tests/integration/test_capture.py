@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def rearq_state(job_id: str) -> tuple[Any, list[Any]]:
-    from rearq_tasks.client import _run_sync
+    from rearq_tasks.queue.loop import run_sync
 
     async def go() -> tuple[Any, list[Any]]:
         from rearq.server.models import Job, JobResult
@@ -25,7 +25,7 @@ def rearq_state(job_id: str) -> tuple[Any, list[Any]]:
         results = list(await JobResult.filter(job_id=job.id).order_by("id")) if job else []
         return job, results
 
-    return _run_sync(go)
+    return run_sync(go)
 
 
 def row(job_id: str) -> TaskLog | None:
@@ -65,7 +65,7 @@ def assert_matches_rearq(log: TaskLog) -> None:
 
 
 def test_enqueue_rows_queued_and_deferred_with_user(shared_worker, django_user_model) -> None:
-    from rearq_tasks.jobs import enqueue_sync
+    from rearq_tasks.queue.jobs import enqueue_sync
 
     user = django_user_model.objects.create_user("alice")
     now_id = enqueue_sync("add", 1, 2, user=user)
@@ -82,7 +82,7 @@ def test_enqueue_rows_queued_and_deferred_with_user(shared_worker, django_user_m
 
 
 def test_in_progress_while_running_then_success(shared_worker) -> None:
-    from rearq_tasks.jobs import enqueue_sync
+    from rearq_tasks.queue.jobs import enqueue_sync
 
     job_id = enqueue_sync("sleep", 2)
     running = wait_status(job_id, "in_progress", timeout=10)
@@ -95,7 +95,7 @@ def test_in_progress_while_running_then_success(shared_worker) -> None:
 
 
 def test_retry_keeps_one_row_and_counts_attempts(shared_worker) -> None:
-    from rearq_tasks.jobs import enqueue_sync
+    from rearq_tasks.queue.jobs import enqueue_sync
 
     job_id = enqueue_sync("fail_once", uuid.uuid4().hex)
     deferred = wait_status(job_id, "deferred", "success", timeout=10)
@@ -109,7 +109,7 @@ def test_retry_keeps_one_row_and_counts_attempts(shared_worker) -> None:
 
 
 def test_final_failure(shared_worker) -> None:
-    from rearq_tasks.jobs import enqueue_sync
+    from rearq_tasks.queue.jobs import enqueue_sync
 
     job_id = enqueue_sync("always_fail", reason="no luck")
     done = wait_status(job_id, "failed", timeout=15)
@@ -119,18 +119,19 @@ def test_final_failure(shared_worker) -> None:
 
 
 def test_expired_before_run(shared_worker) -> None:
-    from rearq_tasks.client import _run_sync, get_rearq_client
+    from rearq_tasks.queue.client import get_rearq_client
+    from rearq_tasks.queue.loop import run_sync
 
     task = get_rearq_client().task_map["add"]
     past = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
-    job = _run_sync(lambda: task.delay(1, 1, expire=past))
+    job = run_sync(lambda: task.delay(1, 1, expire=past))
     done = wait_status(job.job_id, "expired")
     assert done.success is False and done.is_failed
     assert_matches_rearq(done)
 
 
 def test_cancel_running_job(shared_worker) -> None:
-    from rearq_tasks.jobs import cancel_job, enqueue_sync
+    from rearq_tasks.queue.jobs import cancel_job, enqueue_sync
 
     job_id = enqueue_sync("sleep", 20)
     running = wait_status(job_id, "in_progress", timeout=10)
@@ -146,7 +147,7 @@ def test_cancel_running_job(shared_worker) -> None:
 
 def test_cancel_that_does_not_land_keeps_the_real_outcome(shared_worker) -> None:
     """Found by the soak: the row said canceled while ReArq ran the job to success."""
-    from rearq_tasks.jobs import cancel_job, enqueue_sync
+    from rearq_tasks.queue.jobs import cancel_job, enqueue_sync
 
     job_id = enqueue_sync("stubborn", 20)
     running = wait_status(job_id, "in_progress", timeout=10)
@@ -161,7 +162,7 @@ def test_cancel_that_does_not_land_keeps_the_real_outcome(shared_worker) -> None
 
 
 def test_cancel_refuses_a_job_rearq_already_finished(shared_worker) -> None:
-    from rearq_tasks.jobs import cancel_job, enqueue_sync
+    from rearq_tasks.queue.jobs import cancel_job, enqueue_sync
 
     job_id = enqueue_sync("add", 1, 1)
     wait_status(job_id, "success")
@@ -176,7 +177,7 @@ def test_cancel_deferred_job_never_runs(shared_worker) -> None:
     import redis
     from django.conf import settings
 
-    from rearq_tasks.jobs import cancel_job, enqueue_sync
+    from rearq_tasks.queue.jobs import cancel_job, enqueue_sync
 
     job_id = enqueue_sync("add", 5, 5, countdown=1)
     cancel_job(row(job_id))
@@ -198,7 +199,7 @@ def test_cron_jobs_get_full_rows(shared_worker) -> None:
 
 
 def test_task_not_registered_on_worker_is_an_error(shared_worker) -> None:
-    from rearq_tasks.jobs import retry_job
+    from rearq_tasks.queue.jobs import retry_job
 
     ghost = TaskLog.objects.create(
         job_id=uuid.uuid4().hex, task_name="ghost", queue_name="default", status="failed",
@@ -213,7 +214,7 @@ def test_task_not_registered_on_worker_is_an_error(shared_worker) -> None:
 
 
 def test_retry_job_reenqueues_same_task_and_args(shared_worker, django_user_model) -> None:
-    from rearq_tasks.jobs import enqueue_sync, retry_job
+    from rearq_tasks.queue.jobs import enqueue_sync, retry_job
 
     user = django_user_model.objects.create_user("bob")
     job_id = enqueue_sync("always_fail", reason="again")

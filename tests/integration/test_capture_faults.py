@@ -18,8 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_job_finished_while_redis_was_away_is_recorded_as_it_ran(worker_pool) -> None:
     """ReArq XACKs before it saves the job: with Redis gone the ack raises, rearq_job stays
     in_progress with no result for ever. TaskLog says what happened: the job succeeded."""
-    from rearq_tasks.jobs import enqueue_sync
-    from rearq_tasks.reconcile import sync_task_logs
+    from rearq_tasks.queue.jobs import enqueue_sync, sync_task_logs
 
     url = urlsplit(settings.REARQ_TASKS["REDIS_URL"])
     proxy = TcpProxy(url.hostname, url.port or 6379)
@@ -45,7 +44,7 @@ def test_job_finished_while_redis_was_away_is_recorded_as_it_ran(worker_pool) ->
 def test_job_that_never_started_is_lost_not_left_waiting(worker_pool) -> None:
     """Redis lost while a fetched job waited for its slot: ReArq never runs it; TaskLog fails
     it as lost at once instead of keeping the stale queued status."""
-    from rearq_tasks.jobs import enqueue_sync
+    from rearq_tasks.queue.jobs import enqueue_sync
 
     url = urlsplit(settings.REARQ_TASKS["REDIS_URL"])
     proxy = TcpProxy(url.hostname, url.port or 6379)

@@ -35,9 +35,8 @@ def test_overflow_is_counted_logged_in_metrics_and_repaired(worker_pool, setting
     import redis
 
     from rearq_tasks.conf import conf
-    from rearq_tasks.jobs import enqueue_sync
-    from rearq_tasks.metrics import render
-    from rearq_tasks.reconcile import sync_task_logs
+    from rearq_tasks.ops.metrics import render
+    from rearq_tasks.queue.jobs import enqueue_sync, sync_task_logs
 
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "CAPTURE_STREAM_MAXLEN": CAP}
     client = redis.Redis.from_url(settings.REARQ_TASKS["REDIS_URL"], decode_responses=True)

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_plain_rearq_cli_worker_and_run_at_start(worker_pool) -> None:
-    from rearq_tasks.jobs import enqueue_sync
+    from rearq_tasks.queue.jobs import enqueue_sync
 
     worker_pool.start("default", cli=True, with_timer=True)
     job_id = enqueue_sync("add", 20, 22)
@@ -34,8 +34,7 @@ def test_plain_rearq_cli_worker_and_run_at_start(worker_pool) -> None:
 
 
 def test_killed_worker_job_becomes_lost_after_sync(worker_pool, settings) -> None:
-    from rearq_tasks.jobs import enqueue_sync
-    from rearq_tasks.reconcile import sync_task_logs
+    from rearq_tasks.queue.jobs import enqueue_sync, sync_task_logs
 
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "LOST_JOB_GRACE_SECONDS": 0}
     proc = worker_pool.start("default")
@@ -55,7 +54,7 @@ def test_killed_worker_job_becomes_lost_after_sync(worker_pool, settings) -> Non
 def test_sync_task_logs_imports_and_repairs_history(worker_pool) -> None:
     from django.core.management import call_command
 
-    from rearq_tasks.jobs import enqueue_sync
+    from rearq_tasks.queue.jobs import enqueue_sync
 
     worker_pool.start("default", "slowq", with_timer=True)
     ids = [enqueue_sync("add", i, i) for i in range(5)] + [enqueue_sync("always_fail")]
@@ -81,7 +80,8 @@ def test_sync_task_logs_imports_and_repairs_history(worker_pool) -> None:
 def test_two_workers_drain_1000_mixed_jobs_each_once(worker_pool) -> None:
     import asyncio
 
-    from rearq_tasks.client import _run_sync, get_rearq_client
+    from rearq_tasks.queue.client import get_rearq_client
+    from rearq_tasks.queue.loop import run_sync
 
     worker_pool.start("default", with_timer=True)
     worker_pool.start("default")
@@ -101,7 +101,7 @@ def test_two_workers_drain_1000_mixed_jobs_each_once(worker_pool) -> None:
             jobs += await asyncio.gather(*batch)
         return [j.job_id for j in jobs]
 
-    ids = _run_sync(enqueue_all, timeout=120)
+    ids = run_sync(enqueue_all, timeout=120)
     wait_for(
         lambda: TaskLog.objects.filter(job_id__in=ids).completed().count() == 1000,
         180,  # ~20 s on an idle 2-core box; SQLite writers queue behind each other under load
@@ -118,7 +118,7 @@ def test_two_workers_drain_1000_mixed_jobs_each_once(worker_pool) -> None:
             latest[r.job_id] = r
         return {jid: (j, latest.get(j.id)) for jid, j in jobs.items()}
 
-    expected = _run_sync(rearq_rows, timeout=60)
+    expected = run_sync(rearq_rows, timeout=60)
     workers = set()
     for log in TaskLog.objects.filter(job_id__in=ids):
         job, result = expected[log.job_id]
@@ -135,7 +135,7 @@ def test_two_workers_drain_1000_mixed_jobs_each_once(worker_pool) -> None:
     reason="needs a networked Django database to cut (PostgreSQL or MariaDB)",
 )
 def test_rows_arrive_after_django_database_outage(worker_pool) -> None:
-    from rearq_tasks.jobs import enqueue_sync
+    from rearq_tasks.queue.jobs import enqueue_sync
 
     proxy = TcpProxy(
         connection.settings_dict["HOST"] or "127.0.0.1", int(connection.settings_dict["PORT"])
@@ -187,7 +187,7 @@ def test_rearq_server_database_route_answers(worker_pool, unused_tcp_port) -> No
 
 
 def test_external_collector_writes_what_workers_send(worker_pool) -> None:
-    from rearq_tasks.jobs import enqueue_sync
+    from rearq_tasks.queue.jobs import enqueue_sync
 
     env = {"REARQ_TASKS_WORKER_COLLECTOR": "external"}
     worker_pool.start("default", extra_env=env)

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from rearq_tasks.history import job_history
 from rearq_tasks.models import TaskEvent, TaskLog
+from rearq_tasks.queries.history import job_history
 from tests.factories import UserFactory
 from tests.integration.conftest import wait_for
 from tests.integration.test_capture import rearq_state, wait_status
@@ -23,8 +23,7 @@ def events(job_id: str) -> list[TaskEvent]:
 
 
 def test_a_clean_first_attempt_stores_no_event_and_shows_three(worker_pool, client) -> None:
-    from rearq_tasks.jobs import enqueue_sync
-    from rearq_tasks.reconcile import sync_task_logs
+    from rearq_tasks.queue.jobs import enqueue_sync, sync_task_logs
 
     worker_pool.start("default")
     job_id = enqueue_sync("add", 2, 3)
@@ -53,8 +52,7 @@ def test_a_clean_first_attempt_stores_no_event_and_shows_three(worker_pool, clie
 def test_failing_twice_then_succeeding_is_three_attempts_matching_rearq(
     worker_pool, client
 ) -> None:
-    from rearq_tasks.jobs import enqueue_sync
-    from rearq_tasks.reconcile import sync_task_logs
+    from rearq_tasks.queue.jobs import enqueue_sync, sync_task_logs
 
     worker_pool.start("default", with_timer=True)
     job_id = enqueue_sync("fail_twice", uuid.uuid4().hex, api_token="tok-123")
@@ -107,8 +105,7 @@ def test_failing_twice_then_succeeding_is_three_attempts_matching_rearq(
 def test_sigkilled_worker_leaves_started_that_reconcile_closes_as_lost(
     worker_pool, settings
 ) -> None:
-    from rearq_tasks.jobs import enqueue_sync
-    from rearq_tasks.reconcile import sync_task_logs
+    from rearq_tasks.queue.jobs import enqueue_sync, sync_task_logs
 
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "LOST_JOB_GRACE_SECONDS": 0}
     proc = worker_pool.start("default")

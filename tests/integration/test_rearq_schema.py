@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 # Imports first, then all processes start creating the tables at the same moment.
 READY = (
     "import asyncio, os, time, django; django.setup(); import tortoise.backends.asyncpg; "
-    "from rearq_tasks.client import ensure_ready; "
+    "from rearq_tasks.queue.loop import ensure_ready; "
     "time.sleep(max(0, float(os.environ['START_AT']) - time.time())); "
     "asyncio.run(ensure_ready()); print('ready')"
 )

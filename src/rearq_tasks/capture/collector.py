@@ -22,7 +22,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from rearq_tasks.capture import stats
+from rearq_tasks.capture import counters
 from rearq_tasks.capture.events import fold, loads
 
 logger = logging.getLogger("rearq_tasks.capture")
@@ -40,7 +40,7 @@ LOG_EVERY_S = 60.0
 def _write(records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ()) -> int:
     from django.db import close_old_connections, connection, transaction
 
-    from rearq_tasks.capture.history import write_events
+    from rearq_tasks.capture.history_writer import write_events
     from rearq_tasks.capture.upsert import upsert_records
 
     try:
@@ -137,7 +137,7 @@ class Collector:
         messages = result[1] if len(result) > 1 else []
         messages = [m for m in messages if m and m[1]]
         if messages:
-            stats.incr("claimed", len(messages))
+            counters.incr("claimed", len(messages))
         return messages
 
     async def step(self, block: bool, own_pending: bool = False) -> int:
@@ -164,7 +164,7 @@ class Collector:
             return 0
         full = len(messages) >= self.batch_size
         self._next_read = time.monotonic() + (0.0 if full else self.linger)
-        stats.incr("read", len(messages))
+        counters.incr("read", len(messages))
         events = []
         for _msg_id, fields in messages:
             raw = fields.get("e") if fields else None
@@ -187,10 +187,10 @@ class Collector:
         while True:
             try:
                 written = await loop.run_in_executor(self._executor, _write, records, events)
-                stats.incr("written", written)
+                counters.incr("written", written)
                 return
             except Exception as exc:
-                stats.incr("retried")
+                counters.incr("retried")
                 logger.warning(
                     "capture collector: writing %d rows failed (%s: %s); retrying in %.1fs",
                     len(records),
@@ -207,7 +207,7 @@ class Collector:
         now = time.monotonic()
         if now - self._last_log >= LOG_EVERY_S:
             self._last_log = now
-            logger.info("capture: %s", stats.get_capture_stats())
+            logger.info("capture: %s", counters.get_capture_stats())
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Write what is waiting in the stream now (at shutdown), within ``timeout``."""
@@ -240,4 +240,4 @@ class Collector:
                     pass
         await self.drain(timeout)
         self._executor.shutdown(wait=False)
-        logger.info("capture: %s", stats.get_capture_stats())
+        logger.info("capture: %s", counters.get_capture_stats())

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from typing import Any
 
-from rearq_tasks.capture import stats
+from rearq_tasks.capture import counters
 from rearq_tasks.capture.events import dumps
 
 logger = logging.getLogger("rearq_tasks.capture")
@@ -124,7 +124,7 @@ class Emitter:
             self._wake.set()
 
     def _drop(self, count: int) -> None:
-        stats.incr("overflowed", count)
+        counters.incr("overflowed", count)
         self._dropped += count
         self._episode_dropped += count
         if self._episode_dropped == count:
@@ -150,7 +150,7 @@ class Emitter:
             await self.flush()
             if loop.time() - last_log >= LOG_EVERY_S:
                 last_log = loop.time()
-                logger.info("capture: %s", stats.get_capture_stats())
+                logger.info("capture: %s", counters.get_capture_stats())
 
     async def flush(self) -> bool:
         """Send everything buffered; False when Redis refused or the stream is full (the
@@ -165,20 +165,20 @@ class Emitter:
                     self.redis, self.stream, self.maxlen, batch, self._dropped, self._refused
                 )
             except Exception as exc:  # Redis down or slow: keep the events, try again later
-                stats.incr("send_failures")
-                stats.set_value("buffered", len(self._buffer))
+                counters.incr("send_failures")
+                counters.set_value("buffered", len(self._buffer))
                 logger.warning("capture: could not send %d events to Redis: %s", len(batch), exc)
                 return False
             self._dropped = self._refused = 0
             del self._buffer[:added]
-            stats.incr("emitted", added)
+            counters.incr("emitted", added)
             if added < len(batch):
                 # Count each event once, however many flushes the full stream refuses it.
                 new = len(batch) - added - max(0, self._held - added)
                 self._held = len(batch) - added
-                stats.incr("refused", new)
+                counters.incr("refused", new)
                 self._refused += new
-                stats.set_value("buffered", len(self._buffer))
+                counters.set_value("buffered", len(self._buffer))
                 if not self._stream_full:
                     self._stream_full = True
                     logger.warning(
@@ -198,10 +198,10 @@ class Emitter:
                 "capture: %d events were dropped (buffer full); run sync_task_logs to repair "
                 "their rows (%d dropped in this process so far)",
                 self._episode_dropped,
-                stats.get_capture_stats()["overflowed"],
+                counters.get_capture_stats()["overflowed"],
             )
             self._episode_dropped = 0
-        stats.set_value("buffered", 0)
+        counters.set_value("buffered", 0)
         return True
 
     async def stop(self, timeout: float = 5.0) -> None:
@@ -217,7 +217,7 @@ class Emitter:
             if not await self.flush():
                 await asyncio.sleep(0.2)
         if self._buffer:
-            stats.incr("overflowed", len(self._buffer))
+            counters.incr("overflowed", len(self._buffer))
             try:
                 await send(
                     self.redis, self.stream, self.maxlen, [], self._dropped + len(self._buffer)

@@ -13,7 +13,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-QUEUE_PREFIX = "rearq:queue:"
+from rearq_tasks import lifecycle
+from rearq_tasks.queue.keys import short_queue
 
 FIELDS: tuple[str, ...] = (
     "job_id",
@@ -37,16 +38,6 @@ FIELDS: tuple[str, ...] = (
     "user_id",
 )
 TIME_FIELDS = frozenset({"enqueue_time", "expire_time", "start_time", "finish_time"})
-# Within one attempt a job moves waiting -> in_progress -> terminal; a retry starts the next
-# attempt (job_retries + 1) back at "waiting". Non-terminal events are ordered by this rank.
-RANK = {"queued": 0, "deferred": 0, "in_progress": 1}
-TERMINAL_RANK = 2
-
-
-def short_queue(queue: str | None) -> str | None:
-    if queue is None:
-        return None
-    return queue[len(QUEUE_PREFIX) :] if queue.startswith(QUEUE_PREFIX) else queue
 
 
 def to_ms(value: dt.datetime | None) -> float | None:
@@ -85,6 +76,27 @@ def job_event(job: Any, status: str, queue: str | None, **fields: Any) -> dict[s
     return event
 
 
+# The TaskLog columns an event rebuilt from a stored row carries (the rest stay as stored).
+ROW_FIELDS: tuple[str, ...] = (
+    "job_id", "task_name", "queue_name", "args", "kwargs", "job_retry", "job_retries",
+    "job_retry_after", "enqueue_time", "start_time", "worker_id",
+)  # fmt: skip
+
+
+def row_event(row: Any, status: str, **fields: Any) -> dict[str, Any]:
+    """An event about a job known only from its TaskLog row (a model instance or ``.values()``
+    dict): what cancel and reconcile send through the same upsert as the capture."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    event: dict[str, Any] = {}
+    for name in ROW_FIELDS:
+        value = get(name)
+        event[name] = to_ms(value) if name in TIME_FIELDS else value
+    event["status"] = status
+    for name, value in fields.items():
+        event[name] = to_ms(value) if isinstance(value, dt.datetime) else value
+    return event
+
+
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
@@ -96,20 +108,10 @@ def loads(raw: str | bytes) -> dict[str, Any]:
     return json.loads(raw)
 
 
-def order(status: str, retries: int) -> tuple[int, int]:
-    return retries or 0, RANK.get(status, TERMINAL_RANK)
-
-
 def may_replace(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """The guard of the SQL upsert, in Python (used to coalesce a batch per job_id)."""
-    from rearq_tasks.models import TERMINAL_STATUSES, can_transition
-
-    if not can_transition(old["status"], new["status"]):
-        return False
-    if old["status"] in TERMINAL_STATUSES or new["status"] in TERMINAL_STATUSES:
-        return True
-    return order(new["status"], new.get("job_retries", 0)) >= order(
-        old["status"], old.get("job_retries", 0)
+    """Whether event ``new`` may replace the values of ``old`` (the upsert's guard)."""
+    return lifecycle.may_replace(
+        old["status"], old.get("job_retries"), new["status"], new.get("job_retries")
     )
 
 

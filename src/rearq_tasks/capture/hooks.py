@@ -19,13 +19,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from rearq_tasks.capture import counters
 from rearq_tasks.capture import runtime as runtime_mod
-from rearq_tasks.capture import stats
 from rearq_tasks.capture.events import dumps, job_event, now_ms, to_ms
+from rearq_tasks.lifecycle import duration_ms
+from rearq_tasks.queue.keys import TASK_NOT_FOUND
 
 logger = logging.getLogger("rearq_tasks.capture")
 
-# The user an enqueue is done for (set by rearq_tasks.jobs.enqueue / enqueue_sync).
+# The user an enqueue is done for (set by rearq_tasks.queue.jobs.enqueue / enqueue_sync).
 current_user_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "rearq_tasks_user_id", default=None
 )
@@ -92,9 +94,9 @@ async def _send(redis: Any, event: dict[str, Any]) -> None:
     else:
         reason = "the stream is full (CAPTURE_STREAM_MAXLEN unwritten events)"
     if added:
-        stats.incr("emitted")
+        counters.incr("emitted")
         return
-    stats.incr("overflowed")
+    counters.incr("overflowed")
     if reason.startswith("the stream is full"):
         try:
             await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [], dropped=1)
@@ -248,7 +250,7 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
     status = getattr(job.status, "value", job.status)
     finish = to_ms(getattr(job_result, "finish_time", None)) or now_ms()
     start = ctx.start_ms or to_ms(getattr(job_result, "start_time", None))
-    duration = None if start is None else max(0, round(finish - start))
+    duration = duration_ms(start, finish)
     common = {"worker_id": ctx.worker, "start_time": start}
     if status == "expired":
         _emit(job_event(job, "expired", ctx.queue, job_retries=retries, success=False,
@@ -267,7 +269,7 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
         _emit(job_event(job, "deferred", ctx.queue, job_retries=retries + 1,
                         error_message=_result_text(job_result), duration_ms=duration,
                         event_time=finish, traceback=ctx.traceback, **common))  # fmt: skip
-    elif job_result is not None and _result_text(job_result) == "task not found":
+    elif job_result is not None and _result_text(job_result) == TASK_NOT_FOUND:
         message = (
             f"task {job.task!r} is not registered on worker {ctx.worker}: ReArq left the "
             "job in progress and will never run it"
@@ -320,7 +322,7 @@ def _safe_interrupted(ctx: _JobContext, job: Any, retries: int, exc: BaseExcepti
     try:
         finish = now_ms()
         start = ctx.start_ms
-        duration = None if start is None else max(0, round(finish - start))
+        duration = duration_ms(start, finish)
         common = {"job_retries": retries, "finish_time": finish, "duration_ms": duration,
                   "start_time": start, "worker_id": ctx.worker}  # fmt: skip
         reason = f"{type(exc).__name__}: {exc}"
@@ -352,7 +354,7 @@ async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None
         else "canceled"
     )
     finish = now_ms()
-    duration = None if ctx.start_ms is None else max(0, round(finish - ctx.start_ms))
+    duration = duration_ms(ctx.start_ms, finish)
     try:
         _emit(job_event(job, "canceled", ctx.queue, job_retries=retries, finish_time=finish,
                         duration_ms=duration, worker_id=ctx.worker, error_message=reason,

@@ -12,39 +12,23 @@ import collections
 import gc
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio.client import Redis
-from redis.asyncio.connection import ConnectionPool
-from redis.asyncio.sentinel import Sentinel
-
-from rearq_tasks.capture import stats
+from rearq_tasks.capture import counters
 from rearq_tasks.capture.collector import Collector
 from rearq_tasks.capture.emitter import Emitter
+from rearq_tasks.conf import conf
+from rearq_tasks.queue.connection import make_redis
+from rearq_tasks.queue.keys import CANCEL_TASK, CHANNEL
 
 logger = logging.getLogger("rearq_tasks.capture")
 
-CHANNEL = "rearq:channel"
 REMEMBERED_CANCELS = 10_000
-
-
-def make_redis(rearq: Any) -> Redis:
-    """A Redis client to the same server as ``rearq`` (URL or sentinels)."""
-    if getattr(rearq, "sentinels", None):
-        sentinel = Sentinel(
-            [tuple(s.rsplit(":", 1)) if isinstance(s, str) else s for s in rearq.sentinels],
-            decode_responses=True,
-            socket_connect_timeout=5,
-        )
-        return sentinel.master_for(rearq.sentinel_master)
-    pool = ConnectionPool.from_url(rearq.redis_url, decode_responses=True, socket_connect_timeout=5)
-    return Redis(connection_pool=pool)
 
 
 class CaptureRuntime:
     def __init__(self, rearq: Any) -> None:
-        from rearq_tasks.conf import conf
-
         self.rearq = rearq
         self.loop = asyncio.get_running_loop()
         self.redis = make_redis(rearq)
@@ -82,7 +66,7 @@ class CaptureRuntime:
         if self.collector is not None:
             await self.collector.stop()
         else:
-            logger.info("capture: %s", stats.get_capture_stats())
+            logger.info("capture: %s", counters.get_capture_stats())
         try:
             await self.redis.close()
         except Exception:
@@ -102,7 +86,7 @@ class CaptureRuntime:
                     except (TypeError, ValueError):
                         continue
                     job_id = data.get("job_id") if isinstance(data, dict) else None
-                    if data.get("type") == "cancel_task" and job_id:
+                    if data.get("type") == CANCEL_TASK and job_id:
                         self.canceled[job_id] = None
                         while len(self.canceled) > REMEMBERED_CANCELS:
                             self.canceled.popitem(last=False)
@@ -137,6 +121,14 @@ def _ensure_django() -> None:
 
 
 _runtime: CaptureRuntime | None = None
+_last_stop: list[Callable[[], Awaitable[None]]] = []
+
+
+def on_last_stop(callback: Callable[[], Awaitable[None]]) -> None:
+    """Await ``callback`` in the worker's loop after the last worker of the process stopped
+    (the ReArq integration closes ReArq's database there)."""
+    if callback not in _last_stop:
+        _last_stop.append(callback)
 
 
 def current() -> CaptureRuntime | None:
@@ -168,21 +160,8 @@ async def release() -> None:
     if runtime.users <= 0:
         _runtime = None
         await runtime.stop()
-        await _close_tortoise()
-
-
-async def _close_tortoise() -> None:
-    """Close ReArq's database if our startup opened it: aiosqlite's thread would keep the
-    process alive after the last worker stopped."""
-    from rearq_tasks import client
-
-    loop = asyncio.get_running_loop()
-    if id(loop) not in client._ready_loops:
-        return
-    client._ready_loops.discard(id(loop))
-    try:
-        from tortoise import Tortoise
-
-        await Tortoise.close_connections()
-    except Exception as exc:
-        logger.warning("capture: closing ReArq's database failed: %s", exc)
+        for callback in _last_stop:
+            try:
+                await callback()
+            except Exception as exc:
+                logger.warning("capture: a shutdown step failed: %s", exc)

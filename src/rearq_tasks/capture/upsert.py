@@ -3,10 +3,13 @@
 Events arrive late, twice, and from several collectors at once, so the decision whether a
 row may move is taken *inside* the statement, against the row as it is in the database:
 
-* a terminal row only accepts the same terminal status again (``models.can_transition``);
+* a terminal row only accepts the same terminal status again;
 * a terminal event always wins over a non-terminal row;
 * non-terminal events are ordered by (job_retries, waiting < in_progress), so a late
   "queued" never hides a running job and a retry's "deferred" follows its attempt.
+
+The rule is :func:`rearq_tasks.lifecycle.may_replace`, in SQL
+:func:`rearq_tasks.lifecycle.guard_sql`.
 
 Fields an event does not know (NULL) keep their stored value; ``user_id`` is filled once
 and never replaced. No read-modify-write, so concurrent writers cannot lose an update.
@@ -15,14 +18,15 @@ and never replaced. No read-modify-write, so concurrent writers cannot lose an u
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, transaction
 from django.utils import timezone
 
-from rearq_tasks.capture.events import FIELDS, RANK, TERMINAL_RANK, TIME_FIELDS, from_ms
-from rearq_tasks.models import TERMINAL_STATUSES, TaskLog
+from rearq_tasks.capture.events import FIELDS, TIME_FIELDS, from_ms
+from rearq_tasks.lifecycle import guard_sql
+from rearq_tasks.models import TaskLog
 from rearq_tasks.payloads import payload_rules, prepare_record
 
 TABLE = TaskLog._meta.db_table
@@ -40,26 +44,6 @@ NOT_NULL_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _terminal_list() -> str:
-    return ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
-
-
-def _order(status: str, retries: str) -> str:
-    cases = " ".join(f"WHEN '{s}' THEN {r}" for s, r in sorted(RANK.items()))
-    return f"({retries} * 4 + CASE {status} {cases} ELSE {TERMINAL_RANK} END)"
-
-
-def _guard(old: Callable[[str], str], new: Callable[[str], str]) -> str:
-    """SQL for "the new values may replace the old row"; ``old``/``new`` name a column."""
-    terminal = _terminal_list()
-    return (
-        f"(CASE WHEN {old('status')} IN ({terminal}) THEN {old('status')} = {new('status')} "
-        f"WHEN {new('status')} IN ({terminal}) THEN 1 = 1 "
-        f"ELSE {_order(new('status'), new('job_retries'))} >= "
-        f"{_order(old('status'), old('job_retries'))} END)"
-    )
-
-
 def _queue_value(old: str, new: str) -> str:
     # An empty queue name means "not known here" (the task is not registered in that process).
     return f"CASE WHEN {new}queue_name = '' THEN {old}queue_name ELSE {new}queue_name END"
@@ -74,7 +58,7 @@ def build_sql(vendor: str, rows: int) -> str:
     if vendor == "mysql":
         # MySQL applies assignments left to right and later ones see earlier results, so the
         # guard is decided once, by the first assignment (updated_at), and read back after.
-        guard = _guard(lambda c: c, lambda c: f"VALUES({c})")
+        guard = guard_sql(lambda c: c, lambda c: f"VALUES({c})")
         marker = "updated_at <=> VALUES(updated_at)"
         sets = [f"updated_at = IF({guard}, VALUES(updated_at), updated_at)"]
         for c in GUARDED:
@@ -88,7 +72,7 @@ def build_sql(vendor: str, rows: int) -> str:
         sets.append("user_id = COALESCE(user_id, VALUES(user_id))")
         return f"{head} ON DUPLICATE KEY UPDATE {', '.join(sets)}"
     old, new = f"{TABLE}.", "excluded."
-    guard = _guard(lambda c: old + c, lambda c: new + c)
+    guard = guard_sql(lambda c: old + c, lambda c: new + c)
     sets = []
     for c in GUARDED:
         value = _queue_value(old, new) if c == "queue_name" else f"COALESCE({new}{c}, {old}{c})"

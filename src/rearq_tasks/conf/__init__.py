@@ -2,7 +2,7 @@
 
 Every setting is an uncached property so ``override_settings`` works in tests.
 ``SPEC`` describes each key once (default, accepted types, constraint); the system
-checks in :mod:`rearq_tasks.checks` and the docs table are derived from it.
+checks in :mod:`rearq_tasks.conf.checks` and the docs table are derived from it.
 """
 
 from __future__ import annotations

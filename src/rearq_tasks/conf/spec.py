@@ -1,5 +1,5 @@
 """``SPEC``: every key of ``settings.REARQ_TASKS`` described once (default, accepted types,
-constraint, doc). The system checks in :mod:`rearq_tasks.checks` and the settings table in
+constraint, doc). The system checks in :mod:`rearq_tasks.conf.checks` and the settings table in
 the docs are derived from it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rearq_tasks.payloads import DEFAULT_REDACT_PATTERNS
+from rearq_tasks.redaction import DEFAULT_REDACT_PATTERNS
 
 SETTING_NAME = "REARQ_TASKS"
 
@@ -157,7 +157,7 @@ SPEC: dict[str, Option] = {
         (), (list, tuple), "Task names whose payloads are stored without redaction.", _str_list
     ),
     "API_PERMISSION_CLASSES": Option(
-        ("rearq_tasks.permissions.CanViewTaskLogs",),
+        ("rearq_tasks.api.permissions.CanViewTaskLogs",),
         (list, tuple),
         "DRF permission classes (dotted paths) guarding the API and metrics.",
         _str_list,

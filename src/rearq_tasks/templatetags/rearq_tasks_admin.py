@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from rearq_tasks.admin_filters import bounded_date_hierarchy
+from rearq_tasks.admin.filters import bounded_date_hierarchy
 
 register = template.Library()
 

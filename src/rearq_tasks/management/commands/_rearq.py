@@ -12,7 +12,7 @@ from rearq_tasks.conf import conf, redact_url
 
 
 def client_with_tasks() -> Any:
-    from rearq_tasks.client import get_rearq_client, load_task_modules
+    from rearq_tasks.queue.client import get_rearq_client, load_task_modules
 
     rearq = get_rearq_client()
     try:

@@ -16,8 +16,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rearq_tasks.alerts import EXIT_ERROR, RULES, RunResult, run_alerts
-from rearq_tasks.channels import plain_text
+from rearq_tasks.ops.alerts import EXIT_ERROR, RULES, RunResult, run_alerts
+from rearq_tasks.ops.channels import plain_text
 
 
 class Command(BaseCommand):

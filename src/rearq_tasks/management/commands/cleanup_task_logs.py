@@ -1,6 +1,6 @@
 """``manage.py cleanup_task_logs [--days N] [--failed-days N] [--batch-size N] [--dry-run]``.
 
-Deletes TaskLog rows past retention in short batches (see :mod:`rearq_tasks.retention`).
+Deletes TaskLog rows past retention in short batches (see :mod:`rearq_tasks.ops.retention`).
 Exit status: 0 done (or nothing to do), 1 bad options (CommandError; nothing deleted).
 """
 
@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from rearq_tasks.conf import conf
-from rearq_tasks.retention import DEFAULT_BATCH_SIZE, purge
+from rearq_tasks.ops.retention import DEFAULT_BATCH_SIZE, purge
 
 MAX_DAYS = 36_500  # a timedelta holds at most 999,999,999 days; no retention is longer
 MAX_BATCH_SIZE = 1_000_000

@@ -27,8 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from rearq_tasks.client import ReArqUnavailable
-        from rearq_tasks.jobs import enqueue_sync
+        from rearq_tasks.queue.jobs import enqueue_sync
+        from rearq_tasks.queue.loop import ReArqUnavailable
 
         if options["count"] < 1:
             raise CommandError("--count must be at least 1")

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from rearq_tasks.models import TaskLog
-from rearq_tasks.seeding import seed
+from rearq_tasks.ops.seeding import seed
 
 
 class Command(BaseCommand):
@@ -23,8 +23,11 @@ class Command(BaseCommand):
         User = get_user_model()
         user, created = User.objects.get_or_create(
             username=options["username"],
-            defaults={"email": f"{options['username']}@example.com", "is_staff": True,
-                      "is_superuser": True},  # fmt: skip
+            defaults={
+                "email": f"{options['username']}@example.com",
+                "is_staff": True,
+                "is_superuser": True,
+            },  # fmt: skip
         )
         if created:
             user.set_password(options["password"])

@@ -20,9 +20,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from rearq_tasks.capture.collector import Collector
-        from rearq_tasks.capture.runtime import make_redis
-        from rearq_tasks.client import get_rearq_client
         from rearq_tasks.conf import conf
+        from rearq_tasks.queue.client import get_rearq_client
+        from rearq_tasks.queue.connection import make_redis
 
         rearq = get_rearq_client()
 

@@ -31,7 +31,7 @@ class Command(BaseCommand):
         app.set_rearq(rearq)
 
         async def startup() -> None:
-            from rearq_tasks.client import ensure_ready
+            from rearq_tasks.queue.loop import ensure_ready
 
             await ensure_ready()
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from rearq_tasks.seeding import seed, truncate
+from rearq_tasks.ops.seeding import seed, truncate
 
 MAX_COUNT = 100_000_000
 MAX_BATCH_SIZE = 1_000_000

@@ -50,8 +50,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=1000)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from rearq_tasks.client import ReArqUnavailable
-        from rearq_tasks.reconcile import sync_task_logs
+        from rearq_tasks.queue.jobs import sync_task_logs
+        from rearq_tasks.queue.loop import ReArqUnavailable
 
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")

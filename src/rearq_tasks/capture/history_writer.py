@@ -15,7 +15,7 @@ count, so it closes attempt ``job_retries``; every other event belongs to attemp
 
 Nothing the TaskLog row already tells is stored (see :func:`is_implicit`): the first
 attempt's ``enqueued`` and, while attempt 1 runs or once it has succeeded, its ``started``
-and ``succeeded``. :func:`rearq_tasks.history.job_history` puts them back when the history
+and ``succeeded``. :func:`rearq_tasks.queries.history.job_history` puts them back when the history
 is read. Most jobs succeed at once, so most jobs store no history row at all.
 """
 
@@ -27,6 +27,8 @@ from typing import Any
 from django.db import connections
 
 from rearq_tasks.capture.events import from_ms, now_ms
+from rearq_tasks.lifecycle import TERMINAL_EVENTS, duration_ms
+from rearq_tasks.queue.keys import TASK_NOT_FOUND
 
 TABLE = "django_cfg_task_event"
 COLUMNS: tuple[str, ...] = (
@@ -34,12 +36,6 @@ COLUMNS: tuple[str, ...] = (
     "traceback",
 )  # fmt: skip
 CHUNK = 1000
-TERMINAL_EVENTS = {
-    "success": "succeeded",
-    "failed": "failed",
-    "expired": "expired",
-    "canceled": "canceled",
-}
 
 
 def _row(event: dict[str, Any], kind: str, attempt: int, at: float | None, **extra: Any) -> dict:
@@ -146,13 +142,13 @@ def rows_from_rearq(job: Any, results: Sequence[Any]) -> list[dict[str, Any]]:
         rows.append(_row(base, "started", attempt, start, worker_id=result.worker))
         if result.success:
             kind = "succeeded"
-        elif result.result == "task not found" or (last and status == "failed"):
+        elif result.result == TASK_NOT_FOUND or (last and status == "failed"):
             kind = "failed"
         else:  # ReArq deferred the job for another attempt (whatever happened next)
             kind = "retry_scheduled"
         duration = None
         if start is not None and finish is not None:
-            duration = max(0, round(finish - start))
+            duration = duration_ms(start, finish)
         rows.append(
             _row(
                 base,

@@ -1,6 +1,6 @@
 """Aggregates the operations surfaces (health, alerts, metrics) share beyond :mod:`stats`.
 
-Rates, averages and per-task figures come from :mod:`rearq_tasks.stats` (the API's
+Rates, averages and per-task figures come from :mod:`rearq_tasks.queries.stats` (the API's
 vocabulary); what it lacks — backlog and stuck counts by queue, histogram buckets, average
 retries — is here. Each is one query composed from the named ``Q``'s of
 :mod:`rearq_tasks.models`, grouped in the database — never a loop over rows — and bounded
@@ -17,6 +17,7 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q,
 from django.db.models.functions import Coalesce
 
 from rearq_tasks.models import COMPLETED, QUEUED, TaskLog
+from rearq_tasks.queries.stats import by_task
 
 DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 WAIT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
@@ -47,7 +48,7 @@ def oldest_stuck(older_than: dt.timedelta | int, limit: int = 10) -> list[dict]:
 
 @dataclass(frozen=True)
 class TaskWindow:
-    """One task's figures in a window, as :func:`rearq_tasks.stats.by_task` defines them."""
+    """One task's figures in a window, as :func:`rearq_tasks.queries.stats.by_task` defines them."""
 
     task_name: str
     completed: int
@@ -78,12 +79,12 @@ def per_task_window(since: dt.datetime) -> list[TaskWindow]:
             failed=row["failures"],
             failure_rate=row["failure_rate"] if row["completed"] else None,
             avg_duration_ms=row["avg_duration_ms"],
-            avg_retries=None if retries.get(row["task_name"]) is None else float(
-                retries[row["task_name"]]
-            ),
+            avg_retries=None
+            if retries.get(row["task_name"]) is None
+            else float(retries[row["task_name"]]),
             latest_error=row["latest_error"],
         )
-        for row in window.by_task(order_by="task_name", limit=None)
+        for row in by_task(window, order_by="task_name", limit=None)
     ]
 
 

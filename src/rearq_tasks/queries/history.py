@@ -1,6 +1,6 @@
 """Reading a job's history: its events with per-attempt waits, and retry analytics per task.
 
-The events themselves are written by :mod:`rearq_tasks.capture.history` (and the
+The events themselves are written by :mod:`rearq_tasks.capture.history_writer` (and the
 reconciler); the status words come from :mod:`rearq_tasks.models`. See docs/history.md.
 """
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Avg, Case, Count, F, IntegerField, When
 
+from rearq_tasks.lifecycle import ATTEMPT_END_EVENTS, duration_ms
 from rearq_tasks.models import (
     ATTEMPT_ERROR,
     COMPLETED,
@@ -25,24 +26,7 @@ from rearq_tasks.models import (
 if TYPE_CHECKING:
     from rearq_tasks.models import TaskLogQuerySet
 
-# Events that end an attempt: the next attempt's queue wait runs from there.
-ATTEMPT_END_EVENTS = frozenset(
-    {
-        EventType.RETRY_SCHEDULED,
-        EventType.SUCCEEDED,
-        EventType.FAILED,
-        EventType.EXPIRED,
-        EventType.CANCELED,
-        EventType.LOST,
-    }
-)
 RETRY_ORDERINGS: tuple[str, ...] = ("retry_share", "retried", "mean_attempts", "completed")
-
-
-def _ms(start: Any, end: Any) -> int | None:
-    if start is None or end is None:
-        return None
-    return max(0, round((end - start).total_seconds() * 1000))
 
 
 def with_queue_waits(log: TaskLog, events: Iterable[TaskEvent]) -> list[TaskEvent]:
@@ -60,7 +44,7 @@ def with_queue_waits(log: TaskLog, events: Iterable[TaskEvent]) -> list[TaskEven
     for event in ordered:
         if event.event == EventType.STARTED:
             since = log.enqueue_time if event.attempt == 1 else ends.get(event.attempt - 1)
-            event.queue_wait_ms = _ms(since, event.timestamp)  # type: ignore[attr-defined]
+            event.queue_wait_ms = duration_ms(since, event.timestamp)  # type: ignore[attr-defined]
     return ordered
 
 
@@ -68,8 +52,9 @@ def implicit_events(log: TaskLog, stored: Iterable[TaskEvent]) -> list[TaskEvent
     """The unsaved events the TaskLog row stands for (``id`` None), in the order they happened.
 
     The capture does not store what the row already tells (see
-    :func:`rearq_tasks.capture.history.is_implicit`): attempt 1's ``enqueued`` (unless the job
-    was ``deferred``), and its ``started``/``succeeded`` while it runs or once it succeeded.
+    :func:`rearq_tasks.capture.history_writer.is_implicit`): attempt 1's ``enqueued``
+    (unless the job was ``deferred``), and its ``started``/``succeeded`` while it runs or
+    once it succeeded.
     A row the database holds is never derived a second time.
     """
     have = {(event.attempt, str(event.event)) for event in stored}

@@ -16,10 +16,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from rearq_tasks import ops_queries
-from rearq_tasks.channels import Channel, ChannelError, configured_channels
 from rearq_tasks.conf import conf
 from rearq_tasks.models import AlertState
+from rearq_tasks.ops.channels import Channel, ChannelError, configured_channels
+from rearq_tasks.queries import ops as ops_queries
 
 EXIT_OK, EXIT_FIRING, EXIT_ERROR = 0, 1, 2
 
@@ -234,9 +234,7 @@ def evaluate(rules: Iterable[str] | None = None, now: dt.datetime | None = None)
     return [alert for name in names for alert in RULES[name](ctx)]
 
 
-def _decide(
-    alert: Alert, state: AlertState | None, now: dt.datetime
-) -> Notification | None:
+def _decide(alert: Alert, state: AlertState | None, now: dt.datetime) -> Notification | None:
     def note(reason: str) -> Notification:
         return Notification(
             "firing", reason, alert.key, alert.rule, alert.message, alert.value,
@@ -276,8 +274,13 @@ def run_alerts(
         if state.firing and state.key not in current:
             notifications.append(
                 Notification(
-                    "resolved", "resolved", state.key, state.rule,
-                    f"cleared (was: {state.message})", None, state.threshold,
+                    "resolved",
+                    "resolved",
+                    state.key,
+                    state.rule,
+                    f"cleared (was: {state.message})",
+                    None,
+                    state.threshold,
                 )  # fmt: skip
             )
     result = RunResult(alerts, notifications, suppressed, dry_run=dry_run)

@@ -18,9 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.drainage import set_override
 
-from rearq_tasks import search
 from rearq_tasks.conf import conf
-from rearq_tasks.expressions import queue_wait_ms
 from rearq_tasks.models import (
     CANCELED,
     COMPLETED,
@@ -38,6 +36,8 @@ from rearq_tasks.models import (
     since_q,
     stuck_q,
 )
+from rearq_tasks.queries import search
+from rearq_tasks.queries.expressions import queue_wait_ms
 
 ORDERING_FIELDS: tuple[str, ...] = (
     "enqueue_time",

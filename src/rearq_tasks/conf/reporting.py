@@ -4,7 +4,7 @@ Django's ``SafeExceptionReporterFilter`` hides settings whose *names* look secre
 ``REARQ_TASKS["REDIS_URL"]`` is not such a name and carries ReArq's Redis password; an
 unhealthy ``/health/`` answers 500, so such a report is routine, not exceptional. Use::
 
-    DEFAULT_EXCEPTION_REPORTER_FILTER = "rearq_tasks.reporting.SafeExceptionReporterFilter"
+    DEFAULT_EXCEPTION_REPORTER_FILTER = "rearq_tasks.conf.reporting.SafeExceptionReporterFilter"
 
 (system check ``rearq_tasks.W001`` asks for it while ``REARQ_TASKS`` holds a credential).
 """

@@ -14,15 +14,14 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 
 from rearq_tasks.conf import conf
+from rearq_tasks.queue.connection import redis_client
+from rearq_tasks.queue.keys import WORKER_KEY, queue_key, short_queue
 
-WORKER_KEY = "rearq:worker"
-QUEUE_KEY_PREFIX = "rearq:queue:"
-DELAY_QUEUE = f"{QUEUE_KEY_PREFIX}delay"
+__all__ = ["Heartbeat", "WorkerState", "read_workers", "redis_client"]
 
 
 @dataclass(frozen=True)
@@ -73,29 +72,6 @@ class WorkerState:
         return counts
 
 
-def queue_name(key: str) -> str:
-    """``rearq:queue:default`` → ``default`` (ReArq's heartbeats carry the stream key)."""
-    return key[len(QUEUE_KEY_PREFIX) :] if key.startswith(QUEUE_KEY_PREFIX) else key
-
-
-def redis_client(timeout: float | None = None) -> redis.Redis:
-    """A short-timeout client on ReArq's Redis (URL or sentinels from settings)."""
-    timeout = conf.REDIS_TIMEOUT_SECONDS if timeout is None else timeout
-    options: dict[str, Any] = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "decode_responses": True,
-        "retry_on_timeout": False,
-    }
-    sentinels = conf.REDIS_SENTINELS
-    if sentinels:
-        from redis.sentinel import Sentinel
-
-        nodes = [(node.rsplit(":", 1)[0], int(node.rsplit(":", 1)[1])) for node in sentinels]
-        return Sentinel(nodes, **options).master_for(conf.REDIS_SENTINEL_MASTER, **options)
-    return redis.Redis.from_url(conf.REDIS_URL, **options)
-
-
 def parse_heartbeat(name: str, raw: str, now: dt.datetime, stale_after: float) -> Heartbeat | None:
     """Decode one hash field; None for a value ReArq would not have written."""
     try:
@@ -105,7 +81,7 @@ def parse_heartbeat(name: str, raw: str, now: dt.datetime, stale_after: float) -
         return None
     return Heartbeat(
         name=name,
-        queue=queue_name(str(value.get("queue") or "")),
+        queue=short_queue(str(value.get("queue") or "")) or "",
         is_timer=bool(value.get("is_timer")),
         last_seen=last_seen,
         group=str(value.get("group") or ""),
@@ -135,7 +111,7 @@ def read_workers(
     by_identity = {(hb.group, hb.consumer): hb.name for hb in heartbeats if not hb.is_timer}
     extra = sorted({q for q in queues} - {hb.queue for hb in heartbeats if hb.alive})
     for queue in extra:
-        for group, consumer in _consumers(client, QUEUE_KEY_PREFIX + queue):
+        for group, consumer in _consumers(client, queue_key(queue)):
             name = by_identity.get((group, consumer))
             if name is not None:
                 served[name].add(queue)

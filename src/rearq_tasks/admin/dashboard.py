@@ -3,7 +3,7 @@
 Figures come from the query vocabulary (one aggregate per panel, computed in the
 database); live workers come from ReArq's own heartbeat hash in Redis, where a
 heartbeat older than ``WORKER_STALE_SECONDS`` counts as a dead worker (the same rule as
-the ``ReArqWorkers`` health check, from :mod:`rearq_tasks.liveness`).
+the ``ReArqWorkers`` health check, from :mod:`rearq_tasks.queue.liveness`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from rearq_tasks import liveness
-from rearq_tasks.admin_display import format_duration
-from rearq_tasks.liveness import redis_client
+from rearq_tasks import queries
+from rearq_tasks.admin.display import format_duration
 from rearq_tasks.models import QUEUED, TaskLog
+from rearq_tasks.queue import liveness
+from rearq_tasks.queue.connection import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -58,18 +59,18 @@ def dashboard_context(now: dt.datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard template shows, for the last 24 hours.
 
     The figures are the API's: ``summary()``, ``timeline()`` and ``by_task()`` of
-    :mod:`rearq_tasks.stats` over the same ``since`` window, plus ``stuck()`` and the
+    :mod:`rearq_tasks.queries.stats` over the same ``since`` window, plus ``stuck()`` and the
     ``QUEUED`` backlog.
     """
     now = now or timezone.now()
     recent = TaskLog.objects.since(now - dt.timedelta(hours=PERIOD_HOURS))
-    summary = recent.summary()
+    summary = queries.summary(recent)
     stuck = TaskLog.objects.stuck().count()
     backlog = TaskLog.objects.filter(QUEUED).count()
     workers = read_workers()
-    timeline = TaskLog.objects.timeline(PERIOD_HOURS, "hour", now=now)
+    timeline = queries.timeline(TaskLog.objects, PERIOD_HOURS, "hour", now=now)
     # One grouped query for both panels: the rows are per task (a few dozen), not per job.
-    tasks = recent.by_task("-failures", limit=None)
+    tasks = queries.by_task(recent, "-failures", limit=None)
     top_failing = [row for row in tasks if row["failures"]][:TOP]
     timed = [row for row in tasks if row["p95_duration_ms"] is not None]
     slowest = sorted(timed, key=lambda row: (-row["p95_duration_ms"], row["task_name"]))[:TOP]

@@ -86,8 +86,8 @@ class JobActionsMixin:
             )
 
     def _operate_one(self, request: HttpRequest, kind: str, log: TaskLog) -> tuple[bool, str]:
-        from rearq_tasks import jobs
-        from rearq_tasks.client import ReArqUnavailable
+        from rearq_tasks.queue import jobs
+        from rearq_tasks.queue.loop import ReArqUnavailable
 
         try:
             if kind == "retry":

@@ -4,13 +4,13 @@ Add them to any ``HealthCheckView``::
 
     HealthCheckView.as_view(checks=[
         "health_check.checks.Database",
-        "rearq_tasks.health.TaskQueue",
-        "rearq_tasks.health.ReArqWorkers",
-        "rearq_tasks.health.ReArqRedis",
+        "rearq_tasks.ops.health.TaskQueue",
+        "rearq_tasks.ops.health.ReArqWorkers",
+        "rearq_tasks.ops.health.ReArqRedis",
     ])
 
 Thresholds are dataclass fields defaulting to ``REARQ_TASKS`` (read when the check is built,
-so ``override_settings`` applies); pass ``("rearq_tasks.health.TaskQueue", {...})`` to override.
+so ``override_settings`` applies); pass ``("rearq_tasks.ops.health.TaskQueue", {...})`` to override.
 Each check warns (``ServiceWarning``) at ``warning_ratio`` of a threshold and is unavailable
 past it. Messages carry figures and thresholds, never URLs or credentials.
 """
@@ -29,10 +29,11 @@ from django.db import close_old_connections
 from health_check.base import HealthCheck
 from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
 
+from rearq_tasks import queries
 from rearq_tasks.conf import conf, redact_url
-from rearq_tasks.liveness import read_workers, redis_client
 from rearq_tasks.models import DEFERRED, TaskLog
-from rearq_tasks.ops_queries import backlog_by_queue
+from rearq_tasks.queries.ops import backlog_by_queue
+from rearq_tasks.queue.liveness import read_workers, redis_client
 
 
 def _seconds(value: dt.timedelta | int | float) -> float:
@@ -118,18 +119,14 @@ class TaskQueue(HealthCheck):
             )
 
     def _check_failure_rate(self, problems: list[HealthCheckException]) -> None:
-        summary = TaskLog.objects.since(self.period).summary()
+        summary = queries.summary(TaskLog.objects.since(self.period))
         completed, failed, rate = summary["completed"], summary["failed"], summary["failure_rate"]
         if completed < self.failure_rate_min_sample:
             return
         hours = _seconds(self.period) / 3600
-        text = (
-            f"failure rate {rate:.1f} % ({failed}/{completed} jobs in the last {hours:g} h)"
-        )
+        text = f"failure rate {rate:.1f} % ({failed}/{completed} jobs in the last {hours:g} h)"
         if rate > self.failure_rate_threshold:
-            problems.append(
-                ServiceUnavailable(f"{text} above {self.failure_rate_threshold:g} %")
-            )
+            problems.append(ServiceUnavailable(f"{text} above {self.failure_rate_threshold:g} %"))
         elif rate > self.failure_rate_threshold * self.warning_ratio:
             problems.append(
                 ServiceWarning(

@@ -11,7 +11,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from rearq_tasks.conf import SETTING_NAME, SPEC, Option, redact_url, user_settings
-from rearq_tasks.reporting import SafeExceptionReporterFilter, redact_value
+from rearq_tasks.conf.reporting import SafeExceptionReporterFilter, redact_value
 
 
 def _type_ok(value: Any, option: Option) -> bool:
@@ -141,8 +141,8 @@ def check_error_reports(**kwargs: Any) -> list[CheckMessage]:
         Warning(
             f"{SETTING_NAME} holds credentials ({', '.join(held)}) that Django's error reports "
             "would show: it hides settings by name only, and an unhealthy /health/ is a 500.",
-            hint='Set DEFAULT_EXCEPTION_REPORTER_FILTER = '
-            '"rearq_tasks.reporting.SafeExceptionReporterFilter" (or a subclass of it).',
+            hint="Set DEFAULT_EXCEPTION_REPORTER_FILTER = "
+            '"rearq_tasks.conf.reporting.SafeExceptionReporterFilter" (or a subclass of it).',
             id="rearq_tasks.W001",
         )
     ]

@@ -25,8 +25,8 @@ from django.db.models import (
 from django.db.models.functions import Floor
 from django.utils import timezone
 
-from rearq_tasks.expressions import MillisecondsBetween, vendor
 from rearq_tasks.models import FAILED, SUCCESSFUL, since_q
+from rearq_tasks.queries.expressions import MillisecondsBetween, vendor
 
 if TYPE_CHECKING:
     from rearq_tasks.models import TaskLogQuerySet

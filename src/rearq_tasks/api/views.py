@@ -2,7 +2,7 @@
 
 Access is decided per request by ``API_AUTHENTICATION_CLASSES`` and
 ``API_PERMISSION_CLASSES`` (staff only by default). Aggregates come from
-:mod:`rearq_tasks.stats` through the queryset vocabulary.
+:mod:`rearq_tasks.queries.stats` through the queryset vocabulary.
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from rearq_tasks.conf import conf
-from rearq_tasks.filters import TaskLogFilterSet
-from rearq_tasks.history import job_history
-from rearq_tasks.models import TaskLog, TaskLogQuerySet
-from rearq_tasks.pagination import TaskLogPagination
-from rearq_tasks.serializers import (
+from rearq_tasks import queries
+from rearq_tasks.api.filters import TaskLogFilterSet
+from rearq_tasks.api.pagination import TaskLogPagination
+from rearq_tasks.api.serializers import (
     LIST_COLUMNS,
     OverviewSerializer,
     PeriodParams,
@@ -42,6 +40,9 @@ from rearq_tasks.serializers import (
     TimelineBucketSerializer,
     TimelineParams,
 )
+from rearq_tasks.conf import conf
+from rearq_tasks.models import TaskLog, TaskLogQuerySet
+from rearq_tasks.queries.history import job_history
 
 BAD_REQUEST = OpenApiResponse(description="A query parameter is invalid: {parameter: [messages]}.")
 NOT_FOUND = OpenApiResponse(description="No such row, or a page past the end.")
@@ -126,7 +127,7 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
     def stats(self, request: Request) -> Response:
         """Counts, rates, average and percentile durations and queue waits of a period."""
         params = _params(PeriodParams, request)
-        data = _scoped(params).summary()
+        data = queries.summary(_scoped(params))
         data["period_hours"] = params["period_hours"]
         return Response(data)
 
@@ -142,13 +143,13 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         scope = TaskLog.objects.for_task(params["task_name"])
         if params["queue_name"]:
             scope = scope.filter(queue_name=params["queue_name"])
-        return Response(scope.timeline(params["period_hours"], params["interval"]))
+        return Response(queries.timeline(scope, params["period_hours"], params["interval"]))
 
     @documented(responses={200: OverviewSerializer}, filters=False)
     @action(detail=False, pagination_class=None, filter_backends=[], schema=AutoSchema)
     def overview(self, request: Request) -> Response:
         """Totals by queue and status; active queues and failures of the last RECENT_HOURS."""
-        data = TaskLog.objects.all().overview(recent_hours=conf.RECENT_HOURS)
+        data = queries.overview(TaskLog.objects.all(), recent_hours=conf.RECENT_HOURS)
         data["recent_hours"] = conf.RECENT_HOURS
         return Response(data)
 
@@ -161,7 +162,7 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
     def tasks(self, request: Request) -> Response:
         """Per task name: count, failures, failure rate, avg/p95 duration, latest error."""
         params = _params(TasksParams, request)
-        rows = _scoped(params).by_task(order_by=params["ordering"], limit=params["limit"])
+        rows = queries.by_task(_scoped(params), order_by=params["ordering"], limit=params["limit"])
         return Response(rows)
 
     @documented(
@@ -174,8 +175,11 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         """Per task: share of completed jobs that needed a retry, mean attempts, recovered
         jobs and the most common first-attempt errors."""
         params = _params(RetriesParams, request)
-        rows = _scoped(params).retries_by_task(
-            order_by=params["ordering"], limit=params["limit"], errors=params["errors"]
+        rows = queries.retries_by_task(
+            _scoped(params),
+            order_by=params["ordering"],
+            limit=params["limit"],
+            errors=params["errors"],
         )
         return Response(rows)
 
@@ -253,9 +257,9 @@ class SchemaView(ConfiguredAccessMixin, SpectacularAPIView):
     custom_settings = {
         "TITLE": "django-rearq-tasks API",
         "DESCRIPTION": "Read-only access to the TaskLog record of ReArq jobs.",
-        "PREPROCESSING_HOOKS": ["rearq_tasks.views.keep_only_this_api"],
+        "PREPROCESSING_HOOKS": ["rearq_tasks.api.views.keep_only_this_api"],
         "POSTPROCESSING_HOOKS": [
             "drf_spectacular.hooks.postprocess_schema_enums",
-            "rearq_tasks.views.strings_without_nul",
+            "rearq_tasks.api.views.strings_without_nul",
         ],
     }

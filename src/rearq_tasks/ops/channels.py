@@ -21,7 +21,7 @@ from django.core.mail import send_mail
 from rearq_tasks.conf import conf
 
 if TYPE_CHECKING:
-    from rearq_tasks.alerts import Notification
+    from rearq_tasks.ops.alerts import Notification
 
 SOURCE = "django-rearq-tasks"
 

@@ -6,7 +6,7 @@ Every count is a ``Count(filter=<named Q>)`` from :mod:`rearq_tasks.models` and 
 figure is computed by the database: one aggregate query for :func:`summary` on
 PostgreSQL (``percentile_cont ... WITHIN GROUP``); elsewhere the percentiles are read
 with two-row ``OFFSET`` look-ups (a few small queries, never all rows in Python).
-The timeline lives in :mod:`rearq_tasks.timeline` (re-exported here).
+The timeline lives in :mod:`rearq_tasks.queries.timeseries` (re-exported here).
 """
 
 from __future__ import annotations
@@ -16,23 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Avg, Case, Count, ExpressionWrapper, F, FloatField, Value, When
 
-from rearq_tasks.expressions import (
+from rearq_tasks.models import (
+    ACTIVE,
+    COMPLETED,
+    FAILED,
+    RETRIED,
+    SUCCESSFUL,
+    WITH_ERROR,
+    since_q,
+)
+from rearq_tasks.queries.expressions import (
     MillisecondsBetween,
     PercentileCont,
     queue_wait_ms,
     vendor,
 )
-from rearq_tasks.models import (
-    COMPLETED,
-    FAILED,
-    QUEUED,
-    RETRIED,
-    RUNNING,
-    SUCCESSFUL,
-    WITH_ERROR,
-    since_q,
-)
-from rearq_tasks.timeline import INTERVALS, bucket_starts, timeline
+from rearq_tasks.queries.timeseries import INTERVALS, bucket_starts, timeline
 
 if TYPE_CHECKING:
     from rearq_tasks.models import TaskLogQuerySet
@@ -50,8 +49,6 @@ __all__ = [
 ]
 
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
-IN_PROGRESS = QUEUED | RUNNING
-"""What the stats call "in progress": queued or running (deferred retries are not)."""
 # Counts read only columns of the covering index (migration 0002) so PostgreSQL can answer
 # from the index alone: COUNT(*) and, with a filter, COUNT of the NOT NULL enqueue_time.
 
@@ -93,7 +90,7 @@ def summary(qs: TaskLogQuerySet) -> dict[str, Any]:
         "total": Count("*"),
         "successful": Count("enqueue_time", filter=SUCCESSFUL),
         "failed": Count("enqueue_time", filter=FAILED),
-        "in_progress": Count("enqueue_time", filter=IN_PROGRESS),
+        "in_progress": Count("enqueue_time", filter=ACTIVE),
         "completed": Count("enqueue_time", filter=COMPLETED),
         "retried": Count("enqueue_time", filter=RETRIED),
         "with_duration": Count("duration_ms"),

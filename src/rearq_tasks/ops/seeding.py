@@ -56,7 +56,7 @@ ERRORS: tuple[str, ...] = (
     "ValueError: invalid literal for int() with base 10: 'n/a'",
     "KeyError: 'customer_id'",
     "HTTPError: 502 Bad Gateway from partner API (request {n})",
-    "IntegrityError: duplicate key value violates unique constraint \"order_{n}_key\"",
+    'IntegrityError: duplicate key value violates unique constraint "order_{n}_key"',
     "PermissionError: [Errno 13] Permission denied: '/var/exports/{n}.csv'",
     "RuntimeError: payment provider declined the charge (code {n})",
 )

@@ -2,7 +2,7 @@
 
 ``enqueue``/``enqueue_sync`` attribute a job to a user; ``retry_job`` and ``cancel_job``
 work from a web process where the task functions are not registered. Sync callers run on
-the client's private loop thread (:func:`rearq_tasks.client._run_sync`).
+the client's private loop thread (:func:`rearq_tasks.queue.loop.run_sync`).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from rearq_tasks.client import (
-    CHANNEL,
-    QUEUE_PREFIX,
-    TASK_KEY,
-    _run_async,
-    _run_sync,
-    get_rearq_client,
-)
+from rearq_tasks.capture.events import job_event, row_event
+from rearq_tasks.capture.history_writer import write_events
+from rearq_tasks.capture.hooks import current_user_id
+from rearq_tasks.lifecycle import RETRYABLE_STATUSES, TERMINAL_STATUSES, duration_ms
+from rearq_tasks.queue.client import get_rearq_client
+from rearq_tasks.queue.keys import CANCEL_TASK, CHANNEL, TASK_DISABLED, TASK_KEY, queue_key
+from rearq_tasks.queue.loop import run_async, run_sync
+from rearq_tasks.queue.reconcile import Progress, SyncReport, reconcile
 
 if TYPE_CHECKING:
     from rearq.task import Task
@@ -56,8 +56,6 @@ def _user_id(user: Any) -> int | None:
 async def _delay(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], user_id: int | None,
                  countdown: float | dt.timedelta | None, eta: dt.datetime | None,
                  job_id: str | None) -> Any:  # fmt: skip
-    from rearq_tasks.capture.hooks import current_user_id
-
     token = current_user_id.set(user_id)
     try:
         return await task.delay(
@@ -69,8 +67,7 @@ async def _delay(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], user
 
 def _record_enqueued(job: Any, task: Task, user_id: int | None) -> None:
     """Write the row now, so the enqueuer sees it at once (the worker's events follow)."""
-    from rearq_tasks.capture.events import job_event
-    from rearq_tasks.capture.upsert import upsert_records
+    from rearq_tasks.capture.upsert import upsert_records  # models: needs Django set up
 
     status = getattr(job.status, "value", job.status)
     try:
@@ -88,7 +85,7 @@ async def enqueue(task: Task | str, *args: Any, user: Any = None,
 
     resolved = _resolve_task(task)
     user_id = _user_id(user)
-    job = await _run_async(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))
+    job = await run_async(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))
     await sync_to_async(_record_enqueued, thread_sensitive=True)(job, resolved, user_id)
     return job.job_id
 
@@ -99,15 +96,12 @@ def enqueue_sync(task: Task | str, *args: Any, user: Any = None,
     """:func:`enqueue` for sync code (views): ``enqueue_sync(add, 1, 2, user=request.user)``."""
     resolved = _resolve_task(task)
     user_id = _user_id(user)
-    job = _run_sync(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))
+    job = run_sync(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))
     _record_enqueued(job, resolved, user_id)
     return job.job_id
 
 
 # --- retry and cancel from TaskLog -----------------------------------------------------------
-RETRYABLE = frozenset({"failed", "expired", "canceled"})
-
-
 def _queue_key(task_log: TaskLog) -> str:
     task = get_rearq_client().task_map.get(task_log.task_name)
     if task is not None:
@@ -117,7 +111,7 @@ def _queue_key(task_log: TaskLog) -> str:
             f"the queue of job {task_log.job_id} is unknown (task {task_log.task_name!r} is "
             "not registered here): it cannot be re-enqueued"
         )
-    return QUEUE_PREFIX + task_log.queue_name
+    return queue_key(task_log.queue_name)
 
 
 def retry_job(task_log: TaskLog, user: Any = None) -> str:
@@ -126,7 +120,7 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
     Works without the task function: it writes the ``rearq_job`` row and adds the message
     to the queue's stream exactly as ``Task.delay`` does.
     """
-    if task_log.status not in RETRYABLE:
+    if task_log.status not in RETRYABLE_STATUSES:
         raise ValueError(
             f"job {task_log.job_id} is {task_log.status}: only failed, expired or canceled "
             "jobs can be retried"
@@ -141,7 +135,7 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
         from tortoise import timezone
 
         rearq = get_rearq_client()
-        if await rearq.redis.hget(TASK_KEY, task_log.task_name) == "disabled":
+        if await rearq.redis.hget(TASK_KEY, task_log.task_name) == TASK_DISABLED:
             raise ValueError(f"task {task_log.task_name!r} is disabled in ReArq")
         job = Job(
             task=task_log.task_name,
@@ -157,9 +151,8 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
         await rearq.redis.xadd(queue, {"job_id": new_id})
         return job
 
-    job = _run_sync(go)
-    from rearq_tasks.capture.events import job_event
-    from rearq_tasks.capture.upsert import upsert_records
+    job = run_sync(go)
+    from rearq_tasks.capture.upsert import upsert_records  # models: needs Django set up
 
     upsert_records([job_event(job, "queued", queue, user_id=user_id)])
     return new_id
@@ -177,14 +170,12 @@ def cancel_job(task_log: TaskLog) -> None:
     died with its Redis connection). The row's status is not trusted for this: capture may
     lag behind ReArq.
     """
-    from rearq_tasks.models import TERMINAL_STATUSES
-
     if task_log.status in TERMINAL_STATUSES:
         raise ValueError(f"job {task_log.job_id} is already {task_log.status}")
     try:
         queue = _queue_key(task_log)
     except ValueError:
-        queue = QUEUE_PREFIX + "default"
+        queue = queue_key(None)
 
     async def go() -> bool:
         import json
@@ -211,42 +202,40 @@ def cancel_job(task_log: TaskLog) -> None:
         await rearq.redis.publish(
             CHANNEL,
             json.dumps(
-                {"type": "cancel_task", "task_name": task_log.task_name, "job_id": task_log.job_id}
+                {"type": CANCEL_TASK, "task_name": task_log.task_name, "job_id": task_log.job_id}
             ),
         )
         return running
 
-    if _run_sync(go):
+    if run_sync(go):
         if task_log.pk is not None:
             task_log.refresh_from_db()
         return
     from django.db import transaction
     from django.utils import timezone
 
-    from rearq_tasks.capture.events import to_ms
-    from rearq_tasks.capture.history import write_events
-    from rearq_tasks.capture.upsert import upsert_records
+    from rearq_tasks.capture.upsert import upsert_records  # models: needs Django set up
 
     finish = timezone.now()
-    duration = None
-    if task_log.start_time is not None:
-        duration = max(0, round((finish - task_log.start_time).total_seconds() * 1000))
-    record = {
-        "job_id": task_log.job_id,
-        "task_name": task_log.task_name,
-        "queue_name": task_log.queue_name,
-        "args": task_log.args,
-        "kwargs": task_log.kwargs,
-        "job_retry": task_log.job_retry,
-        "job_retries": task_log.job_retries,
-        "job_retry_after": task_log.job_retry_after,
-        "enqueue_time": to_ms(task_log.enqueue_time),
-        "status": "canceled",
-        "finish_time": to_ms(finish),
-        "duration_ms": duration,
-        "error_message": "canceled by a user",
-    }
+    record = row_event(
+        task_log,
+        "canceled",
+        finish_time=finish,
+        duration_ms=duration_ms(task_log.start_time, finish),
+        error_message="canceled by a user",
+    )
     with transaction.atomic():
         upsert_records([record])
         write_events([record])
     task_log.refresh_from_db()
+
+
+def sync_task_logs(
+    since: dt.datetime | None = None, batch_size: int = 1000, progress: Progress | None = None
+) -> SyncReport:
+    """Import ReArq's history and repair lost jobs, from sync code (commands, web code).
+
+    Runs :func:`rearq_tasks.queue.reconcile.reconcile` on the client's private loop.
+    """
+    task_map = get_rearq_client().task_map
+    return run_sync(lambda: reconcile(task_map, since, batch_size, progress), timeout=None)

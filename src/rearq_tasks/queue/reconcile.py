@@ -13,17 +13,18 @@ worker was killed; ReArq never runs it again) becomes ``failed`` with a "lost" e
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rearq_tasks.capture.events import job_event, now_ms, to_ms
-from rearq_tasks.capture.history import insert_rows, rows_from_rearq
+from rearq_tasks.capture.events import ROW_FIELDS, job_event, now_ms, row_event, to_ms
+from rearq_tasks.capture.history_writer import insert_rows, rows_from_rearq
 from rearq_tasks.conf import conf
+from rearq_tasks.lifecycle import duration_ms
+from rearq_tasks.queue.keys import TASK_NOT_FOUND
 
 Progress = Callable[[int, int], None]
 
-TASK_NOT_FOUND = "task not found"
 # ReArq reads up to max(max_jobs * 5, 100) messages at once and marks them all in progress
 # before they get a slot: a fetched job may wait several timeouts before it starts.
 UNSTARTED_TIMEOUTS = 5
@@ -61,9 +62,7 @@ def record_from_rearq(job: Any, latest: Any, queue: str | None) -> dict[str, Any
         elif status == "deferred":
             fields["error_message"] = text
         if status in ("success", "failed") and latest.start_time and latest.finish_time:
-            fields["duration_ms"] = max(
-                0, round((latest.finish_time - latest.start_time).total_seconds() * 1000)
-            )
+            fields["duration_ms"] = duration_ms(latest.start_time, latest.finish_time)
         if status in ("queued", "deferred", "in_progress") and "error_message" not in fields:
             # A finished earlier attempt says nothing about the current one's start.
             fields.pop("start_time", None)
@@ -74,15 +73,18 @@ def record_from_rearq(job: Any, latest: Any, queue: str | None) -> dict[str, Any
 
 
 async def reconcile(
-    since: dt.datetime | None = None, batch_size: int = 1000, progress: Progress | None = None
+    task_map: Mapping[str, Any],
+    since: dt.datetime | None = None,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
 ) -> SyncReport:
-    """Import/repair every ``rearq_job`` row (enqueued at/after ``since``) in this loop."""
+    """Import/repair every ``rearq_job`` row (enqueued at/after ``since``) in this loop.
+
+    ``task_map`` is the client's (``rearq.task_map``): it tells each task's queue and timeout.
+    """
     from asgiref.sync import sync_to_async
     from rearq.server.models import Job, JobResult
 
-    from rearq_tasks.client import get_rearq_client
-
-    task_map = get_rearq_client().task_map
     base = Job.all()
     if since is not None:
         base = base.filter(enqueue_time__gte=since)
@@ -172,7 +174,9 @@ def _closing(function: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def mark_lost_jobs(task_map: dict[str, Any] | None = None, now: dt.datetime | None = None) -> int:
+def mark_lost_jobs(
+    task_map: Mapping[str, Any] | None = None, now: dt.datetime | None = None
+) -> int:
     """Fail rows in progress long past their task's timeout: their worker is gone."""
     from django.db import transaction
     from django.db.models import Q
@@ -198,28 +202,22 @@ def mark_lost_jobs(task_map: dict[str, Any] | None = None, now: dt.datetime | No
     for name, timeout in timeouts.items():
         if timeout is not None:
             condition |= overdue(timeout) & Q(task_name=name)
-    fields = ["job_id", "task_name", "queue_name", "args", "kwargs", "job_retry", "job_retries",
-              "job_retry_after", "enqueue_time", "start_time", "worker_id"]  # fmt: skip
     records = []
-    for row in TaskLog.objects.filter(condition).values(*fields).iterator(chunk_size=1000):
-        start = row["start_time"]
+    rows = TaskLog.objects.filter(condition).values(*ROW_FIELDS).iterator(chunk_size=1000)
+    for row in rows:
         where = f"on worker {row['worker_id']}" if row["worker_id"] else "after a worker fetched it"
         records.append(
-            {
-                **row,
-                "enqueue_time": to_ms(row["enqueue_time"]),
-                "start_time": to_ms(start),
-                "status": "failed",
-                "success": False,
-                "finish_time": to_ms(now),
-                "duration_ms": None
-                if start is None
-                else round((now - start).total_seconds() * 1000),
-                "error_message": (
+            row_event(
+                row,
+                "failed",
+                success=False,
+                finish_time=now,
+                duration_ms=duration_ms(row["start_time"], now),
+                error_message=(
                     f"lost: still in progress {where} long after its timeout; the worker was "
                     "stopped or killed and ReArq will not run the job again"
                 ),
-            }
+            )
         )
     for start in range(0, len(records), 1000):
         part = records[start : start + 1000]
@@ -251,12 +249,3 @@ def _lost_events(record: dict[str, Any]) -> list[dict[str, Any]]:
     if record.get("start_time") is None:
         return [lost]
     return [{**base, "event": "started", "timestamp": record["start_time"]}, lost]
-
-
-def sync_task_logs(
-    since: dt.datetime | None = None, batch_size: int = 1000, progress: Progress | None = None
-) -> SyncReport:
-    """Sync entry point for commands and web code (runs on the client's private loop)."""
-    from rearq_tasks.client import _run_sync
-
-    return _run_sync(lambda: reconcile(since, batch_size, progress), timeout=None)

@@ -214,9 +214,9 @@ def attempt_timeline(log: TaskLog, events: list[Any]) -> SafeString:
     """The job's attempts (time, worker, wait, duration, error, collapsible traceback).
 
     ``events`` come from one query, already ordered with queue waits
-    (:func:`rearq_tasks.history.job_history`); nothing here queries per row.
+    (:func:`rearq_tasks.queries.history.job_history`); nothing here queries per row.
     """
-    from rearq_tasks.history import ATTEMPT_END_EVENTS
+    from rearq_tasks.queries.history import ATTEMPT_END_EVENTS
 
     attempts: dict[int, dict[str, Any]] = {}
     for event in events:

@@ -1,7 +1,7 @@
 """Admin for TaskLog on django-unfold: logs are records, not forms.
 
 Nothing can be added or edited; delete is for superusers. Retry and Cancel go through
-ReArq (:mod:`rearq_tasks.jobs`) from the row menu, the detail page or as bulk actions,
+ReArq (:mod:`rearq_tasks.queue.jobs`) from the row menu, the detail page or as bulk actions,
 always as a POST with CSRF, and report per row what happened. They need their own
 permissions, ``tasks.retry_tasklog`` and ``tasks.cancel_tasklog`` (superusers hold both).
 """
@@ -28,14 +28,14 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 from unfold.paginator import InfinitePaginator
 
-from rearq_tasks import admin_display as show
-from rearq_tasks.admin_actions import (  # noqa: F401 - part of this module's interface
+from rearq_tasks.admin import display as show
+from rearq_tasks.admin.actions import (  # noqa: F401 - part of this module's interface
     CANCEL_PERMISSION,
     RETRY_PERMISSION,
     JobActionsMixin,
     can_operate,
 )
-from rearq_tasks.admin_filters import QueueNameFilter, QuickFilter, TaskNameFilter
+from rearq_tasks.admin.filters import QueueNameFilter, QuickFilter, TaskNameFilter
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog
 
@@ -222,7 +222,7 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
     def attempt_timeline(self, obj: TaskLog) -> SafeString:
         """Memoised on the instance (one events query per page, however often it renders)."""
         if not hasattr(obj, "_attempt_timeline_html"):
-            from rearq_tasks.history import job_history
+            from rearq_tasks.queries.history import job_history
 
             events = job_history(obj)
             obj._attempt_timeline_html = show.attempt_timeline(obj, events)  # type: ignore[attr-defined]
@@ -335,7 +335,7 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
         return [dashboard, *super().get_urls()]
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
-        from rearq_tasks.dashboard import dashboard_context
+        from rearq_tasks.admin.dashboard import dashboard_context
 
         if not self.has_view_permission(request):
             raise PermissionDenied

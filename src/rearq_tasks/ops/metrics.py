@@ -29,9 +29,9 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from rearq_tasks import ops_queries
 from rearq_tasks.conf import conf
-from rearq_tasks.liveness import read_workers, redis_client
+from rearq_tasks.queries import ops as ops_queries
+from rearq_tasks.queue.liveness import read_workers, redis_client
 
 PREFIX = "rearq_tasks"
 

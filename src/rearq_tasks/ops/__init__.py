@@ -1,0 +1,1 @@
+"""Operations: health checks, alerts and their channels, retention, metrics, seeding (a surface)."""

@@ -1,0 +1,1 @@
+"""The ReArq integration: keys, client and loop, enqueue/retry/cancel, reconcile, liveness."""

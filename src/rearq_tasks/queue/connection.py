@@ -1,0 +1,45 @@
+"""Redis clients on ReArq's own server, by URL or through Sentinel, built one way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.asyncio.client import Redis as AsyncRedis
+from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.sentinel import Sentinel
+
+from rearq_tasks.conf import conf
+from rearq_tasks.queue.keys import sentinel_nodes
+
+
+def make_redis(rearq: Any) -> AsyncRedis:
+    """An asyncio client to the same server as ``rearq`` (URL or sentinels).
+
+    A dead host fails in seconds instead of hanging a web request or a worker's shutdown.
+    """
+    if getattr(rearq, "sentinels", None):
+        sentinel = AsyncSentinel(
+            sentinel_nodes(rearq.sentinels), decode_responses=True, socket_connect_timeout=5
+        )
+        return sentinel.master_for(rearq.sentinel_master)
+    pool = ConnectionPool.from_url(rearq.redis_url, decode_responses=True, socket_connect_timeout=5)
+    return AsyncRedis(connection_pool=pool)
+
+
+def redis_client(timeout: float | None = None) -> redis.Redis:
+    """A short-timeout sync client on ReArq's Redis (URL or sentinels from settings)."""
+    timeout = conf.REDIS_TIMEOUT_SECONDS if timeout is None else timeout
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "decode_responses": True,
+        "retry_on_timeout": False,
+    }
+    sentinels = conf.REDIS_SENTINELS
+    if sentinels:
+        return Sentinel(sentinel_nodes(sentinels), **options).master_for(
+            conf.REDIS_SENTINEL_MASTER, **options
+        )
+    return redis.Redis.from_url(conf.REDIS_URL, **options)
