@@ -49,6 +49,10 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
     assert "rearq_tasks/capture/upsert.py" in names
     assert "rearq_tasks/models.py" in names
     assert any(n.startswith("rearq_tasks/management/commands/seed_task_logs") for n in names)
+    # The demo's commands (demo_setup creates an admin/admin superuser) are the example's.
+    assert not any("demo_" in n for n in names)
+    for package in ("api", "admin", "ops", "queries", "queue", "capture", "conf"):
+        assert f"rearq_tasks/{package}/__init__.py" in names
     assert not any(n.startswith(("tests/", "example_project/", "bench/", "docs/")) for n in names)
     top = {n.split("/")[0] for n in names}
     assert top <= {"rearq_tasks", *(n for n in top if n.endswith(".dist-info"))}

@@ -9,15 +9,30 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["enqueue", "enqueue_sync", "get_capture_stats", "get_rearq_client", "instrument"]
-
+# The public import paths (docs/architecture.md lists them with the module each comes from).
 _LAZY = {
+    # settings
+    "conf": "rearq_tasks.conf",
+    # the ReArq client and what a Django process does with jobs
     "get_rearq_client": "rearq_tasks.queue.client",
     "instrument": "rearq_tasks.queue.client",
     "enqueue": "rearq_tasks.queue.jobs",
     "enqueue_sync": "rearq_tasks.queue.jobs",
+    "retry_job": "rearq_tasks.queue.jobs",
+    "cancel_job": "rearq_tasks.queue.jobs",
+    "sync_task_logs": "rearq_tasks.queue.jobs",
+    "ReArqUnavailable": "rearq_tasks.queue.loop",
     "get_capture_stats": "rearq_tasks.capture.counters",
+    # the models
+    "TaskLog": "rearq_tasks.models",
+    "TaskEvent": "rearq_tasks.models",
+    "AlertState": "rearq_tasks.models",
+    # the health checks (django-health-check 4.x)
+    "TaskQueue": "rearq_tasks.ops.health",
+    "ReArqWorkers": "rearq_tasks.ops.health",
+    "ReArqRedis": "rearq_tasks.ops.health",
 }
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,20 +1,15 @@
-"""Mount with ``path("cfg/tasks/", include("rearq_tasks.urls"))``."""
+"""Mount with ``path("cfg/tasks/", include("rearq_tasks.urls"))``: the API and the metrics."""
 
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.routers import SimpleRouter
 
-from rearq_tasks.api.views import SchemaView, TaskLogViewSet
+from rearq_tasks.api.urls import urlpatterns as api_urlpatterns
 from rearq_tasks.ops.metrics import metrics_view
 
 app_name = "rearq_tasks"
 
-router = SimpleRouter()
-router.register("logs", TaskLogViewSet, basename="tasklog")
-
 urlpatterns = [
-    path("schema/", SchemaView.as_view(), name="schema"),
     path("metrics/", metrics_view, name="metrics"),
-    *router.urls,
+    *api_urlpatterns,
 ]

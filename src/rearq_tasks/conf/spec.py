@@ -16,12 +16,31 @@ SETTING_NAME = "REARQ_TASKS"
 
 @dataclass(frozen=True)
 class Option:
+    """One key: its default, accepted types, doc and constraint, and how ``conf`` returns it.
+
+    ``coerce`` turns a valid value into what callers get; by default a list-or-tuple setting
+    is returned as a new list and an int-or-float one as a float (a caller may not mutate the
+    settings dict through it, and never has to care which of the accepted types was used).
+    """
+
     default: Any
     types: tuple[type, ...]
     doc: str
     validate: Callable[[Any], str | None] | None = None
     nullable: bool = False
     secret: bool = False
+    coerce: Callable[[Any], Any] | None = None
+
+    def value(self, raw: Any) -> Any:
+        if raw is None:
+            return None
+        if self.coerce is not None:
+            return self.coerce(raw)
+        if set(self.types) == {list, tuple}:
+            return list(raw)
+        if float in self.types:
+            return float(raw)
+        return raw
 
 
 def _positive(value: Any) -> str | None:
@@ -122,6 +141,7 @@ SPEC: dict[str, Option] = {
         'Sentinel nodes as "host:port"; when set, REDIS_URL is not used.',
         _sentinels,
         nullable=True,
+        coerce=lambda value: list(value) or None,
     ),
     "REDIS_SENTINEL_MASTER": Option("master", (str,), "Sentinel master name."),
     "DB_URL": Option(
@@ -154,7 +174,11 @@ SPEC: dict[str, Option] = {
         (), (list, tuple), "More key regexes, added to REDACT_PATTERNS.", _regex_list
     ),
     "REDACT_EXEMPT_TASKS": Option(
-        (), (list, tuple), "Task names whose payloads are stored without redaction.", _str_list
+        (),
+        (list, tuple),
+        "Task names whose payloads are stored without redaction.",
+        _str_list,
+        coerce=frozenset,
     ),
     "API_PERMISSION_CLASSES": Option(
         ("rearq_tasks.api.permissions.CanViewTaskLogs",),
@@ -246,6 +270,7 @@ SPEC: dict[str, Option] = {
         "Per-task alert thresholds {task: {key: number or None (off)}}; keys: "
         "FAILURE_RATE_THRESHOLD, FAILURE_RATE_MIN_SAMPLE, AVG_DURATION_SECONDS, AVG_RETRIES.",
         _task_overrides,
+        coerce=lambda value: {task: dict(limits) for task, limits in value.items()},
     ),
     "ALERT_COOLDOWN_SECONDS": Option(
         3600, (int,), "An unchanged alert is not re-sent within this time.", _non_negative

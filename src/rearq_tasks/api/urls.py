@@ -1,0 +1,16 @@
+"""The API's routes; ``rearq_tasks.urls`` mounts them with the metrics view."""
+
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from rearq_tasks.api.views import SchemaView, TaskLogViewSet
+
+router = SimpleRouter()
+router.register("logs", TaskLogViewSet, basename="tasklog")
+
+urlpatterns = [
+    path("schema/", SchemaView.as_view(), name="schema"),
+    *router.urls,
+]
