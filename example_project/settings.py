@@ -35,7 +35,7 @@ INSTALLED_APPS = [
     "django_filters",
     "health_check",
     "rearq_tasks",
-    "example_project",  # the demo's commands: demo_setup, demo_jobs
+    "example_project.demo",  # the demo's commands: demo_setup, demo_jobs
 ]
 
 MIDDLEWARE = [
