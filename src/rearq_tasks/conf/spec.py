@@ -157,7 +157,7 @@ SPEC: dict[str, Option] = {
         (), (list, tuple), "Task names whose payloads are stored without redaction.", _str_list
     ),
     "API_PERMISSION_CLASSES": Option(
-        ("rearq_tasks.api.permissions.CanViewTaskLogs",),
+        ("rearq_tasks.access.CanViewTaskLogs",),
         (list, tuple),
         "DRF permission classes (dotted paths) guarding the API and metrics.",
         _str_list,
