@@ -18,9 +18,10 @@ from django.utils import timezone
 from rearq_tasks import queries
 from rearq_tasks.admin import display as show
 from rearq_tasks.admin.dashboard import dashboard_context, read_workers
-from rearq_tasks.admin.filters import cached_choices, distinct_values
+from rearq_tasks.admin.filters import cached_choices
 from rearq_tasks.conf import conf
 from rearq_tasks.models import StatusChoices, TaskLog
+from rearq_tasks.queries.distinct import distinct_values
 from rearq_tasks.queue.connection import redis_client
 from rearq_tasks.queue.keys import WORKER_KEY
 from tests.factories import TaskLogFactory, UserFactory

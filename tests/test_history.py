@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from rearq_tasks.capture import history_writer as capture_history
-from rearq_tasks.capture import hooks
+from rearq_tasks.capture import worker_hooks
 from rearq_tasks.capture.collector import _write
 from rearq_tasks.capture.events import fold, to_ms
 from rearq_tasks.capture.history_writer import insert_rows, rows_from_event, rows_from_rearq
@@ -160,11 +160,11 @@ def test_the_task_function_keeps_the_failing_attempts_traceback() -> None:
         raise KeyError(f"token={secret_token}")
 
     job = rearq_job("tb-1", "in_progress", 0)
-    ctx = hooks._JobContext(job, "rearq:queue:default", "w-1")
-    wrapped = hooks._CapturedTask(SimpleNamespace(function=task)).function
+    ctx = worker_hooks._JobContext(job, "rearq:queue:default", "w-1")
+    wrapped = worker_hooks._CapturedTask(SimpleNamespace(function=task)).function
 
     async def run() -> None:
-        hooks._running.set(ctx)
+        worker_hooks._running.set(ctx)
         await wrapped("s3cr3t")
 
     with pytest.raises(KeyError):

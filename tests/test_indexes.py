@@ -48,7 +48,8 @@ def test_search_plan_uses_the_trigram_indexes() -> None:
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="loose index scan is PostgreSQL's")
 def test_distinct_values_by_loose_index_scan() -> None:
-    from rearq_tasks.queries.search import contains_q, distinct_values
+    from rearq_tasks.queries.distinct import distinct_values
+    from rearq_tasks.queries.search import contains_q
     from tests.factories import TaskLogFactory
 
     for name in ("send_email", "send_sms", "send_email", "resize"):

@@ -74,45 +74,11 @@ def dashboard_context(now: dt.datetime | None = None) -> dict[str, Any]:
     top_failing = [row for row in tasks if row["failures"]][:TOP]
     timed = [row for row in tasks if row["p95_duration_ms"] is not None]
     slowest = sorted(timed, key=lambda row: (-row["p95_duration_ms"], row["task_name"]))[:TOP]
-    completed = summary["completed"]
     return {
-        "kpis": [
-            {"key": "total", "title": _("Jobs"), "value": summary["total"]},
-            {
-                "key": "success_rate",
-                "title": _("Success rate"),
-                "value": f"{summary['success_rate']} %" if completed else "–",
-            },
-            {"key": "failures", "title": _("Failures"), "value": summary["failed"]},
-            {
-                "key": "p95",
-                "title": _("p95 duration"),
-                "value": format_duration(summary["p95_duration_ms"]),
-            },
-            {"key": "stuck", "title": _("Stuck"), "value": stuck},
-            {"key": "backlog", "title": _("Backlog (queued)"), "value": backlog},
-            {
-                "key": "workers",
-                "title": _("Live workers"),
-                "value": "?" if workers.live is None else workers.live,
-                "note": workers.error
-                or (_("%(n)s stale heartbeat(s)") % {"n": workers.dead} if workers.dead else ""),
-            },
-        ],
+        "kpis": _kpis(summary, stuck, backlog, workers),
         "workers": workers,
         "timeline_chart": json.dumps(_timeline_chart(timeline)),
-        "failures_chart": json.dumps(
-            {
-                "labels": [row["task_name"] for row in top_failing],
-                "datasets": [
-                    {
-                        "label": str(_("Failures")),
-                        "data": [row["failures"] for row in top_failing],
-                        "backgroundColor": FAILURE_COLOUR,
-                    }
-                ],
-            }
-        ),
+        "failures_chart": json.dumps(_failures_chart(top_failing)),
         "top_failing": top_failing,
         "slowest": [
             {
@@ -124,6 +90,49 @@ def dashboard_context(now: dt.datetime | None = None) -> dict[str, Any]:
         ],
         "period_hours": PERIOD_HOURS,
         "generated_at": now,
+    }
+
+
+def _kpis(
+    summary: dict[str, Any], stuck: int, backlog: int, workers: Workers
+) -> list[dict[str, Any]]:
+    """The headline tiles: the window's summary, then what stands now (stuck, backlog, workers)."""
+    return [
+        {"key": "total", "title": _("Jobs"), "value": summary["total"]},
+        {
+            "key": "success_rate",
+            "title": _("Success rate"),
+            "value": f"{summary['success_rate']} %" if summary["completed"] else "–",
+        },
+        {"key": "failures", "title": _("Failures"), "value": summary["failed"]},
+        {
+            "key": "p95",
+            "title": _("p95 duration"),
+            "value": format_duration(summary["p95_duration_ms"]),
+        },
+        {"key": "stuck", "title": _("Stuck"), "value": stuck},
+        {"key": "backlog", "title": _("Backlog (queued)"), "value": backlog},
+        {
+            "key": "workers",
+            "title": _("Live workers"),
+            "value": "?" if workers.live is None else workers.live,
+            "note": workers.error
+            or (_("%(n)s stale heartbeat(s)") % {"n": workers.dead} if workers.dead else ""),
+        },
+    ]
+
+
+def _failures_chart(top_failing: list[dict[str, Any]]) -> dict[str, Any]:
+    """Chart.js data for the top failing tasks (one bar per task)."""
+    return {
+        "labels": [row["task_name"] for row in top_failing],
+        "datasets": [
+            {
+                "label": str(_("Failures")),
+                "data": [row["failures"] for row in top_failing],
+                "backgroundColor": FAILURE_COLOUR,
+            }
+        ],
     }
 
 

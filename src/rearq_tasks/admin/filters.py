@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
@@ -18,34 +19,14 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from rearq_tasks.conf import conf
-from rearq_tasks.models import TaskLog
+from rearq_tasks.queries.distinct import distinct_values
 
 CACHE_PREFIX = "rearq_tasks:admin:choices:"
-
-
-def distinct_values(column: str, limit: int) -> list[str]:
-    """Up to ``limit`` distinct values of an indexed column, without a table-wide DISTINCT.
-
-    A recursive CTE walks the index from one value to the next (a "loose index scan"),
-    so the cost grows with the number of distinct values, not with the number of rows.
-    """
-    table = connection.ops.quote_name(TaskLog._meta.db_table)
-    col = connection.ops.quote_name(column)
-    sql = (
-        f"WITH RECURSIVE walk(v) AS ("
-        f" SELECT MIN({col}) FROM {table}"
-        f" UNION ALL"
-        f" SELECT (SELECT MIN(t.{col}) FROM {table} t WHERE t.{col} > walk.v)"
-        f" FROM walk WHERE walk.v IS NOT NULL"
-        f") SELECT v FROM walk WHERE v IS NOT NULL LIMIT %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [limit])
-        return [row[0] for row in cursor.fetchall()]
 
 
 def cached_choices(column: str) -> list[str]:
@@ -53,7 +34,7 @@ def cached_choices(column: str) -> list[str]:
     key = f"{CACHE_PREFIX}{connection.alias}:{column}"
     values = cache.get(key)
     if values is None:
-        values = distinct_values(column, conf.ADMIN_CHOICES_LIMIT)
+        values = distinct_values(column, conf.ADMIN_CHOICES_LIMIT, using=connection.alias)
         cache.set(key, values, conf.ADMIN_CHOICES_CACHE_SECONDS)
     return values
 
@@ -119,40 +100,11 @@ def bounded_date_hierarchy(cl: Any) -> dict[str, Any]:
     months and days from the calendar, clipped to those bounds. A link may lead to an
     empty page; no view costs a table scan.
     """
-    from django.utils import formats
-    from django.utils.text import capfirst
-
-    field = cl.date_hierarchy
-    year_field, month_field, day_field = f"{field}__year", f"{field}__month", f"{field}__day"
-    params = cl.params
-
-    def value(name: str) -> int | None:
-        raw = params.get(name)
-        if isinstance(raw, list):
-            raw = raw[-1] if raw else None
-        try:
-            return int(raw) if raw not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
-
-    year, month, day = value(year_field), value(month_field), value(day_field)
-
-    def link(filters: dict[str, Any]) -> str:
-        return cl.get_query_string(filters, [f"{field}__"])
-
+    levels = _Levels(cl, cl.date_hierarchy)
+    year, month, day = levels.value("year"), levels.value("month"), levels.value("day")
     if year and month and day:
-        try:
-            chosen = dt.date(year, month, day)
-        except ValueError:
-            return {"show": False}
-        return {
-            "show": True,
-            "back": {
-                "link": link({year_field: year, month_field: month}),
-                "title": capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT")),
-            },
-            "choices": [{"title": capfirst(formats.date_format(chosen, "MONTH_DAY_FORMAT"))}],
-        }
+        return levels.chosen_day(year, month, day)
+    field = levels.field
     bounds = cl.model._default_manager.order_by().aggregate(first=Min(field), last=Max(field))
     if not bounds["first"]:
         return {"show": False}
@@ -163,6 +115,54 @@ def bounded_date_hierarchy(cl: Any) -> dict[str, Any]:
         if first.month == last.month:
             month = first.month
     if year and month:
+        return levels.days(year, month, first, last)
+    if year:
+        return levels.months(year, first, last)
+    return levels.years(first, last)
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """The drill-down levels of one changelist's ``date_hierarchy`` (year, month, day).
+
+    Each method returns the tag's context for one level; the links keep the changelist's
+    other filters and replace the hierarchy's own parameters.
+    """
+
+    cl: Any
+    field: str
+
+    def name(self, part: str) -> str:
+        return f"{self.field}__{part}"
+
+    def value(self, part: str) -> int | None:
+        """The chosen year, month or day; None when absent or not a number."""
+        raw = self.cl.params.get(self.name(part))
+        if isinstance(raw, list):
+            raw = raw[-1] if raw else None
+        try:
+            return int(raw) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    def link(self, filters: dict[str, Any]) -> str:
+        return self.cl.get_query_string(filters, [f"{self.field}__"])
+
+    def chosen_day(self, year: int, month: int, day: int) -> dict[str, Any]:
+        try:
+            chosen = dt.date(year, month, day)
+        except ValueError:
+            return {"show": False}
+        return {
+            "show": True,
+            "back": {
+                "link": self.link({self.name("year"): year, self.name("month"): month}),
+                "title": capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT")),
+            },
+            "choices": [{"title": capfirst(formats.date_format(chosen, "MONTH_DAY_FORMAT"))}],
+        }
+
+    def days(self, year: int, month: int, first: dt.date, last: dt.date) -> dict[str, Any]:
         if not 1 <= month <= 12:
             return {"show": False}
         days = [
@@ -170,18 +170,20 @@ def bounded_date_hierarchy(cl: Any) -> dict[str, Any]:
             for d in range(1, calendar.monthrange(year, month)[1] + 1)
             if first <= dt.date(year, month, d) <= last
         ]
+        year_month = {self.name("year"): year, self.name("month"): month}
         return {
             "show": True,
-            "back": {"link": link({year_field: year}), "title": str(year)},
+            "back": {"link": self.link({self.name("year"): year}), "title": str(year)},
             "choices": [
                 {
-                    "link": link({year_field: year, month_field: month, day_field: d.day}),
+                    "link": self.link({**year_month, self.name("day"): d.day}),
                     "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT")),
                 }
                 for d in days
             ],
         }
-    if year:
+
+    def months(self, year: int, first: dt.date, last: dt.date) -> dict[str, Any]:
         months = [
             dt.date(year, m, 1)
             for m in range(1, 13)
@@ -189,19 +191,21 @@ def bounded_date_hierarchy(cl: Any) -> dict[str, Any]:
         ]
         return {
             "show": True,
-            "back": {"link": link({}), "title": _("All dates")},
+            "back": {"link": self.link({}), "title": _("All dates")},
             "choices": [
                 {
-                    "link": link({year_field: year, month_field: m.month}),
+                    "link": self.link({self.name("year"): year, self.name("month"): m.month}),
                     "title": capfirst(formats.date_format(m, "YEAR_MONTH_FORMAT")),
                 }
                 for m in months
             ],
         }
-    return {
-        "show": True,
-        "choices": [
-            {"link": link({year_field: str(y)}), "title": str(y)}
-            for y in range(first.year, last.year + 1)
-        ],
-    }
+
+    def years(self, first: dt.date, last: dt.date) -> dict[str, Any]:
+        return {
+            "show": True,
+            "choices": [
+                {"link": self.link({self.name("year"): str(y)}), "title": str(y)}
+                for y in range(first.year, last.year + 1)
+            ],
+        }

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import F
-from django.utils.module_loading import import_string
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -22,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from rearq_tasks import queries
+from rearq_tasks.access import ConfiguredAccessMixin
 from rearq_tasks.api.filters import TaskLogFilterSet
 from rearq_tasks.api.pagination import TaskLogPagination
 from rearq_tasks.api.serializers import (
@@ -52,16 +52,6 @@ DENIED = {
     ),
     403: OpenApiResponse(description="Not authenticated, or not allowed (staff only by default)."),
 }
-
-
-class ConfiguredAccessMixin:
-    """Authentication and permission classes read from ``REARQ_TASKS`` on each request."""
-
-    def get_authenticators(self) -> list[Any]:
-        return [import_string(path)() for path in conf.API_AUTHENTICATION_CLASSES]
-
-    def get_permissions(self) -> list[Any]:
-        return [import_string(path)() for path in conf.API_PERMISSION_CLASSES]
 
 
 def _params(serializer_class: type[BaseSerializer], request: Request) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from django.db import connections
 
 from rearq_tasks.capture.events import from_ms, now_ms
 from rearq_tasks.lifecycle import TERMINAL_EVENTS, duration_ms
-from rearq_tasks.queue.keys import TASK_NOT_FOUND
+from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 
 TABLE = "django_cfg_task_event"
 COLUMNS: tuple[str, ...] = (
@@ -131,7 +131,7 @@ def rows_from_rearq(job: Any, results: Sequence[Any]) -> list[dict[str, Any]]:
     less the rows :func:`is_implicit` leaves to the TaskLog row."""
     from rearq_tasks.capture.events import to_ms
 
-    status = getattr(job.status, "value", job.status)
+    status = job_status(job)
     base = {"job_id": job.job_id, "task_name": job.task}
     first = None if not results else "success" if results[0].success else "failed"
     rows: list[dict[str, Any]] = []

@@ -2,28 +2,25 @@
 
 Each hook only builds a small dict and hands it to the emitter (or, outside a worker,
 sends it straight to the stream); none touches the Django database or raises into a job.
+This module holds the enqueue side and :func:`install`; the worker side (start, outcome,
+cancel) is :mod:`rearq_tasks.capture.worker_hooks`.
 
 * ``Task.delay``       -> queued / deferred, with the user of :func:`enqueue` if any
 * ``Job.bulk_create``  -> queued rows of cron and run-at-start jobs (no Tortoise signal)
-* the task function    -> in_progress at the true start (after the ``max_jobs`` slot)
-* ``Worker._run_job``  -> success / failed / deferred (retry) / expired / task not found,
-                          and canceled when ReArq's cancel or a shutdown interrupts it
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from rearq_tasks.capture import counters
 from rearq_tasks.capture import runtime as runtime_mod
-from rearq_tasks.capture.events import dumps, job_event, now_ms, to_ms
-from rearq_tasks.lifecycle import duration_ms
-from rearq_tasks.queue.keys import TASK_NOT_FOUND
+from rearq_tasks.capture.events import dumps, job_event
+from rearq_tasks.capture.worker_hooks import wrap_run, wrap_run_job, wrap_worker_init
+from rearq_tasks.queue.keys import job_status
 
 logger = logging.getLogger("rearq_tasks.capture")
 
@@ -32,57 +29,12 @@ current_user_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "rearq_tasks_user_id", default=None
 )
 
-
-class _JobContext:
-    __slots__ = ("job", "queue", "worker", "start_ms", "traceback", "returned", "value")
-
-    def __init__(self, job: Any, queue: str, worker: str) -> None:
-        self.job = job
-        self.queue = queue
-        self.worker = worker
-        self.start_ms: float | None = None
-        self.traceback: str | None = None
-        self.returned = False  # the task function returned (ReArq may still fail to record it)
-        self.value: Any = None
-
-
-TRACEBACK_FRAMES = 30
-
-
-def _format_traceback(ctx: _JobContext, exc: BaseException) -> None:
-    """Keep the failing attempt's traceback (ReArq keeps only ``"Run job error, exc: …"``):
-    the innermost frames, redacted and bounded; never raises into the job."""
-    try:
-        import traceback
-
-        from rearq_tasks.payloads import prepare_traceback
-
-        text = "".join(traceback.format_exception(exc, limit=-TRACEBACK_FRAMES))
-        ctx.traceback = prepare_traceback(ctx.job.task, text)
-    except Exception:
-        logger.debug("capture: could not format the traceback of %s", ctx.job.job_id)
-
-
-_running: contextvars.ContextVar[_JobContext | None] = contextvars.ContextVar(
-    "rearq_tasks_running_job", default=None
-)
 _installed = False
-
-
-def _enabled() -> bool:
-    try:
-        from rearq_tasks.conf import conf
-
-        return bool(conf.CAPTURE_ENABLED)
-    except Exception:
-        return True
 
 
 async def _send(redis: Any, event: dict[str, Any]) -> None:
     """Outside a worker (web process, shell): send one event directly, never raise."""
-    runtime = runtime_mod.current()
-    if runtime is not None:
-        runtime.emitter.emit(event)
+    if runtime_mod.emit(event):
         return
     from rearq_tasks.capture.emitter import send
     from rearq_tasks.conf import conf
@@ -105,21 +57,14 @@ async def _send(redis: Any, event: dict[str, Any]) -> None:
     logger.warning("capture: could not send the enqueue event of %s: %s", event["job_id"], reason)
 
 
-def _emit(event: dict[str, Any]) -> None:
-    runtime = runtime_mod.current()
-    if runtime is not None:
-        runtime.emitter.emit(event)
-
-
 # --- Task.delay -------------------------------------------------------------------------
 def _wrap_delay(original: Any) -> Any:
     @functools.wraps(original)
     async def delay(self: Any, *args: Any, **kwargs: Any) -> Any:
         job = await original(self, *args, **kwargs)
-        if job is not None and _enabled():
+        if job is not None and runtime_mod.capture_enabled():
             try:
-                status = getattr(job.status, "value", job.status)
-                event = job_event(job, status, self.queue, user_id=current_user_id.get())
+                event = job_event(job, job_status(job), self.queue, user_id=current_user_id.get())
                 await _send(self.rearq.redis, event)
             except Exception:
                 logger.exception("capture: enqueue hook failed (the job was enqueued)")
@@ -134,13 +79,12 @@ def _wrap_bulk_create(original: Any, rearq: Any) -> Any:
     @functools.wraps(original)
     async def bulk_create(cls: Any, objects: Any, *args: Any, **kwargs: Any) -> Any:
         result = await original(objects, *args, **kwargs)
-        if _enabled():
+        if runtime_mod.capture_enabled():
             try:
                 task_map = rearq.task_map
                 for job in objects:
                     task = task_map.get(job.task)
-                    status = getattr(job.status, "value", job.status)
-                    event = job_event(job, status, task.queue if task else None)
+                    event = job_event(job, job_status(job), task.queue if task else None)
                     await _send(rearq.redis, event)
             except Exception:
                 logger.exception("capture: bulk_create hook failed (the jobs were created)")
@@ -150,224 +94,7 @@ def _wrap_bulk_create(original: Any, rearq: Any) -> Any:
     return bulk_create
 
 
-# --- the task function: the true start --------------------------------------------------
-class _CapturedTask:
-    """A view of a ReArq Task whose ``function`` reports the true start of the job."""
-
-    def __init__(self, task: Any) -> None:
-        self._task = task
-        original = task.function
-
-        @functools.wraps(original)
-        async def function(*args: Any, **kwargs: Any) -> Any:
-            ctx = _running.get()
-            if ctx is not None:
-                runtime = runtime_mod.current()
-                if runtime is not None and ctx.job.job_id in runtime.canceled:
-                    # Cancelled while it waited for a slot: ReArq would still run it.
-                    raise asyncio.CancelledError()
-                ctx.start_ms = now_ms()
-                _emit(
-                    job_event(
-                        ctx.job,
-                        "in_progress",
-                        ctx.queue,
-                        start_time=ctx.start_ms,
-                        worker_id=ctx.worker,
-                    )
-                )
-            try:
-                value = await original(*args, **kwargs)
-            except Exception as exc:
-                if ctx is not None:
-                    _format_traceback(ctx, exc)
-                raise
-            if ctx is not None:
-                ctx.returned, ctx.value = True, value
-            return value
-
-        self.function = function
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._task, name)
-
-
-class _CapturedTaskMap(Mapping):
-    def __init__(self, task_map: dict[str, Any]) -> None:
-        self._map = task_map
-        self._views: dict[str, tuple[Any, _CapturedTask]] = {}
-
-    def __getitem__(self, name: str) -> Any:
-        task = self._map[name]
-        cached = self._views.get(name)
-        if cached is None or cached[0] is not task:
-            cached = (task, _CapturedTask(task))
-            self._views[name] = cached
-        return cached[1]
-
-    def __iter__(self) -> Any:
-        return iter(self._map)
-
-    def __len__(self) -> int:
-        return len(self._map)
-
-
-# --- Worker --------------------------------------------------------------------------------
-def _wrap_worker_init(original: Any) -> Any:
-    @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        if not isinstance(self._task_map, _CapturedTaskMap):
-            self._task_map = _CapturedTaskMap(self._task_map)
-
-    return __init__
-
-
-def _wrap_run(original: Any) -> Any:
-    @functools.wraps(original)
-    async def run(self: Any) -> None:
-        if not _enabled():
-            return await original(self)
-        await runtime_mod.acquire(self.rearq)
-        try:
-            await original(self)
-        finally:
-            # Jobs cancelled by the shutdown report it before the emitter's last flush.
-            pending = [t for t in getattr(self, "_tasks", ()) if not t.done()]
-            if pending:
-                await asyncio.wait(pending, timeout=5)
-            await runtime_mod.release()
-
-    return run
-
-
-def _result_text(job_result: Any) -> str | None:
-    value = getattr(job_result, "result", None)
-    return None if value is None else str(value)
-
-
-def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:
-    status = getattr(job.status, "value", job.status)
-    finish = to_ms(getattr(job_result, "finish_time", None)) or now_ms()
-    start = ctx.start_ms or to_ms(getattr(job_result, "start_time", None))
-    duration = duration_ms(start, finish)
-    common = {"worker_id": ctx.worker, "start_time": start}
-    if status == "expired":
-        _emit(job_event(job, "expired", ctx.queue, job_retries=retries, success=False,
-                        finish_time=finish, error_message="expired before it ran"))  # fmt: skip
-    elif status == "success":
-        _emit(job_event(job, "success", ctx.queue, job_retries=retries, success=True,
-                        result=_result_text(job_result), finish_time=finish,
-                        duration_ms=duration, **common))  # fmt: skip
-    elif status == "failed":
-        _emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
-                        error_message=_result_text(job_result), finish_time=finish,
-                        duration_ms=duration, traceback=ctx.traceback, **common))  # fmt: skip
-    elif status == "deferred":
-        # ReArq stored job_retries as F("job_retries") + 1 on the instance: count it here.
-        # event_time/traceback are history-only keys (the TaskLog upsert ignores them).
-        _emit(job_event(job, "deferred", ctx.queue, job_retries=retries + 1,
-                        error_message=_result_text(job_result), duration_ms=duration,
-                        event_time=finish, traceback=ctx.traceback, **common))  # fmt: skip
-    elif job_result is not None and _result_text(job_result) == TASK_NOT_FOUND:
-        message = (
-            f"task {job.task!r} is not registered on worker {ctx.worker}: ReArq left the "
-            "job in progress and will never run it"
-        )
-        _emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
-                        error_message=message, finish_time=finish,
-                        worker_id=ctx.worker))  # fmt: skip
-    elif job_result is None:
-        _emit(job_event(job, "queued", ctx.queue, job_retries=retries,
-                        error_message=f"task {job.task!r} is disabled: ReArq skipped the job "
-                        "and left it unacknowledged"))  # fmt: skip
-
-
-def _wrap_run_job(original: Any) -> Any:
-    @functools.wraps(original)
-    async def _run_job(self: Any, queue: str, msg_id: str, job: Any) -> Any:
-        if runtime_mod.current() is None:
-            return await original(self, queue, msg_id, job)
-        retries = job.job_retries if isinstance(job.job_retries, int) else 0
-        ctx = _JobContext(job, queue, self.worker_name)
-        token = _running.set(ctx)
-        try:
-            job_result = await original(self, queue, msg_id, job)
-        except asyncio.CancelledError:
-            await _canceled(self, ctx, job, retries)
-            raise
-        except BaseException as exc:
-            _safe_interrupted(ctx, job, retries, exc)
-            raise
-        finally:
-            _running.reset(token)
-        _safe_outcome(self, ctx, job, job_result, retries)
-        return job_result
-
-    return _run_job
-
-
-def _safe_outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:
-    try:
-        _outcome(self, ctx, job, job_result, retries)
-    except Exception:
-        logger.exception("capture: outcome hook failed for job %s", job.job_id)
-
-
-def _safe_interrupted(ctx: _JobContext, job: Any, retries: int, exc: BaseException) -> None:
-    """ReArq's ``_run_job`` raised (not the task: ReArq catches the task's errors), e.g. its
-    XACK while Redis restarts. It then saved neither the status nor a JobResult, so the job
-    stays ``in_progress`` in ``rearq_job`` and its message is dropped unacknowledged: ReArq
-    never runs it again. Record what really happened instead of the stale in-memory status."""
-    try:
-        finish = now_ms()
-        start = ctx.start_ms
-        duration = duration_ms(start, finish)
-        common = {"job_retries": retries, "finish_time": finish, "duration_ms": duration,
-                  "start_time": start, "worker_id": ctx.worker}  # fmt: skip
-        reason = f"{type(exc).__name__}: {exc}"
-        if ctx.returned:
-            text = None if ctx.value is None else str(ctx.value)
-            _emit(job_event(job, "success", ctx.queue, success=True, result=text, **common))
-            logger.warning(
-                "capture: job %s succeeded but ReArq could not record it (%s); it stays "
-                "in_progress in rearq_job",
-                job.job_id,
-                reason,
-            )
-            return
-        when = "before the job started" if start is None else "while finishing the job"
-        message = (
-            f"lost: worker {ctx.worker} failed {when} ({reason}); ReArq left the job in "
-            "progress and will not run it again"
-        )
-        _emit(job_event(job, "failed", ctx.queue, success=False, error_message=message,
-                        **common))  # fmt: skip
-    except Exception:
-        logger.exception("capture: interrupted-job hook failed for job %s", job.job_id)
-
-
-async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None:
-    reason = (
-        f"worker {ctx.worker} stopped while the job was running (ReArq does not run it again)"
-        if getattr(self, "_terminated", False)
-        else "canceled"
-    )
-    finish = now_ms()
-    duration = duration_ms(ctx.start_ms, finish)
-    try:
-        _emit(job_event(job, "canceled", ctx.queue, job_retries=retries, finish_time=finish,
-                        duration_ms=duration, worker_id=ctx.worker, error_message=reason,
-                        start_time=ctx.start_ms))  # fmt: skip
-        # ReArq saved the stale in-memory status (queued): make its own table truthful too.
-        from rearq.enums import JobStatus
-        from rearq.server.models import Job
-
-        await asyncio.shield(Job.filter(job_id=job.job_id).update(status=JobStatus.canceled))
-    except BaseException:
-        logger.warning("capture: could not record the cancellation of %s", job.job_id)
-
-
+# --- installing ------------------------------------------------------------------------------
 def _import_rearq_worker() -> None:
     """Import ``rearq.worker`` without letting ``rearq.signals`` take over SIGINT/SIGTERM.
 
@@ -410,7 +137,7 @@ def install(rearq: Any) -> None:
 
     Task.delay = _wrap_delay(Task.delay)
     Job.bulk_create = classmethod(_wrap_bulk_create(Job.bulk_create, rearq))
-    Worker.__init__ = _wrap_worker_init(Worker.__init__)
-    Worker.run = _wrap_run(Worker.run)
-    Worker._run_job = _wrap_run_job(Worker._run_job)
+    Worker.__init__ = wrap_worker_init(Worker.__init__)
+    Worker.run = wrap_run(Worker.run)
+    Worker._run_job = wrap_run_job(Worker._run_job)
     _installed = True

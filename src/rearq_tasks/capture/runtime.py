@@ -142,6 +142,23 @@ def current() -> CaptureRuntime | None:
     return _runtime if _runtime.loop is loop else None
 
 
+def emit(event: dict[str, Any]) -> bool:
+    """Hand ``event`` to this loop's emitter; False outside a worker (nothing was sent)."""
+    runtime = current()
+    if runtime is None:
+        return False
+    runtime.emitter.emit(event)
+    return True
+
+
+def capture_enabled() -> bool:
+    """``CAPTURE_ENABLED``; True when the settings cannot be read (a hook must never raise)."""
+    try:
+        return bool(conf.CAPTURE_ENABLED)
+    except Exception:
+        return True
+
+
 async def acquire(rearq: Any) -> CaptureRuntime:
     global _runtime
     if _runtime is None or _runtime.loop is not asyncio.get_running_loop():

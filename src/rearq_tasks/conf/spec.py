@@ -181,7 +181,7 @@ SPEC: dict[str, Option] = {
         coerce=frozenset,
     ),
     "API_PERMISSION_CLASSES": Option(
-        ("rearq_tasks.api.permissions.CanViewTaskLogs",),
+        ("rearq_tasks.access.CanViewTaskLogs",),
         (list, tuple),
         "DRF permission classes (dotted paths) guarding the API and metrics.",
         _str_list,

@@ -16,7 +16,6 @@ from typing import Any
 import redis
 from django.http import HttpResponse
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -29,6 +28,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from rearq_tasks.access import ConfiguredAccessMixin
 from rearq_tasks.conf import conf
 from rearq_tasks.queries import ops as ops_queries
 from rearq_tasks.queue.liveness import read_workers, redis_client
@@ -174,16 +174,10 @@ class _AnyAccept(BaseContentNegotiation):
         return (renderers[0], renderers[0].media_type)
 
 
-class MetricsView(APIView):
+class MetricsView(ConfiguredAccessMixin, APIView):
     """Guarded like the API (``API_*`` classes); a ``METRICS_TOKEN`` bearer may read it too."""
 
     content_negotiation_class = _AnyAccept
-
-    def get_authenticators(self) -> list[Any]:
-        return [import_string(path)() for path in conf.API_AUTHENTICATION_CLASSES]
-
-    def get_permissions(self) -> list[Any]:
-        return [import_string(path)() for path in conf.API_PERMISSION_CLASSES]
 
     def check_permissions(self, request: Request) -> None:
         if self._has_token(request):

@@ -55,3 +55,12 @@ def queue_wait_ms() -> MillisecondsBetween:
 def vendor(qs: QuerySet[Any]) -> str:
     """The database vendor a queryset runs on (``postgresql``, ``sqlite``, ``mysql``)."""
     return connections[qs.db].vendor
+
+
+def parse_order(order_by: str, allowed: tuple[str, ...]) -> tuple[str, bool]:
+    """``"-failures"`` → ``("failures", True)``; ValueError naming ``allowed`` for any other
+    field (the API's parameter validation reports it as HTTP 400)."""
+    field = order_by.lstrip("-")
+    if field not in allowed:
+        raise ValueError(f"order_by must be one of {', '.join(allowed)}")
+    return field, order_by.startswith("-")

@@ -22,6 +22,7 @@ from rearq_tasks.models import (
     TaskEvent,
     TaskLog,
 )
+from rearq_tasks.queries.expressions import parse_order
 
 if TYPE_CHECKING:
     from rearq_tasks.models import TaskLogQuerySet
@@ -116,9 +117,7 @@ def retries_by_task(
 
     One GROUP BY query, then one LIMIT-ed GROUP BY on the events per returned task.
     """
-    field = order_by.lstrip("-")
-    if field not in RETRY_ORDERINGS:
-        raise ValueError(f"order_by must be one of {', '.join(RETRY_ORDERINGS)}")
+    field, descending = parse_order(order_by, RETRY_ORDERINGS)
     scope = qs.order_by().filter(COMPLETED)
     grouped = (
         scope.values("task_name")
@@ -131,7 +130,7 @@ def retries_by_task(
         .annotate(retry_share=F("retried") * 100.0 / F("completed"))
     )
     column = F(field)
-    ordering = column.desc(nulls_last=True) if order_by.startswith("-") else column.asc()
+    ordering = column.desc(nulls_last=True) if descending else column.asc()
     grouped = grouped.order_by(ordering, "task_name")
     rows = list(grouped[:limit] if limit else grouped)
     result = []

@@ -3,10 +3,11 @@
 ``icontains`` on a column compiles to ``UPPER(col) LIKE '%…%'``, which no b-tree serves:
 at a million rows the count walks the table. Task, queue and worker names are few, so on
 PostgreSQL a term is first resolved against the column's distinct values (a loose index
-scan: one index probe per distinct value) and the rows are then matched with ``IN (…)``,
-which the existing indexes and the planner's statistics handle well. ``error_message`` is
-free text: it keeps ``icontains``, served by the pg_trgm index of migration 0002 when the
-extension is available. Other databases use ``icontains`` throughout.
+scan, :mod:`rearq_tasks.queries.distinct`: one index probe per distinct value) and the
+rows are then matched with ``IN (…)``, which the existing indexes and the planner's
+statistics handle well. ``error_message`` is free text: it keeps ``icontains``, served by
+the pg_trgm index of migration 0002 when the extension is available. Other databases use
+``icontains`` throughout.
 """
 
 from __future__ import annotations
@@ -15,30 +16,11 @@ from django.db import connections
 from django.db.models import Q, QuerySet
 
 from rearq_tasks.models import TaskLog
+from rearq_tasks.queries.distinct import distinct_values
 
 NAME_FIELDS: tuple[str, ...] = ("task_name", "queue_name", "worker_id")
 TEXT_FIELDS: tuple[str, ...] = ("error_message",)
 MAX_TERM_LENGTH = 200
-
-_DISTINCT_SQL = """
-WITH RECURSIVE names(value) AS (
-    (SELECT {col} FROM {table} WHERE {col} IS NOT NULL ORDER BY {col} LIMIT 1)
-    UNION ALL
-    SELECT (SELECT {col} FROM {table} WHERE {col} > names.value ORDER BY {col} LIMIT 1)
-    FROM names WHERE names.value IS NOT NULL
-)
-SELECT value FROM names WHERE value IS NOT NULL
-"""
-
-
-def distinct_values(field: str, using: str = "default") -> list[str]:
-    """Every distinct non-null value of a name column, by loose index scan on PostgreSQL."""
-    connection = connections[using]
-    column = connection.ops.quote_name(TaskLog._meta.get_field(field).column)
-    table = connection.ops.quote_name(TaskLog._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(_DISTINCT_SQL.format(col=column, table=table))
-        return [row[0] for row in cursor.fetchall()]
 
 
 def resolves_names(using: str) -> bool:
@@ -49,9 +31,8 @@ def contains_q(field: str, term: str, using: str = "default") -> Q:
     """Rows whose ``field`` contains ``term`` case-insensitively."""
     if field in NAME_FIELDS and resolves_names(using):
         needle = term.upper()
-        return Q(
-            **{f"{field}__in": [v for v in distinct_values(field, using) if needle in v.upper()]}
-        )
+        names = [v for v in distinct_values(field, using=using) if needle in v.upper()]
+        return Q(**{f"{field}__in": names})
     return Q(**{f"{field}__icontains": term})
 
 

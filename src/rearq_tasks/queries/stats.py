@@ -28,6 +28,7 @@ from rearq_tasks.models import (
 from rearq_tasks.queries.expressions import (
     MillisecondsBetween,
     PercentileCont,
+    parse_order,
     queue_wait_ms,
     vendor,
 )
@@ -198,12 +199,37 @@ def by_task(
     index. On PostgreSQL p95 is ``percentile_cont`` in the same query; elsewhere it is read
     per returned task with two-row OFFSET look-ups (and p95 ordering happens after that).
     """
-    field = order_by.lstrip("-")
-    if field not in BY_TASK_ORDERINGS:
-        raise ValueError(f"order_by must be one of {', '.join(BY_TASK_ORDERINGS)}")
-    descending = order_by.startswith("-")
+    field, descending = parse_order(order_by, BY_TASK_ORDERINGS)
     qs = qs.order_by()
     on_postgres = vendor(qs) == "postgresql"
+    grouped = _grouped_by_task(qs, on_postgres)
+    if field == "p95_duration_ms" and not on_postgres:
+        return _by_task_sorted_by_p95(qs, grouped, descending, limit)
+    column = F(_BY_TASK_SQL_ORDER[field])
+    grouped = grouped.order_by(
+        column.desc(nulls_last=True) if descending else column.asc(nulls_last=True),
+        "task_name",
+    )
+    rows = list(grouped[:limit] if limit else grouped)
+    if not on_postgres:
+        _add_p95_by_offset(qs, rows)
+    _add_latest_errors(qs, rows)
+    return [_task_row(row) for row in rows]
+
+
+# The grouped query's column for each ordering (p95 is one only on PostgreSQL).
+_BY_TASK_SQL_ORDER: dict[str, str] = {
+    "failures": "failures",
+    "failure_rate": "failure_rate_raw",
+    "total": "total",
+    "avg_duration_ms": "avg_duration",
+    "p95_duration_ms": "p95_duration",
+    "task_name": "task_name",
+}
+
+
+def _grouped_by_task(qs: TaskLogQuerySet, on_postgres: bool) -> TaskLogQuerySet:
+    """The per-task GROUP BY, unordered; p95 in it only where ``percentile_cont`` exists."""
     annotations: dict[str, Any] = {
         "total": Count("*"),
         "failures": Count("enqueue_time", filter=FAILED),
@@ -213,7 +239,7 @@ def by_task(
     }
     if on_postgres:
         annotations["p95_duration"] = PercentileCont("duration_ms", 0.95)
-    grouped = (
+    return (
         qs.values("task_name")
         .annotate(**annotations)
         .annotate(
@@ -226,40 +252,36 @@ def by_task(
             ),
         )
     )
-    sql_order = {
-        "failures": "failures",
-        "failure_rate": "failure_rate_raw",
-        "total": "total",
-        "avg_duration_ms": "avg_duration",
-        "p95_duration_ms": "p95_duration" if on_postgres else None,
-        "task_name": "task_name",
-    }[field]
-    if sql_order is not None:
-        column = F(sql_order)
-        grouped = grouped.order_by(
-            column.desc(nulls_last=True) if descending else column.asc(nulls_last=True),
-            "task_name",
+
+
+def _add_p95_by_offset(qs: TaskLogQuerySet, rows: list[dict[str, Any]]) -> None:
+    """Set ``p95_duration`` on each grouped row without ``percentile_cont`` (not PostgreSQL)."""
+    for row in rows:
+        durations = (
+            qs.filter(task_name=row["task_name"], duration_ms__isnull=False)
+            .order_by("duration_ms")
+            .values_list("duration_ms")
         )
-        rows = list(grouped[:limit] if limit else grouped)
-    else:
-        rows = list(grouped)
-    if not on_postgres:
-        for row in rows:
-            durations = (
-                qs.filter(task_name=row["task_name"], duration_ms__isnull=False)
-                .order_by("duration_ms")
-                .values_list("duration_ms")
-            )
-            row["p95_duration"] = _percentile_by_offset(durations, row["with_duration"], 0.95)
-    if sql_order is not None:
-        _add_latest_errors(qs, rows)
+        row["p95_duration"] = _percentile_by_offset(durations, row["with_duration"], 0.95)
+
+
+def _by_task_sorted_by_p95(
+    qs: TaskLogQuerySet, grouped: TaskLogQuerySet, descending: bool, limit: int | None
+) -> list[dict[str, Any]]:
+    """Ordering by p95 off PostgreSQL: every task's p95 is read first, then sorted here.
+
+    Tasks without a duration come last either way; ties go by task name.
+    """
+    rows = list(grouped)
+    _add_p95_by_offset(qs, rows)
     result = [_task_row(row) for row in rows]
-    if sql_order is None:
-        result.sort(key=lambda r: r["task_name"])
-        result.sort(key=lambda r: (r[field] is None, _signed(r[field], descending)))
-        if limit:
-            result = result[:limit]
-        _add_latest_errors(qs, result)
+    result.sort(key=lambda r: r["task_name"])
+    result.sort(
+        key=lambda r: (r["p95_duration_ms"] is None, _signed(r["p95_duration_ms"], descending))
+    )
+    if limit:
+        result = result[:limit]
+    _add_latest_errors(qs, result)
     return result
 
 

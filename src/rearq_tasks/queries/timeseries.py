@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.db.models import (
@@ -128,28 +129,8 @@ def _count_buckets(
     if not starts:
         return {}
     origin = starts[0]
-    on_postgres = vendor(rows) == "postgresql"
-    hour: Any
-    if on_postgres:
-        # date_bin (PostgreSQL 14+, Django's minimum) is a C function: ~1/3 faster per row
-        # than the epoch arithmetic.
-        hour = Func(
-            Value(dt.timedelta(hours=1)),
-            F("enqueue_time"),
-            Value(origin),
-            function="date_bin",
-            output_field=DateTimeField(),
-        )
-    else:
-        hour = Floor(
-            ExpressionWrapper(
-                MillisecondsBetween(Value(origin), F("enqueue_time")) / Value(3_600_000.0),
-                output_field=FloatField(),
-            ),
-            output_field=IntegerField(),
-        )
     grouped = (
-        rows.annotate(_hour=hour)
+        rows.annotate(_hour=_hours_since(origin, vendor(rows) == "postgresql"))
         .values("_hour")
         .annotate(
             _total=Count("*"),
@@ -160,17 +141,7 @@ def _count_buckets(
         )
         .order_by()
     )
-    if interval == "hour":
-
-        def index_of(hours: int) -> int | None:
-            return hours if 0 <= hours < len(starts) else None
-    else:
-        day_index = {s.date(): i for i, s in enumerate(starts)}
-
-        def index_of(hours: int) -> int | None:
-            instant = origin + dt.timedelta(hours=hours)
-            return day_index.get(instant.astimezone(tz).date())
-
+    index_of = _bucket_index(starts, interval, tz)
     sums: dict[int, list[int]] = {}
     for row in grouped:
         key = row["_hour"]
@@ -189,3 +160,48 @@ def _count_buckets(
         index: (total, ok, failed, duration / timed if timed else None)
         for index, (total, ok, failed, timed, duration) in sums.items()
     }
+
+
+def _hours_since(origin: dt.datetime, on_postgres: bool) -> Any:
+    """The row's hour on the grid that starts at ``origin``: a datetime on PostgreSQL
+    (``date_bin``), a whole number of hours elsewhere (epoch arithmetic)."""
+    if on_postgres:
+        # date_bin (PostgreSQL 14+, Django's minimum) is a C function: ~1/3 faster per row
+        # than the epoch arithmetic.
+        return Func(
+            Value(dt.timedelta(hours=1)),
+            F("enqueue_time"),
+            Value(origin),
+            function="date_bin",
+            output_field=DateTimeField(),
+        )
+    return Floor(
+        ExpressionWrapper(
+            MillisecondsBetween(Value(origin), F("enqueue_time")) / Value(3_600_000.0),
+            output_field=FloatField(),
+        ),
+        output_field=IntegerField(),
+    )
+
+
+def _bucket_index(
+    starts: list[dt.datetime], interval: str, tz: dt.tzinfo
+) -> Callable[[int], int | None]:
+    """Hours since the first bucket start → bucket index (None outside the period).
+
+    Hours map one to one; a day bucket collects the hours whose local date is its own.
+    """
+    if interval == "hour":
+
+        def index_of(hours: int) -> int | None:
+            return hours if 0 <= hours < len(starts) else None
+
+        return index_of
+    origin = starts[0]
+    day_index = {s.date(): i for i, s in enumerate(starts)}
+
+    def day_of(hours: int) -> int | None:
+        instant = origin + dt.timedelta(hours=hours)
+        return day_index.get(instant.astimezone(tz).date())
+
+    return day_of

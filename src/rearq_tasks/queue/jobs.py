@@ -17,7 +17,14 @@ from rearq_tasks.capture.history_writer import write_events
 from rearq_tasks.capture.hooks import current_user_id
 from rearq_tasks.lifecycle import RETRYABLE_STATUSES, TERMINAL_STATUSES, duration_ms
 from rearq_tasks.queue.client import get_rearq_client
-from rearq_tasks.queue.keys import CANCEL_TASK, CHANNEL, TASK_DISABLED, TASK_KEY, queue_key
+from rearq_tasks.queue.keys import (
+    CANCEL_TASK,
+    CHANNEL,
+    TASK_DISABLED,
+    TASK_KEY,
+    job_status,
+    queue_key,
+)
 from rearq_tasks.queue.loop import run_async, run_sync
 from rearq_tasks.queue.reconcile import Progress, SyncReport, reconcile
 
@@ -69,7 +76,7 @@ def _record_enqueued(job: Any, task: Task, user_id: int | None) -> None:
     """Write the row now, so the enqueuer sees it at once (the worker's events follow)."""
     from rearq_tasks.capture.upsert import upsert_records  # models: needs Django set up
 
-    status = getattr(job.status, "value", job.status)
+    status = job_status(job)
     try:
         upsert_records([job_event(job, status, task.queue, user_id=user_id)])
     except Exception as exc:
@@ -176,41 +183,50 @@ def cancel_job(task_log: TaskLog) -> None:
         queue = _queue_key(task_log)
     except ValueError:
         queue = queue_key(None)
-
-    async def go() -> bool:
-        import json
-
-        from rearq.enums import JobStatus
-        from rearq.server.models import Job
-
-        rearq = get_rearq_client()
-        member = f"{queue}:{task_log.job_id}"
-        await rearq.redis.zrem(rearq.get_delay_queue(member), member)
-        jobs = Job.filter(job_id=task_log.job_id)
-        waiting = await jobs.filter(status__in=[JobStatus.queued, JobStatus.deferred]).update(
-            status=JobStatus.canceled
-        )
-        running = False
-        if not waiting:
-            # Left to its worker: a cancel that does not land (or cannot be published) must
-            # not make ReArq's own table claim the job was canceled.
-            job = await jobs.first()
-            running = job is not None and job.status == JobStatus.in_progress
-            if job is not None and not running and job.status != JobStatus.canceled:
-                status = getattr(job.status, "value", job.status)
-                raise ValueError(f"job {task_log.job_id} is already {status}")
-        await rearq.redis.publish(
-            CHANNEL,
-            json.dumps(
-                {"type": CANCEL_TASK, "task_name": task_log.task_name, "job_id": task_log.job_id}
-            ),
-        )
-        return running
-
-    if run_sync(go):
+    if run_sync(lambda: _cancel_in_rearq(task_log, queue)):
         if task_log.pk is not None:
             task_log.refresh_from_db()
         return
+    _record_canceled(task_log)
+
+
+async def _cancel_in_rearq(task_log: TaskLog, queue: str) -> bool:
+    """Withdraw a waiting job and publish ReArq's cancel; True when a worker is running it.
+
+    Only ReArq's own ``rearq_job`` table says whether the job started (the row may lag).
+    """
+    import json
+
+    from rearq.enums import JobStatus
+    from rearq.server.models import Job
+
+    rearq = get_rearq_client()
+    member = f"{queue}:{task_log.job_id}"
+    await rearq.redis.zrem(rearq.get_delay_queue(member), member)
+    jobs = Job.filter(job_id=task_log.job_id)
+    waiting = await jobs.filter(status__in=[JobStatus.queued, JobStatus.deferred]).update(
+        status=JobStatus.canceled
+    )
+    running = False
+    if not waiting:
+        # Left to its worker: a cancel that does not land (or cannot be published) must
+        # not make ReArq's own table claim the job was canceled.
+        job = await jobs.first()
+        running = job is not None and job.status == JobStatus.in_progress
+        if job is not None and not running and job.status != JobStatus.canceled:
+            status = job_status(job)
+            raise ValueError(f"job {task_log.job_id} is already {status}")
+    await rearq.redis.publish(
+        CHANNEL,
+        json.dumps(
+            {"type": CANCEL_TASK, "task_name": task_log.task_name, "job_id": task_log.job_id}
+        ),
+    )
+    return running
+
+
+def _record_canceled(task_log: TaskLog) -> None:
+    """No worker will report a job that never started: write its canceled row and event here."""
     from django.db import transaction
     from django.utils import timezone
 

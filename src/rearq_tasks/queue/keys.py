@@ -32,6 +32,11 @@ def short_queue(key: str | None) -> str | None:
     return key[len(QUEUE_PREFIX) :] if key.startswith(QUEUE_PREFIX) else key
 
 
+def job_status(job: Any) -> str:
+    """A ReArq ``Job``'s status as text (``JobStatus`` member or, on a bare object, a str)."""
+    return getattr(job.status, "value", job.status)
+
+
 def sentinel_nodes(nodes: Iterable[Any]) -> list[tuple[str, int]]:
     """``["host:port", ("host", port)]`` → ``[("host", port)]``, as redis-py's Sentinel takes."""
     parsed = []

@@ -21,7 +21,7 @@ from rearq_tasks.capture.events import ROW_FIELDS, job_event, now_ms, row_event,
 from rearq_tasks.capture.history_writer import insert_rows, rows_from_rearq
 from rearq_tasks.conf import conf
 from rearq_tasks.lifecycle import duration_ms
-from rearq_tasks.queue.keys import TASK_NOT_FOUND
+from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 
 Progress = Callable[[int, int], None]
 
@@ -42,7 +42,7 @@ class SyncReport:
 
 def record_from_rearq(job: Any, latest: Any, queue: str | None) -> dict[str, Any]:
     """The TaskLog row ReArq's tables describe for one job."""
-    status = getattr(job.status, "value", job.status)
+    status = job_status(job)
     fields: dict[str, Any] = {}
     if latest is not None:
         fields["worker_id"] = latest.worker
