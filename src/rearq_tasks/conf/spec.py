@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rearq_tasks.payloads import DEFAULT_REDACT_PATTERNS
+from rearq_tasks.redaction import DEFAULT_REDACT_PATTERNS
 
 SETTING_NAME = "REARQ_TASKS"
 
