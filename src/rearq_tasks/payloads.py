@@ -172,7 +172,6 @@ class PayloadRules:
 
 
 def payload_rules() -> PayloadRules:
-
     return PayloadRules(
         limit=conf.PAYLOAD_MAX_BYTES,
         pattern=compile_patterns(conf.redact_patterns),

@@ -68,3 +68,17 @@ async def stubborn(seconds: float) -> str:
         await asyncio.sleep(1.5)
         return "finished anyway"
     return "finished"
+
+
+@rearq.task()
+async def leak(dsn: str, card: str, password: str = "", bypass_cache: bool = False) -> dict:
+    """Returns secrets beside harmless values (tests/integration/test_secrets_e2e.py)."""
+    return {"password": password, "dsn": dsn, "fine": 1, "author": "ada", "bypass": bypass_cache}
+
+
+@rearq.task(job_retry=1)
+async def leak_fail(secret: str, passenger_count: int = 3) -> None:
+    raise RuntimeError(
+        f"login failed password={secret} via redis://:{secret}@cache:6379/0 "
+        f"Authorization: Bearer {secret} for {passenger_count} passengers"
+    )

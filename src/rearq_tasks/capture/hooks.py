@@ -20,6 +20,7 @@ from rearq_tasks.capture import counters
 from rearq_tasks.capture import runtime as runtime_mod
 from rearq_tasks.capture.events import dumps, job_event
 from rearq_tasks.capture.worker_hooks import wrap_run, wrap_run_job, wrap_worker_init
+from rearq_tasks.payloads import prepare_record
 from rearq_tasks.queue.keys import job_status
 
 logger = logging.getLogger("rearq_tasks.capture")
@@ -40,7 +41,9 @@ async def _send(redis: Any, event: dict[str, Any]) -> None:
     from rearq_tasks.conf import conf
 
     try:
-        added = await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [dumps(event)])
+        # Redacted and bounded before it is encoded: a secret never reaches the stream.
+        raw = dumps(prepare_record(event))
+        added = await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [raw])
     except Exception as exc:
         added, reason = 0, str(exc)
     else:

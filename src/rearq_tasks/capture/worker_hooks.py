@@ -158,6 +158,12 @@ def _result_text(job_result: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _returned(ctx: _JobContext, job_result: Any) -> Any:
+    """The value the task returned (payloads stores it as JSON, redacted); ReArq's text of it
+    (``str(value)``) only when the function's own return was not seen."""
+    return ctx.value if ctx.returned else _result_text(job_result)
+
+
 def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:
     status = job_status(job)
     finish = to_ms(getattr(job_result, "finish_time", None)) or now_ms()
@@ -169,7 +175,7 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
                        finish_time=finish, error_message="expired before it ran"))  # fmt: skip
     elif status == "success":
         emit(job_event(job, "success", ctx.queue, job_retries=retries, success=True,
-                       result=_result_text(job_result), finish_time=finish,
+                       result=_returned(ctx, job_result), finish_time=finish,
                        duration_ms=duration, **common))  # fmt: skip
     elif status == "failed":
         emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
@@ -239,7 +245,7 @@ def _safe_interrupted(ctx: _JobContext, job: Any, retries: int, exc: BaseExcepti
                   "start_time": start, "worker_id": ctx.worker}  # fmt: skip
         reason = f"{type(exc).__name__}: {exc}"
         if ctx.returned:
-            text = None if ctx.value is None else str(ctx.value)
+            text = ctx.value
             emit(job_event(job, "success", ctx.queue, success=True, result=text, **common))
             logger.warning(
                 "capture: job %s succeeded but ReArq could not record it (%s); it stays "

@@ -21,6 +21,7 @@ from rearq_tasks.capture.events import ROW_FIELDS, job_event, now_ms, row_event,
 from rearq_tasks.capture.history_writer import insert_rows, rows_from_rearq
 from rearq_tasks.conf import conf
 from rearq_tasks.lifecycle import duration_ms
+from rearq_tasks.payloads import parse_result_text
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 
 Progress = Callable[[int, int], None]
@@ -56,7 +57,9 @@ def record_from_rearq(job: Any, latest: Any, queue: str | None) -> dict[str, Any
             )
             fields["success"] = False
         elif status == "success":
-            fields.update(success=True, result=text, finish_time=to_ms(latest.finish_time))
+            # ReArq stored str(value): parse it back so both paths store the same JSON.
+            result = parse_result_text(text)
+            fields.update(success=True, result=result, finish_time=to_ms(latest.finish_time))
         elif status == "failed":
             fields.update(success=False, error_message=text, finish_time=to_ms(latest.finish_time))
         elif status == "deferred":

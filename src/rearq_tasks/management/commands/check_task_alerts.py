@@ -10,7 +10,6 @@ Exit status (so the cron line itself can page):
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -18,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rearq_tasks.ops.alerts import EXIT_ERROR, RULES, RunResult, run_alerts
 from rearq_tasks.ops.channels import plain_text
+from rearq_tasks.payloads import dumps
 
 
 class Command(BaseCommand):
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             )
         result = run_alerts(rules=rules, dry_run=options["dry_run"])
         if options["json"]:
-            self.stdout.write(json.dumps(result.as_dict(), indent=2, default=str))
+            self.stdout.write(dumps(result.as_dict(), indent=2))
         else:
             self._print(result)
         if result.exit_code:
