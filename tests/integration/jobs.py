@@ -68,3 +68,16 @@ async def stubborn(seconds: float) -> str:
         await asyncio.sleep(1.5)
         return "finished anyway"
     return "finished"
+
+
+@rearq.task(job_retry=0)
+async def never_retry(reason: str = "once") -> None:
+    raise ValueError(reason)
+
+
+@rearq.task(job_retry=1, job_retry_after=4)
+async def fail_once_slowly(key: str) -> str:
+    attempt = await rearq.redis.incr(f"test:fail_once_slowly:{key}")
+    if attempt == 1:
+        raise RuntimeError(f"first attempt of {key} fails")
+    return f"ok on attempt {attempt}"

@@ -199,7 +199,9 @@ def wrap_run_job(original: Any) -> Any:
     @functools.wraps(original)
     async def _run_job(self: Any, queue: str, msg_id: str, job: Any) -> Any:
         if runtime_mod.current() is None:
-            return await original(self, queue, msg_id, job)
+            job_result = await original(self, queue, msg_id, job)
+            await honour_retry_after(self, queue, job)
+            return job_result
         retries = job.job_retries if isinstance(job.job_retries, int) else 0
         ctx = _JobContext(job, queue, self.worker_name)
         token = _running.set(ctx)
@@ -214,9 +216,28 @@ def wrap_run_job(original: Any) -> Any:
         finally:
             _running.reset(token)
         _safe_outcome(self, ctx, job, job_result, retries)
+        await honour_retry_after(self, queue, job)
         return job_result
 
     return _run_job
+
+
+async def honour_retry_after(worker: Any, queue: str, job: Any) -> None:
+    """ReArq schedules every retry after the *worker's* ``job_retry_after``; move it to the
+    job's own (the task's or the enqueue call's). ``XX``: a retry the timer already took is
+    not put back."""
+    seconds = getattr(job, "job_retry_after", None)
+    if job_status(job) != "deferred" or not isinstance(seconds, int):
+        return
+    if seconds == worker.job_retry_after:
+        return
+    try:
+        due = now_ms() + seconds * 1000
+        member = f"{queue}:{job.job_id}"
+        await worker.rearq.redis.zadd(worker.rearq.get_delay_queue(member), {member: due}, xx=True)
+        await worker.rearq.pub_delay(due)
+    except Exception as exc:
+        logger.warning("could not reschedule the retry of %s: %s", job.job_id, exc)
 
 
 def _safe_outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:
