@@ -81,3 +81,10 @@ async def fail_once_slowly(key: str) -> str:
     if attempt == 1:
         raise RuntimeError(f"first attempt of {key} fails")
     return f"ok on attempt {attempt}"
+
+
+# The documented cron recipe, at module level: ReArq's CLI imports this module before Django
+# is set up. A yearly schedule: the tests run them by enqueueing.
+from rearq_tasks.ops.cron import register_cron_tasks  # noqa: E402
+
+register_cron_tasks(rearq, alerts="0 0 1 1 *", cleanup="0 0 1 1 *")

@@ -22,7 +22,9 @@ from typing import Any
 from rearq_tasks.capture import runtime as runtime_mod
 from rearq_tasks.capture.events import job_event, now_ms, to_ms
 from rearq_tasks.capture.runtime import emit
+from rearq_tasks.conf.checks import refuse_bad_settings
 from rearq_tasks.lifecycle import duration_ms
+from rearq_tasks.queue.connection import client_mismatch
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 
 logger = logging.getLogger("rearq_tasks.capture")
@@ -138,6 +140,11 @@ def wrap_worker_init(original: Any) -> Any:
 def wrap_run(original: Any) -> Any:
     @functools.wraps(original)
     async def run(self: Any) -> None:
+        # Every worker and timer refuses invalid settings, however it was started.
+        refuse_bad_settings("timer" if type(self).__name__ == "TimerWorker" else "worker")
+        problem = client_mismatch(self.rearq)
+        if problem:
+            logger.warning("rearq_tasks.W002: %s", problem)
         if not runtime_mod.capture_enabled():
             return await original(self)
         await runtime_mod.acquire(self.rearq)

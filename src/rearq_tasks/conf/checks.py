@@ -182,3 +182,19 @@ def check_unfold(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def refuse_bad_settings(process: str = "worker") -> None:
+    """Raise ImproperlyConfigured with the check messages when ``REARQ_TASKS`` is invalid.
+
+    ``manage.py rearq_worker`` runs the system checks first; ReArq's own CLI
+    (``rearq module:obj worker``/``timer``) does not, so its workers call this at start.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    errors = [message for message in check_settings() if message.is_serious()]
+    if errors:
+        lines = "\n".join(f"  {m.id}: {m.msg} HINT: {m.hint}" for m in errors)
+        raise ImproperlyConfigured(
+            f"the ReArq {process} refuses to start: {SETTING_NAME} is invalid\n{lines}"
+        )
