@@ -307,3 +307,30 @@ def test_cron_task_entry_point_returns_the_exit_code(channels) -> None:
     finished_jobs("send_email", 40, failed=10)
     assert check_task_alerts() == 1
     assert len(mail.outbox) == 1
+
+
+def test_no_channel_says_not_sent_and_dry_run_exits_the_same(settings) -> None:
+    settings.ADMINS = []
+    finished_jobs("send_email", 40, failed=10)
+    dry_code, dry_out = run("--dry-run")
+    code, out = run()
+    assert (dry_code, code) == (2, 2)
+    assert "NOT sent (see the error below):" in out and "\nsent:" not in f"\n{out}"
+    assert "would send:" in dry_out and "no alert channel configured" in dry_out
+
+
+def test_health_and_alerts_explain_each_other_on_the_same_rows(channels) -> None:
+    """18 jobs, 4 failed, over three tasks: 22.2 % overall, no task with 10 finished jobs."""
+    from rearq_tasks.ops.health import ServiceUnavailable, TaskQueue
+
+    finished_jobs("send_email", 6, failed=2)
+    finished_jobs("resize", 6, failed=1)
+    finished_jobs("sync", 6, failed=1)
+    with pytest.raises(ServiceUnavailable) as exc:
+        TaskQueue().run()
+    assert "22.2 % (4/18 jobs of all tasks together" in exc.value.message
+    assert "check_task_alerts judges each task on its own" in exc.value.message
+    code, out = run()
+    assert code == 0 and "no alerts" in out
+    assert "note: all tasks together: 22.2 % of 18 finished jobs failed" in out
+    assert "judges each task on its own" in out and "/health/" in out

@@ -66,7 +66,10 @@ def test_failure_rate_above_threshold_is_unavailable() -> None:
     finished_jobs("send_email", 20, failed=5)
     with pytest.raises(ServiceUnavailable) as exc:
         TaskQueue().run()
-    assert "failure rate 25.0 % (5/20 jobs in the last 1 h) above 10 %" in exc.value.message
+    assert "failure rate 25.0 % (5/20 jobs of all tasks together in the last 1 h;" in (
+        exc.value.message
+    )
+    assert exc.value.message.endswith("per task) above 10 %")
 
 
 def test_failure_rate_warns_at_half_the_threshold() -> None:

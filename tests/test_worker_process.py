@@ -38,7 +38,7 @@ def wait_for(predicate, timeout: float, what: str):
 def worker(rearq_redis, tmp_path):
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
         "REARQ_TASKS_TEST_REDIS_URL": settings.REARQ_TASKS["REDIS_URL"],
         "RT_WORKER_DB_URL": f"sqlite://{tmp_path / 'rearq.sqlite3'}",
     }

@@ -129,7 +129,7 @@ class WorkerPool:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS,
             "REARQ_TASKS_WORKER_DB_NAME": self.db_name,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
             **(extra_env or {}),
         }
         log = Path(django_settings.VAR_DIR) / f"worker-{consumer}.log"

@@ -163,7 +163,7 @@ def test_rearq_server_database_route_answers(worker_pool, unused_tcp_port) -> No
         **os.environ,
         "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS,
         "REARQ_TASKS_WORKER_DB_NAME": connection.settings_dict["NAME"],
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
     }
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "rearq_server", "--port", str(unused_tcp_port)],
@@ -198,7 +198,8 @@ def test_external_collector_writes_what_workers_send(worker_pool) -> None:
     collector = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "rearq_collector"],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS, "PYTHONPATH": str(ROOT),
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS,
+             "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
              "REARQ_TASKS_WORKER_DB_NAME": connection.settings_dict["NAME"], **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -41,7 +41,7 @@ def test_workers_starting_together_all_create_rearq_tables() -> None:
             env = {
                 **os.environ,
                 "DJANGO_SETTINGS_MODULE": "tests.settings",
-                "PYTHONPATH": str(ROOT),
+                "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
                 "REARQ_TASKS_TEST_REARQ_DB_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
                 "START_AT": str(time.time() + 10),
             }

@@ -22,7 +22,9 @@ from typing import Any
 from rearq_tasks.capture import runtime as runtime_mod
 from rearq_tasks.capture.events import job_event, now_ms, to_ms
 from rearq_tasks.capture.runtime import emit
+from rearq_tasks.conf.checks import refuse_bad_settings
 from rearq_tasks.lifecycle import duration_ms
+from rearq_tasks.queue.connection import client_mismatch
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 
 logger = logging.getLogger("rearq_tasks.capture")
@@ -138,6 +140,11 @@ def wrap_worker_init(original: Any) -> Any:
 def wrap_run(original: Any) -> Any:
     @functools.wraps(original)
     async def run(self: Any) -> None:
+        # Every worker and timer refuses invalid settings, however it was started.
+        refuse_bad_settings("timer" if type(self).__name__ == "TimerWorker" else "worker")
+        problem = client_mismatch(self.rearq)
+        if problem:
+            logger.warning("rearq_tasks.W002: %s", problem)
         if not runtime_mod.capture_enabled():
             return await original(self)
         await runtime_mod.acquire(self.rearq)
@@ -205,7 +212,9 @@ def wrap_run_job(original: Any) -> Any:
     @functools.wraps(original)
     async def _run_job(self: Any, queue: str, msg_id: str, job: Any) -> Any:
         if runtime_mod.current() is None:
-            return await original(self, queue, msg_id, job)
+            job_result = await original(self, queue, msg_id, job)
+            await honour_retry_after(self, queue, job)
+            return job_result
         retries = job.job_retries if isinstance(job.job_retries, int) else 0
         ctx = _JobContext(job, queue, self.worker_name)
         token = _running.set(ctx)
@@ -220,9 +229,28 @@ def wrap_run_job(original: Any) -> Any:
         finally:
             _running.reset(token)
         _safe_outcome(self, ctx, job, job_result, retries)
+        await honour_retry_after(self, queue, job)
         return job_result
 
     return _run_job
+
+
+async def honour_retry_after(worker: Any, queue: str, job: Any) -> None:
+    """ReArq schedules every retry after the *worker's* ``job_retry_after``; move it to the
+    job's own (the task's or the enqueue call's). ``XX``: a retry the timer already took is
+    not put back."""
+    seconds = getattr(job, "job_retry_after", None)
+    if job_status(job) != "deferred" or not isinstance(seconds, int):
+        return
+    if seconds == worker.job_retry_after:
+        return
+    try:
+        due = now_ms() + seconds * 1000
+        member = f"{queue}:{job.job_id}"
+        await worker.rearq.redis.zadd(worker.rearq.get_delay_queue(member), {member: due}, xx=True)
+        await worker.rearq.pub_delay(due)
+    except Exception as exc:
+        logger.warning("could not reschedule the retry of %s: %s", job.job_id, exc)
 
 
 def _safe_outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:

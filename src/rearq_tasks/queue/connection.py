@@ -10,7 +10,7 @@ from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
-from rearq_tasks.conf import conf
+from rearq_tasks.conf import conf, redact_url
 from rearq_tasks.queue.keys import sentinel_nodes
 
 
@@ -43,3 +43,43 @@ def redis_client(timeout: float | None = None) -> redis.Redis:
             conf.REDIS_SENTINEL_MASTER, **options
         )
     return redis.Redis.from_url(conf.REDIS_URL, **options)
+
+
+_LOCAL = {"localhost", "127.0.0.1", "::1"}
+
+
+def _server(url: str) -> tuple[str, int, str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or parts.path  # unix:///path/to/socket
+    host = "localhost" if host in _LOCAL else host
+    db = parts.path.strip("/") if parts.hostname else ""
+    return host, parts.port or 6379, db or "0"
+
+
+def client_mismatch(rearq: Any) -> str | None:
+    """Why ``rearq`` uses another Redis than ``REARQ_TASKS`` (None when it is the same one).
+
+    Capture writes through the client's own Redis, while Retry/Cancel, health and metrics
+    read ``REARQ_TASKS``: two servers would make each see only half of the picture.
+    """
+    theirs = getattr(rearq, "sentinels", None)
+    mine = conf.REDIS_SENTINELS
+    if theirs or mine:
+        same = sorted(sentinel_nodes(theirs or [])) == sorted(sentinel_nodes(mine or [])) and (
+            getattr(rearq, "sentinel_master", None) == conf.REDIS_SENTINEL_MASTER
+        )
+        shown = f"sentinels {list(theirs or [])!r}"
+    else:
+        url = getattr(rearq, "redis_url", None) or ""
+        same = _server(url) == _server(conf.REDIS_URL)
+        shown = str(redact_url(url))
+    if same:
+        return None
+    return (
+        f"this ReArq client uses Redis {shown}, but REARQ_TASKS points elsewhere: capture "
+        "writes through the client's Redis while Retry/Cancel, health checks and metrics use "
+        "REARQ_TASKS' (REDIS_URL or REDIS_SENTINELS). Build the client with "
+        "get_rearq_client(), or give REARQ_TASKS the same Redis."
+    )

@@ -6,6 +6,9 @@ Exit status (so the cron line itself can page):
 * 1 — at least one alert is firing (whether or not it was re-sent this run);
 * 2 — an error: a channel failed (timeout, HTTP 500, SMTP), no channel is configured while
   something must be sent, or bad options.
+
+``--dry-run`` exits with the code the real run would have, short of a channel failing: a
+missing channel is 2 there too.
 """
 
 from __future__ import annotations
@@ -63,8 +66,13 @@ class Command(BaseCommand):
             for detail in alert.details:
                 self.stdout.write(f"    {detail}")
         if result.notifications:
-            verb = "would send" if result.dry_run else "sent"
+            if result.dry_run:
+                verb = "would send"
+            else:
+                verb = "sent" if result.sent_to else "NOT sent (see the error below)"
             self.stdout.write(f"{verb}:\n" + plain_text(result.notifications).rstrip())
+        for note in result.notes:
+            self.stdout.write(f"note: {note}")
         if result.suppressed:
             self.stdout.write(f"not re-sent (cooldown): {', '.join(result.suppressed)}")
         if result.sent_to:
