@@ -60,6 +60,7 @@ def test_wrong_types(settings, key, value) -> None:
         ("REDIS_URL", "http://localhost:6379"),
         ("DB_URL", "oracle://x"),
         ("REDIS_SENTINELS", ["localhost"]),
+        ("REDIS_SENTINEL_RETRY_SECONDS", -1),
         ("API_PERMISSION_CLASSES", [""]),
         ("JOB_RETRY", -1),
     ],

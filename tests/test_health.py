@@ -142,6 +142,15 @@ def test_configured_queue_without_worker_is_unavailable(rearq_redis, settings) -
     assert "no live worker for queue(s) critical; 1 live worker(s)" in exc.value.message
 
 
+def test_a_timer_heartbeat_does_not_hide_the_consumers_of_its_queue(rearq_redis) -> None:
+    # `rearq_worker -q default -q high --with-timer`: the timer's heartbeat says "default",
+    # the worker's says "high"; only the consumer group shows the worker reads "default".
+    push_heartbeat(rearq_redis, group="host-c", consumer="timer", queue="default", is_timer=True)
+    push_heartbeat(rearq_redis, group="host-c", consumer=5, queue="high")
+    consume(rearq_redis, "default", "host-c", 5)
+    ReArqWorkers(queues=("default", "high")).run()
+
+
 def test_multi_queue_worker_is_found_through_its_consumer_group(rearq_redis) -> None:
     # ReArq writes one heartbeat field per worker, so a worker on two queues shows only the last.
     push_heartbeat(rearq_redis, group="host-b", consumer=99, queue="high")

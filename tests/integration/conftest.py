@@ -87,10 +87,15 @@ def capture_settings() -> Iterator[None]:
         yield
 
 
-def flush_redis() -> None:
-    import redis
+def _redis() -> Any:
+    """ReArq's Redis as the current settings name it (by URL or through Sentinel)."""
+    from rearq_tasks.queue.connection import redis_client
 
-    redis.Redis.from_url(_redis_url()).flushdb()
+    return redis_client(timeout=5)
+
+
+def flush_redis() -> None:
+    _redis().flushdb()
 
 
 class WorkerPool:
@@ -129,7 +134,8 @@ class WorkerPool:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS,
             "REARQ_TASKS_WORKER_DB_NAME": self.db_name,
-            "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+            # This checkout's sources, not whichever one the virtualenv installed.
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
             **(extra_env or {}),
         }
         log = Path(django_settings.VAR_DIR) / f"worker-{consumer}.log"
@@ -141,9 +147,7 @@ class WorkerPool:
         return proc
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], name: str, timer: bool) -> None:
-        import redis
-
-        r = redis.Redis.from_url(_redis_url(), decode_responses=True)
+        r = _redis()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -7,7 +7,11 @@ from typing import Any
 import redis
 from redis.asyncio.client import Redis as AsyncRedis
 from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import Sentinel
 
 from rearq_tasks.conf import conf, redact_url
@@ -18,14 +22,29 @@ def make_redis(rearq: Any) -> AsyncRedis:
     """An asyncio client to the same server as ``rearq`` (URL or sentinels).
 
     A dead host fails in seconds instead of hanging a web request or a worker's shutdown.
+    Through sentinels a command whose connection is lost is retried on a new connection, to
+    whichever primary the sentinels name by then: a failover closes every client of the old
+    primary, and ReArq's worker loop ends on the first error it sees.
     """
     if getattr(rearq, "sentinels", None):
         sentinel = AsyncSentinel(
             sentinel_nodes(rearq.sentinels), decode_responses=True, socket_connect_timeout=5
         )
-        return sentinel.master_for(rearq.sentinel_master)
+        return sentinel.master_for(rearq.sentinel_master, **failover_retry())
     pool = ConnectionPool.from_url(rearq.redis_url, decode_responses=True, socket_connect_timeout=5)
     return AsyncRedis(connection_pool=pool)
+
+
+def failover_retry(seconds: int | None = None) -> dict[str, Any]:
+    """Client options that retry lost connections for about ``seconds``
+    (``REDIS_SENTINEL_RETRY_SECONDS``): waits of 0.2, 0.4, 0.8 s, then 1 s each."""
+    seconds = conf.REDIS_SENTINEL_RETRY_SECONDS if seconds is None else seconds
+    if seconds <= 0:
+        return {}
+    return {
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), seconds + 2),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
 
 
 def redis_client(timeout: float | None = None) -> redis.Redis:
