@@ -49,7 +49,8 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
     assert "rearq_tasks/capture/upsert.py" in names
     assert "rearq_tasks/models.py" in names
     assert any(n.startswith("rearq_tasks/management/commands/seed_task_logs") for n in names)
-    assert not any(n.startswith(("tests/", "example_project/", "bench/", "docs/")) for n in names)
+    others = ("tests/", "example_project/", "bench/", "harness/", "docs/")
+    assert not any(n.startswith(others) for n in names)
     top = {n.split("/")[0] for n in names}
     assert top <= {"rearq_tasks", *(n for n in top if n.endswith(".dist-info"))}
 
