@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from harness.factories import TaskLogFactory, UserFactory, staff_viewer
 from rearq_tasks.models import StatusChoices, TaskLog
-from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from tests.factories import staff_viewer
+from harness.factories import staff_viewer
 
 DOC = Path(__file__).parent.parent / "docs" / "api.md"
 

@@ -2,17 +2,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 
 import pytest
 from django.utils import timezone
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from harness.factories import TaskLogFactory, consume, finished_jobs, push_heartbeat
+from harness.network import free_port
 from rearq_tasks.models import StatusChoices
 from rearq_tasks.ops.health import ReArqRedis, ReArqWorkers, TaskQueue
-from tests.factories import TaskLogFactory, finished_jobs
-from tests.heartbeats import consume, push_heartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -23,12 +22,6 @@ def no_cron_tasks(monkeypatch):
     from rearq.task import CronTask
 
     monkeypatch.setattr(CronTask, "_cron_tasks", {})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def running_since(seconds: float, count: int = 1) -> None:

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from harness.factories import TaskLogFactory, UserFactory, staff_viewer
 from rearq_tasks.capture import history_writer as capture_history
 from rearq_tasks.capture import worker_hooks
 from rearq_tasks.capture.collector import _write
@@ -21,7 +22,6 @@ from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog
 from rearq_tasks.ops.retention import purge
 from rearq_tasks.queries.history import job_history
 from rearq_tasks.queue.reconcile import mark_lost_jobs, write_batch
-from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from django.conf import settings as django_settings
 from django.test import override_settings
 
 from rearq_tasks.models import TaskLog
-from tests.integration.conftest import WorkerPool, flush_redis, wait_for
+from tests.integration.conftest import WorkerPool, flush_redis, new_worker_pool, wait_for
 from tests.integration.sentinel import (
     MASTER_NAME,
     SentinelCluster,
@@ -85,9 +85,7 @@ def sentinel_worker(
     """One worker + timer for the module, configured only through the sentinel."""
     flush_redis()
     with django_db_blocker.unblock():
-        from django.db import connection
-
-        pool = WorkerPool(connection.settings_dict["NAME"])
+        pool = new_worker_pool()
     env = {
         "REARQ_TASKS_TEST_REDIS_URL": UNUSED_URL,
         "REARQ_TASKS_WORKER_SENTINELS": ",".join(cluster.sentinels),
