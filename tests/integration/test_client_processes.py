@@ -3,17 +3,16 @@ invalid settings as ``manage.py rearq_worker`` does."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from harness.processes import ROOT, child_env, rearq_argv
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import asyncio
@@ -38,10 +37,6 @@ asyncio.run(main())
 """
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", **extra}
-
-
 def test_a_script_that_enqueues_exits_after_close(rearq_services, tmp_path) -> None:
     """ReArq's close() closes Redis only; aiosqlite's thread kept the process alive."""
     script = tmp_path / "enqueue.py"
@@ -60,14 +55,13 @@ def test_a_script_that_enqueues_exits_after_close(rearq_services, tmp_path) -> N
 
 @pytest.mark.parametrize("command", ["worker", "timer"])
 def test_rearq_cli_refuses_invalid_settings(rearq_services, tmp_path, command: str) -> None:
-    cli = str(Path(sys.executable).with_name("rearq"))
     env = child_env(
         DJANGO_SETTINGS_MODULE="tests.integration.bad_worker_settings",
         REARQ_TASKS_WORKER_DB_NAME="unused",
         REARQ_TASKS_TEST_REARQ_DB_URL=f"sqlite://{tmp_path / 'rearq.sqlite3'}",
     )
     done = subprocess.run(
-        [cli, "tests.integration.jobs:rearq", command],
+        rearq_argv("tests.integration.jobs:rearq", command),
         cwd=ROOT, env=env, capture_output=True, timeout=60,
     )  # fmt: skip
     output = (done.stdout + done.stderr).decode()

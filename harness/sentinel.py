@@ -10,20 +10,14 @@ needs Django or pytest.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from harness.network import free_port
+
 MASTER_NAME = "mymaster"
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on at the time of asking."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def redis_server_binary() -> str | None:
