@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from harness.factories import finished_jobs
+from harness.waiting import wait_for
 from rearq_tasks.models import TaskLog
 from rearq_tasks.ops.cron import ALERTS_TASK_NAME, CLEANUP_TASK_NAME
-from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
+from harness.waiting import wait_for
 from rearq_tasks.models import TaskLog
-from tests.integration.conftest import wait_for
 from tests.integration.test_capture import rearq_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -11,9 +11,9 @@ import pytest
 from django.conf import settings
 from django.test import Client, override_settings
 
+from harness.waiting import wait_for
 from rearq_tasks import enqueue_sync
 from rearq_tasks.models import TaskEvent, TaskLog
-from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -18,14 +18,16 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
 
+from harness.processes import WorkerPool
 from harness.sentinel import (
     MASTER_NAME,
     SentinelCluster,
     free_port,
     redis_server_binary,
 )
+from harness.waiting import wait_for
 from rearq_tasks.models import TaskLog
-from tests.integration.conftest import WorkerPool, flush_redis, new_worker_pool, wait_for
+from tests.integration.conftest import flush_redis, new_worker_pool
 from tests.integration.test_capture import rearq_state, row, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
