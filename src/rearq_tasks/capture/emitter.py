@@ -21,12 +21,14 @@ from collections.abc import Callable
 from typing import Any
 
 from rearq_tasks.capture import counters
-from rearq_tasks.capture.events import dumps
+from rearq_tasks.capture.events import dumps, job_event
 
 logger = logging.getLogger("rearq_tasks.capture")
 
 # KEYS[1] stream, KEYS[2] counters hash; ARGV[1] cap, ARGV[2] events dropped and ARGV[3]
-# events refused since the last send (counted in the hash), ARGV[4..] events. Trims exactly
+# events refused since the last send (counted in the hash), ARGV[4] the events joined by
+# newlines (compact JSON never holds a raw newline; one argument instead of one per event
+# saves the client encoding and framing each of them: it was most of a flush). Trims exactly
 # the entries every group has read and acknowledged (approximate trimming would leave up to
 # a node of them counted against the cap), adds at most ``cap - XLEN`` events and returns
 # how many it added.
@@ -60,11 +62,14 @@ if ok then
   end
 end
 local room = tonumber(ARGV[1]) - redis.call('XLEN', KEYS[1])
-local n = 0
-for i = 4, #ARGV do
-  if n >= room then break end
-  redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+local n, blob, pos = 0, ARGV[4], 1
+if blob == '' then return 0 end
+while n < room do
+  local stop = string.find(blob, '\\n', pos, true)
+  redis.call('XADD', KEYS[1], '*', 'e', string.sub(blob, pos, (stop or 0) - 1))
   n = n + 1
+  if not stop then break end
+  pos = stop + 1
 end
 return n
 """
@@ -83,12 +88,20 @@ async def send(
 ) -> int:
     """Append ``events`` to the stream (never past ``cap`` unwritten ones) and add ``dropped``
     and ``refused`` to the Redis counters; returns how many events went in."""
+    blob = "\n".join(events)
+    if blob.count("\n") != max(0, len(events) - 1):
+        raise ValueError("an event holds a raw newline: events are compact JSON")
     script = _scripts.get(id(redis))
     if script is None or script.registered_client is not redis:
         script = _scripts[id(redis)] = redis.register_script(XADD_MANY)
-    return int(
-        await script(keys=[stream, counters_key(stream)], args=[cap, dropped, refused, *events])
-    )
+    return int(await script(keys=[stream, counters_key(stream)], args=[cap, dropped, refused, blob]))
+
+
+def _start_event(start: Any) -> dict[str, Any]:
+    if isinstance(start, dict):
+        return start
+    job, queue, worker, start_ms = start
+    return job_event(job, "in_progress", queue, start_time=start_ms, worker_id=worker)
 
 
 class Emitter:
@@ -111,8 +124,9 @@ class Emitter:
         self.buffer_size = buffer_size
         self.interval = interval_ms / 1000
         self._buffer: list[str] = []
-        # Start events wait for the next flush: a job that ends before it sends one event.
-        self._starts: dict[str, dict[str, Any]] = {}
+        # Starts wait for the next flush as (job, queue, worker, start_ms), or as an event: a
+        # job that ends before it is neither built, prepared nor encoded (one event per job).
+        self._starts: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -121,6 +135,10 @@ class Emitter:
         self._held = 0  # events at the buffer's head already counted as refused
         self._episode_dropped = 0  # dropped since the last successful send (for the log)
         self._stream_full = False
+
+    def started(self, job: Any, queue: str, worker: str, start_ms: float) -> None:
+        """The true start of ``job``: its event is built at the next flush, if still needed."""
+        self._starts[job.job_id] = (job, queue, worker, start_ms)
 
     def emit(self, event: dict[str, Any]) -> None:
         if event["status"] == "in_progress":
@@ -168,7 +186,7 @@ class Emitter:
         events stay buffered)."""
         if self._starts:
             starts, self._starts = self._starts, {}
-            self._buffer.extend(self._encode(e) for e in starts.values())
+            self._buffer.extend(self._encode(_start_event(e)) for e in starts.values())
         while self._buffer or self._dropped or self._refused:
             batch = self._buffer[:SEND_CHUNK]
             try:
