@@ -19,6 +19,7 @@ from typing import Any
 from rearq_tasks.capture import counters
 from rearq_tasks.capture.collector import Collector
 from rearq_tasks.capture.emitter import Emitter
+from rearq_tasks.capture.supervisor import CollectorProcess, collector_env
 from rearq_tasks.conf import conf
 from rearq_tasks.payloads import payload_rules, prepare_record
 from rearq_tasks.queue.connection import make_redis
@@ -44,10 +45,16 @@ class CaptureRuntime:
             prepare=functools.partial(prepare_record, rules=payload_rules()),
         )
         self.collector: Collector | None = None
+        self.collector_process: CollectorProcess | None = None
         if conf.CAPTURE_COLLECTOR == "embedded":
-            self.collector = Collector(
-                self.redis, conf.CAPTURE_STREAM, conf.CAPTURE_BATCH_SIZE, log_stats=False
-            )
+            env = collector_env()
+            if env is not None:
+                # Off the job loop: a child process the worker starts, restarts and stops.
+                self.collector_process = CollectorProcess(env)
+            else:  # no settings module to hand a child: the collector shares the loop
+                self.collector = Collector(
+                    self.redis, conf.CAPTURE_STREAM, conf.CAPTURE_BATCH_SIZE, log_stats=False
+                )
         self.canceled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._listener: asyncio.Task[None] | None = None
         self.users = 0
@@ -62,6 +69,8 @@ class CaptureRuntime:
         self.emitter.start()
         if self.collector is not None:
             self.collector.start()
+        if self.collector_process is not None:
+            self.collector_process.start()
         self._listener = asyncio.ensure_future(self._listen_cancels())
 
     async def stop(self) -> None:
@@ -70,6 +79,10 @@ class CaptureRuntime:
         await self.emitter.stop()
         if self.collector is not None:
             await self.collector.stop()
+        elif self.collector_process is not None:
+            # After the last flush: the child writes those events before it exits.
+            await self.collector_process.stop()
+            logger.info("capture: %s", counters.get_capture_stats())
         else:
             logger.info("capture: %s", counters.get_capture_stats())
         try:
