@@ -293,8 +293,12 @@ def rounds(args: argparse.Namespace, modes: list[str], conn: object, redis: obje
     for m in modes:
         parts = [
             f"{key.replace('_us_per_job', '')} {statistics.median(row[m][key] for row in rows):.0f}"
-            for key in ("worker_us_per_job", "collector_us_per_job", "postgres_us_per_job",
-                        "redis_us_per_job")  # fmt: skip
+            for key in (
+                "worker_us_per_job",
+                "collector_us_per_job",
+                "postgres_us_per_job",
+                "redis_us_per_job",
+            )  # fmt: skip
             if key in rows[0][m]
         ]
         print(f"  {m:9} " + ", ".join(parts))

@@ -108,8 +108,18 @@ def profile(mode: str, jobs: int, rate: int) -> dict[str, object]:
         worker = procs[0].pid
         pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         spy = subprocess.Popen(
-            [pyspy, "record", "-r", str(rate), "--format", "raw", "-o", str(raw), "-p",
-             str(worker)],  # fmt: skip
+            [
+                pyspy,
+                "record",
+                "-r",
+                str(rate),
+                "--format",
+                "raw",
+                "-o",
+                str(raw),
+                "-p",
+                str(worker),
+            ],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -153,9 +163,11 @@ def show(result: dict[str, object], other: dict[str, object] | None) -> None:
     keys = set(result["by_function"]) | set(other["by_function"] if other else ())  # type: ignore[arg-type]
     ranked = sorted(
         keys,
-        key=lambda k: -max(
-            int(result["by_function"].get(k, 0)),  # type: ignore[union-attr]
-            int(other["by_function"].get(k, 0)) if other else 0,  # type: ignore[union-attr]
+        key=lambda k: (
+            -max(
+                int(result["by_function"].get(k, 0)),  # type: ignore[union-attr]
+                int(other["by_function"].get(k, 0)) if other else 0,  # type: ignore[union-attr]
+            )
         ),
     )
     for key in ranked[:25]:

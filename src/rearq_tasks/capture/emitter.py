@@ -94,7 +94,8 @@ async def send(
     script = _scripts.get(id(redis))
     if script is None or script.registered_client is not redis:
         script = _scripts[id(redis)] = redis.register_script(XADD_MANY)
-    return int(await script(keys=[stream, counters_key(stream)], args=[cap, dropped, refused, blob]))
+    keys = [stream, counters_key(stream)]
+    return int(await script(keys=keys, args=[cap, dropped, refused, blob]))
 
 
 def _start_event(start: Any) -> dict[str, Any]:

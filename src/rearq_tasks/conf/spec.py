@@ -358,8 +358,8 @@ SPEC: dict[str, Option] = {
     "CAPTURE_COLLECTOR": Option(
         "embedded",
         (str,),
-        'Where events are written to TaskLog: "embedded" (inside every worker) or '
-        '"external" (only `manage.py rearq_collector` processes).',
+        'Where events are written to TaskLog: "embedded" (a collector process every worker '
+        'starts and supervises) or "external" (only `manage.py rearq_collector` processes).',
         lambda v: None if v in ("embedded", "external") else 'must be "embedded" or "external"',
     ),
     "LOST_JOB_GRACE_SECONDS": Option(
