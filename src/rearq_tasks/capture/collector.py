@@ -94,6 +94,8 @@ class Collector:
         self.log_stats = log_stats
         self.linger = linger_ms / 1000
         self._next_read = 0.0
+        # Set once the group exists and the database connection was tried: it reads now.
+        self.ready = asyncio.Event()
 
     async def ensure_group(self) -> None:
         try:
@@ -112,6 +114,7 @@ class Collector:
         while not self._stopping:
             try:
                 await self.ensure_group()
+                self.ready.set()
                 break
             except Exception as exc:
                 logger.warning("capture collector: Redis unavailable (%s), retrying", exc)

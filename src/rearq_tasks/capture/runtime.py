@@ -197,6 +197,8 @@ async def acquire(rearq: Any) -> CaptureRuntime:
     if _runtime is None or _runtime.loop is not asyncio.get_running_loop():
         _runtime = CaptureRuntime(rearq)
         _runtime.start()
+        if _runtime.collector_process is not None:
+            await _runtime.collector_process.wait_ready()
     _runtime.users += 1
     return _runtime
 

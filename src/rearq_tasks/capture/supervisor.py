@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -26,11 +27,13 @@ POLL_S = 0.5
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 # A child that lived this long before dying restarts without waiting long.
 HEALTHY_AFTER_S = 30.0
+READY_TIMEOUT_S = 30.0
 
 
-def collector_argv(parent_pid: int) -> list[str]:
+def collector_argv(parent_pid: int, ready_fd: int) -> list[str]:
     """``python -m django rearq_collector`` of this interpreter, bound to ``parent_pid``."""
-    return [sys.executable, "-m", "django", "rearq_collector", "--parent-pid", str(parent_pid)]
+    return [sys.executable, "-m", "django", "rearq_collector", "--parent-pid", str(parent_pid),
+            "--ready-fd", str(ready_fd)]  # fmt: skip
 
 
 def collector_env() -> dict[str, str] | None:
@@ -52,14 +55,37 @@ class CollectorProcess:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._started_at = 0.0
+        self._ready_fd: int | None = None
 
     def _spawn(self) -> None:
-        # Its own session: a terminal's Ctrl-C or a signal to the worker's process group must
-        # not stop it before the worker's last events are sent; the worker stops it then.
-        self.proc = subprocess.Popen(
-            collector_argv(os.getpid()), env=self.env, start_new_session=True
-        )
+        read, write = os.pipe()
+        try:
+            # Its own session: a terminal's Ctrl-C or a signal to the worker's process group
+            # must not stop it before the worker's last events are sent; the worker stops it.
+            self.proc = subprocess.Popen(
+                collector_argv(os.getpid(), write), env=self.env, start_new_session=True,
+                pass_fds=(write,),
+            )  # fmt: skip
+        finally:
+            os.close(write)
+        if self._ready_fd is not None:
+            os.close(self._ready_fd)
+        self._ready_fd = read
         self._started_at = time.monotonic()
+
+    async def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> bool:
+        """Wait until the child reads the stream (or exited, or ``timeout``): a worker that
+        ran jobs first would have their events written only seconds later."""
+        fd, proc = self._ready_fd, self.proc
+        if fd is None or proc is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if select.select([fd], [], [], 0)[0]:
+                return os.read(fd, 1) == b"1"
+            await asyncio.sleep(0.02)
+        logger.warning("capture: the collector process %d is not reading yet", proc.pid)
+        return False
 
     def start(self) -> None:
         self._spawn()
@@ -94,6 +120,9 @@ class CollectorProcess:
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
+        if self._ready_fd is not None:
+            os.close(self._ready_fd)
+            self._ready_fd = None
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return

@@ -27,6 +27,12 @@ class Command(BaseCommand):
             help="Stop when this process is gone (set by a worker running it as its embedded "
             "collector).",
         )
+        parser.add_argument(
+            "--ready-fd",
+            type=int,
+            default=None,
+            help="Write a byte to this inherited file descriptor once reading (for a worker).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         parent = options.get("parent_pid")
@@ -51,6 +57,8 @@ class Command(BaseCommand):
                 loop.add_signal_handler(sig, stop.set)
             collector.start()
             watch = asyncio.ensure_future(_watch_parent(parent, stop)) if parent else None
+            if options.get("ready_fd") is not None:
+                await _signal_ready(collector, options["ready_fd"], stop)
             self.stdout.write(f"collecting from {conf.CAPTURE_STREAM} as {collector.consumer}")
             await stop.wait()
             if watch is not None:
@@ -66,3 +74,16 @@ async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
     while os.getppid() == pid:
         await asyncio.sleep(1.0)
     stop.set()
+
+
+async def _signal_ready(collector: Any, fd: int, stop: asyncio.Event) -> None:
+    """Tell the worker the collector reads (or is stopping): it starts its jobs then."""
+    waiters = {asyncio.ensure_future(collector.ready.wait()), asyncio.ensure_future(stop.wait())}
+    _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in pending:
+        waiter.cancel()
+    try:
+        os.write(fd, b"1")
+        os.close(fd)
+    except OSError:
+        pass
