@@ -180,9 +180,9 @@ def install(rearq: Any) -> None:
         return
     _import_rearq_worker()
     from rearq import ReArq
+    from rearq import worker as rearq_worker
     from rearq.server.models import Job
     from rearq.task import Task
-    from rearq import worker as rearq_worker
     from rearq.worker import Worker
 
     ReArq.create_task = _wrap_create_task(ReArq.create_task)
