@@ -52,10 +52,15 @@ def looks_like_card_number(value: str) -> bool:
     return _luhn_ok(re.sub(r"[ -]", "", value))
 
 
+_MAX_DEPTH_MARKER = "[max depth]"
+_CYCLE_MARKER = "[cycle]"
+_CUT_MARKERS = frozenset({_MAX_DEPTH_MARKER, _CYCLE_MARKER})
+
+
 def json_safe(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> Any:
     """A JSON-serialisable copy of ``value``; what JSON cannot hold gets a faithful text form."""
     if _depth > MAX_DEPTH:
-        return "[max depth]"
+        return _MAX_DEPTH_MARKER
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -75,7 +80,7 @@ def json_safe(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) 
         except UnicodeDecodeError:
             return "base64:" + base64.b64encode(raw).decode("ascii")
     if id(value) in _seen:
-        return "[cycle]"
+        return _CYCLE_MARKER
     seen = _seen | {id(value)}
     if isinstance(value, Mapping):
         return {str(k): json_safe(v, _depth + 1, seen) for k, v in value.items()}
@@ -111,6 +116,29 @@ def redact(value: Any, pattern: re.Pattern[str], _depth: int = 0) -> Any:
     if isinstance(value, str) and looks_like_card_number(value):
         return REDACTED
     return value
+
+
+def is_lossy(args: Any, kwargs: Any) -> bool:
+    """Whether a stored args/kwargs pair lost something on the way in: a redacted value
+    (the ``[redacted]`` marker anywhere, also inside text), a truncation marker object, or
+    a structure cut by :func:`json_safe` (too deep, or a cycle).
+
+    Such a copy must never be run as the job's arguments (see ``retry_job``).
+    """
+    stack: list[tuple[Any, int]] = [(args, 0), (kwargs, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if REDACTED in value or value in _CUT_MARKERS:
+                return True
+        elif isinstance(value, Mapping):
+            if TRUNCATED_KEY in value:
+                return True
+            if depth < MAX_DEPTH:
+                stack.extend((item, depth + 1) for item in (*value.keys(), *value.values()))
+        elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
+            stack.extend((item, depth + 1) for item in value)
+    return False
 
 
 def clean_text(text: str | None, max_bytes: int) -> str | None:

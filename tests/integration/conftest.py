@@ -129,7 +129,8 @@ class WorkerPool:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS,
             "REARQ_TASKS_WORKER_DB_NAME": self.db_name,
-            "PYTHONPATH": str(ROOT),
+            # This checkout's sources first: an installed (editable) copy may be another one.
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
             **(extra_env or {}),
         }
         log = Path(django_settings.VAR_DIR) / f"worker-{consumer}.log"
