@@ -239,3 +239,34 @@ def test_prepare_record_shortcut_stores_what_the_full_path_stores(
         if record[name] is not None:
             expected[name] = getattr(full, name)
     assert prepare_record(record, rules) == expected
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, lossy",
+    [
+        ([1, "two"], {"to": "a@example.com", "n": {"deep": [None, 1.5]}}, False),
+        ([], {"password": REDACTED}, True),
+        (["dsn postgres://u:[redacted]@h/db"], {}, True),
+        ([[{"token": REDACTED}]], {}, True),
+        ({TRUNCATED_KEY: True, "original_bytes": 9, "preview": ""}, {}, True),
+        ([], {"blob": {TRUNCATED_KEY: True}}, True),
+        ([], {"tree": "[max depth]"}, True),
+        (None, None, False),
+    ],
+)
+def test_is_lossy_finds_every_marker_a_stored_copy_can_carry(args, kwargs, lossy) -> None:
+    from rearq_tasks.payloads import is_lossy
+
+    assert is_lossy(args, kwargs) is lossy
+
+
+def test_what_prepare_cuts_is_lossy_and_what_it_keeps_is_not() -> None:
+    from rearq_tasks.payloads import is_lossy
+
+    rules = PayloadRules(limit=200, pattern=_compile(DEFAULT_REDACT_PATTERNS), exempt=frozenset())
+    kept = prepare("t", args=[1], kwargs={"to": "x"}, rules=rules)
+    assert not is_lossy(kept.args, kept.kwargs)
+    secret = prepare("t", kwargs={"password": "hunter2"}, rules=rules)
+    assert is_lossy(secret.args, secret.kwargs)
+    big = prepare("t", args=["x" * 500], rules=rules)
+    assert is_lossy(big.args, big.kwargs)

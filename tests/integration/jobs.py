@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.integration.worker_settings")
@@ -68,3 +69,12 @@ async def stubborn(seconds: float) -> str:
         await asyncio.sleep(1.5)
         return "finished anyway"
     return "finished"
+
+
+@rearq.task()
+async def gated(key: str, data: str = "", password: str = "") -> str:
+    """Fails until the test opens its gate; returns a digest of what it received, so the
+    test can check the arguments without the secret itself being stored anywhere."""
+    if not await rearq.redis.get(f"test:gate:{key}"):
+        raise RuntimeError(f"gate {key} is closed")
+    return hashlib.sha256(f"{password}|{data}".encode()).hexdigest()

@@ -11,8 +11,9 @@ row may move is taken *inside* the statement, against the row as it is in the da
 The rule is :func:`rearq_tasks.lifecycle.may_replace`, in SQL
 :func:`rearq_tasks.lifecycle.guard_sql`.
 
-Fields an event does not know (NULL) keep their stored value; ``user_id`` is filled once
-and never replaced, and so is ``retry_of``. No read-modify-write, so concurrent writers cannot lose an update.
+Fields an event does not know (NULL) keep their stored value; ``user_id`` and ``retry_of``
+are filled once and never replaced. No read-modify-write, so concurrent writers cannot lose
+an update.
 """
 
 from __future__ import annotations

@@ -7,20 +7,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0006_task_event'),
+        ("tasks", "0006_task_event"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='tasklog',
-            name='retry_of',
-            field=models.CharField(blank=True, max_length=100, null=True, verbose_name='retry of'),
+            model_name="tasklog",
+            name="retry_of",
+            field=models.CharField(blank=True, max_length=100, null=True, verbose_name="retry of"),
         ),
         migrations.AddIndex(
-            model_name='tasklog',
-            index=models.Index(fields=['retry_of'], name='tasklog_retry_of_idx'),
+            model_name="tasklog",
+            index=models.Index(fields=["retry_of"], name="tasklog_retry_of_idx"),
         ),
     ]
