@@ -275,3 +275,17 @@ def test_the_rerun_id_is_the_same_for_every_sync_and_distinct_per_job() -> None:
     job_id = uuid.uuid4().hex
     assert recovered_id(job_id) == recovered_id(job_id) != recovered_id(job_id + "x")
     assert len(recovered_id(job_id)) == 32
+
+
+def test_a_job_already_failed_as_lost_before_its_start_is_recovered(clean_rearq) -> None:
+    """The capture fails a fetched job at once when ReArq's own code failed before its start
+    (Redis away): ReArq never runs it, so it is re-run like any dropped job."""
+    old = TaskLogFactory(
+        job_id="lost-early", queue_name=QUEUE, status="failed", success=False,
+        error_message="lost: worker w failed before the job started (ConnectionError: x)",
+    )  # fmt: skip
+    rearq_job(old.job_id, [3], {})
+    assert sync_task_logs().recovered == 1
+    old.refresh_from_db()
+    assert old.error_message.startswith("lost before it started")
+    assert sync_task_logs().recovered == 0

@@ -10,7 +10,9 @@ A job counts as fetched but never started when its TaskLog row is ``in_progress`
 ``start_time`` (the capture sets it only when the task function is called), ReArq's row is
 ``in_progress`` with no ``rearq_job_results`` row for the current attempt, and it is long
 overdue by the lost-job rule (:func:`overdue_q`) — or no worker is alive at all, so no
-process can still hold it. Jobs lost mid-run (``start_time`` set) are never re-run here.
+process can still hold it. A row already failed as ``lost:`` without a start (ReArq's own
+code failed before the job started) is one too. Jobs lost mid-run (``start_time`` set) are
+never re-run here.
 
 Exactly once: the re-run's job id is derived from the old one (:func:`recovered_id`) and
 ``rearq_job.job_id`` is unique, so of two ``sync_task_logs`` running at once only one
@@ -126,6 +128,9 @@ def unstarted_rows(
         if overdue_only
         else RUNNING & Q(start_time__isnull=True)
     )
+    # Already failed as lost before they started (by the capture, when ReArq's own code
+    # failed before the job's start, or by an earlier sync with recovery off or impossible).
+    condition |= Q(status="failed", start_time__isnull=True, error_message__startswith="lost:")
     return list(TaskLog.objects.filter(condition).order_by().values(*ROW_FIELDS))
 
 
