@@ -24,7 +24,7 @@ LIST_KEYS = {
 DETAIL_KEYS = LIST_KEYS | {
     "args", "kwargs", "result", "error_message", "duration_seconds", "job_retry",
     "job_retry_after", "worker_id", "expire_time", "created_at", "updated_at", "user",
-    "user_display",
+    "user_display", "retry_of",
 }  # fmt: skip
 
 

@@ -180,6 +180,9 @@ class TaskLog(models.Model):
         related_name="task_logs",
         verbose_name=_("user"),
     )
+    # The job this one runs again (an operator's retry, or the recovery of a job ReArq
+    # dropped): a job id, not a foreign key, so it survives retention and import order.
+    retry_of = models.CharField(_("retry of"), max_length=100, null=True, blank=True)
 
     objects = TaskLogQuerySet.as_manager()
 
@@ -198,6 +201,7 @@ class TaskLog(models.Model):
             models.Index(fields=["queue_name", "status"], name="tasklog_queue_status_idx"),
             models.Index(fields=["success", "-enqueue_time"], name="tasklog_success_enq_idx"),
             models.Index(fields=["-created_at"], name="tasklog_created_idx"),
+            models.Index(fields=["retry_of"], name="tasklog_retry_of_idx"),
         ]
 
     def __str__(self) -> str:

@@ -18,7 +18,7 @@ DETAIL_FIELDS: tuple[str, ...] = (
     "args", "kwargs", "result", "error_message", "duration_ms", "duration_seconds",
     "job_retry", "job_retries", "job_retry_after", "worker_id", "enqueue_time",
     "expire_time", "start_time", "finish_time", "created_at", "updated_at", "user",
-    "user_display",
+    "user_display", "retry_of",
 )  # fmt: skip
 EVENT_FIELDS: tuple[str, ...] = (
     "id", "event", "event_display", "attempt", "timestamp", "worker_id", "duration_ms",

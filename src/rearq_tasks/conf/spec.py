@@ -369,6 +369,12 @@ SPEC: dict[str, Option] = {
         "timeout plus this.",
         _non_negative,
     ),
+    "RECOVER_UNSTARTED_JOBS": Option(
+        True,
+        (bool,),
+        "sync_task_logs re-enqueues, once, each job a dead worker fetched but never started "
+        "(ReArq never runs it); False only marks it lost.",
+    ),
     "SYNC_TASK_LOGS_CRON": Option(
         None,
         (str,),
