@@ -98,6 +98,9 @@ class TaskStat(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M} +{self.span}s {self.task_name} {self.status}"
+
 
 class TaskStatBin(models.Model):
     """One histogram bin of durations (kind 0) or queue waits (kind 1): a sparse sketch."""
@@ -120,3 +123,6 @@ class TaskStatBin(models.Model):
                 name="taskstatbin_key_uniq",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M} +{self.span}s {self.task_name} bin {self.bin}"
