@@ -211,6 +211,13 @@ SPEC: dict[str, Option] = {
     ),
     "BACKLOG_THRESHOLD": Option(100, (int,), "Queued jobs that count as a backlog.", _positive),
     "RETENTION_DAYS": Option(90, (int,), "cleanup_task_logs keeps this many days.", _positive),
+    "STATS_RETENTION_DAYS": Option(
+        400,
+        (int,),
+        "cleanup_task_logs keeps the statistics rollups this many days (rows: RETENTION_DAYS); "
+        "the API accepts period_hours up to this many days.",
+        _positive,
+    ),
     "FAILED_RETENTION_DAYS": Option(
         None,
         (int,),

@@ -25,55 +25,83 @@ def remove_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0006_task_event'),
+        ("tasks", "0006_task_event"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TaskStat',
+            name="TaskStat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('span', models.IntegerField(verbose_name='bucket seconds')),
-                ('bucket', models.DateTimeField(verbose_name='bucket start')),
-                ('task_name', models.CharField(max_length=200, verbose_name='task name')),
-                ('queue_name', models.CharField(max_length=100, verbose_name='queue name')),
-                ('status', models.CharField(max_length=20, verbose_name='status')),
-                ('outcome', models.SmallIntegerField(verbose_name='success')),
-                ('jobs', models.BigIntegerField(default=0, verbose_name='jobs')),
-                ('retried', models.BigIntegerField(default=0, verbose_name='retried jobs')),
-                ('retries_sum', models.BigIntegerField(default=0, verbose_name='retries')),
-                ('attempts_sum', models.BigIntegerField(default=0, verbose_name='attempts')),
-                ('duration_count', models.BigIntegerField(default=0, verbose_name='jobs with a duration')),
-                ('duration_sum', models.BigIntegerField(default=0, verbose_name='duration sum (ms)')),
-                ('wait_count', models.BigIntegerField(default=0, verbose_name='jobs with a queue wait')),
-                ('wait_sum', models.BigIntegerField(default=0, verbose_name='queue wait sum (ms)')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("span", models.IntegerField(verbose_name="bucket seconds")),
+                ("bucket", models.DateTimeField(verbose_name="bucket start")),
+                ("task_name", models.CharField(max_length=200, verbose_name="task name")),
+                ("queue_name", models.CharField(max_length=100, verbose_name="queue name")),
+                ("status", models.CharField(max_length=20, verbose_name="status")),
+                ("outcome", models.SmallIntegerField(verbose_name="success")),
+                ("jobs", models.BigIntegerField(default=0, verbose_name="jobs")),
+                ("retried", models.BigIntegerField(default=0, verbose_name="retried jobs")),
+                ("retries_sum", models.BigIntegerField(default=0, verbose_name="retries")),
+                ("attempts_sum", models.BigIntegerField(default=0, verbose_name="attempts")),
+                (
+                    "duration_count",
+                    models.BigIntegerField(default=0, verbose_name="jobs with a duration"),
+                ),
+                (
+                    "duration_sum",
+                    models.BigIntegerField(default=0, verbose_name="duration sum (ms)"),
+                ),
+                (
+                    "wait_count",
+                    models.BigIntegerField(default=0, verbose_name="jobs with a queue wait"),
+                ),
+                ("wait_sum", models.BigIntegerField(default=0, verbose_name="queue wait sum (ms)")),
             ],
             options={
-                'verbose_name': 'task statistics bucket',
-                'verbose_name_plural': 'task statistics buckets',
-                'db_table': 'django_cfg_task_stat',
-                'constraints': [models.UniqueConstraint(fields=('span', 'bucket', 'task_name', 'queue_name', 'status', 'outcome'), name='taskstat_key_uniq')],
+                "verbose_name": "task statistics bucket",
+                "verbose_name_plural": "task statistics buckets",
+                "db_table": "django_cfg_task_stat",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("span", "bucket", "task_name", "queue_name", "status", "outcome"),
+                        name="taskstat_key_uniq",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TaskStatBin',
+            name="TaskStatBin",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('span', models.IntegerField(verbose_name='bucket seconds')),
-                ('bucket', models.DateTimeField(verbose_name='bucket start')),
-                ('task_name', models.CharField(max_length=200, verbose_name='task name')),
-                ('queue_name', models.CharField(max_length=100, verbose_name='queue name')),
-                ('kind', models.SmallIntegerField(verbose_name='kind')),
-                ('bin', models.IntegerField(verbose_name='bin')),
-                ('jobs', models.BigIntegerField(default=0, verbose_name='jobs')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("span", models.IntegerField(verbose_name="bucket seconds")),
+                ("bucket", models.DateTimeField(verbose_name="bucket start")),
+                ("task_name", models.CharField(max_length=200, verbose_name="task name")),
+                ("queue_name", models.CharField(max_length=100, verbose_name="queue name")),
+                ("kind", models.SmallIntegerField(verbose_name="kind")),
+                ("bin", models.IntegerField(verbose_name="bin")),
+                ("jobs", models.BigIntegerField(default=0, verbose_name="jobs")),
             ],
             options={
-                'verbose_name': 'task statistics histogram bin',
-                'verbose_name_plural': 'task statistics histogram bins',
-                'db_table': 'django_cfg_task_stat_bin',
-                'constraints': [models.UniqueConstraint(fields=('span', 'bucket', 'task_name', 'queue_name', 'kind', 'bin'), name='taskstatbin_key_uniq')],
+                "verbose_name": "task statistics histogram bin",
+                "verbose_name_plural": "task statistics histogram bins",
+                "db_table": "django_cfg_task_stat_bin",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("span", "bucket", "task_name", "queue_name", "kind", "bin"),
+                        name="taskstatbin_key_uniq",
+                    )
+                ],
             },
         ),
         migrations.RunPython(install_triggers, remove_triggers, atomic=False),
