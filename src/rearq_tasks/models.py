@@ -396,6 +396,4 @@ class TaskEvent(models.Model):
 
 
 # The rollup models live beside their bucket arithmetic; importing them here registers them.
-from rearq_tasks.rollups import TaskStat, TaskStatBin  # noqa: E402
-
-__all_models__ = (TaskLog, TaskEvent, AlertState, TaskStat, TaskStatBin)
+from rearq_tasks.rollups import TaskStat, TaskStatBin  # noqa: E402, F401

@@ -198,7 +198,11 @@ SPEC: dict[str, Option] = {
     "PAGE_SIZE": Option(50, (int,), "Default API page size.", _positive),
     "MAX_PAGE_SIZE": Option(500, (int,), "Largest page_size a client may ask for.", _positive),
     "MAX_PERIOD_HOURS": Option(
-        24 * 90, (int,), "Largest period_hours accepted by stats and timeline.", _positive
+        24 * 90,
+        (int,),
+        "Largest period_hours of the list filter; aggregates accept the larger of this and "
+        "STATS_RETENTION_DAYS × 24.",
+        _positive,
     ),
     "STUCK_AFTER_SECONDS": Option(
         3600, (int,), "A job in progress longer than this is stuck.", _positive

@@ -121,6 +121,10 @@ def summary(qs: Scope | TaskLogQuerySet) -> dict[str, Any]:
             .values_list("_wait")
         )
         row["p95_wait"] = _percentile_by_offset(waits, row["with_wait"], 0.95)
+    return _summary_figures(row)
+
+
+def _summary_figures(row: dict[str, Any]) -> dict[str, Any]:
     avg_duration = row["avg_duration"] or 0
     total, completed = row["total"], row["completed"]
     return {
