@@ -397,3 +397,7 @@ class TaskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} #{self.attempt} {self.event}"
+
+
+# The rollup models live beside their bucket arithmetic; importing them here registers them.
+from rearq_tasks.rollups import TaskStat, TaskStatBin  # noqa: E402, F401

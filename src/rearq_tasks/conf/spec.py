@@ -205,7 +205,11 @@ SPEC: dict[str, Option] = {
     "PAGE_SIZE": Option(50, (int,), "Default API page size.", _positive),
     "MAX_PAGE_SIZE": Option(500, (int,), "Largest page_size a client may ask for.", _positive),
     "MAX_PERIOD_HOURS": Option(
-        24 * 90, (int,), "Largest period_hours accepted by stats and timeline.", _positive
+        24 * 90,
+        (int,),
+        "Largest period_hours of the list filter; aggregates accept the larger of this and "
+        "STATS_RETENTION_DAYS × 24.",
+        _positive,
     ),
     "STUCK_AFTER_SECONDS": Option(
         3600, (int,), "A job in progress longer than this is stuck.", _positive
@@ -218,6 +222,13 @@ SPEC: dict[str, Option] = {
     ),
     "BACKLOG_THRESHOLD": Option(100, (int,), "Queued jobs that count as a backlog.", _positive),
     "RETENTION_DAYS": Option(90, (int,), "cleanup_task_logs keeps this many days.", _positive),
+    "STATS_RETENTION_DAYS": Option(
+        400,
+        (int,),
+        "cleanup_task_logs keeps the statistics rollups this many days (rows: RETENTION_DAYS); "
+        "the API accepts period_hours up to this many days.",
+        _positive,
+    ),
     "FAILED_RETENTION_DAYS": Option(
         None,
         (int,),
