@@ -15,12 +15,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from harness.factories import TaskLogFactory, UserFactory
 from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog
 from rearq_tasks.payloads import REDACTED, TRUNCATED_KEY
 from rearq_tasks.queue.jobs import retry_job, sync_task_logs
 from rearq_tasks.queue.loop import run_sync
 from rearq_tasks.queue.recovery import recovered_id
-from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
