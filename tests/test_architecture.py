@@ -21,6 +21,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("conf", "conf.spec"),
     (
         "models",
+        "vocabulary",
         "rollups",
         "rollup_sql",
         "payloads",
