@@ -186,11 +186,20 @@ def manage_commands(code: str) -> list[list[str]]:
     """The ``manage.py`` invocations of a shell snippet, as argv after ``manage.py``."""
     found = []
     for line in _lines(code.replace("\\\n", " ")):
-        for part in re.split(r"&&|\|\||;|\|", line.split(" #", 1)[0]):
-            words = [w.strip("\"'") for w in part.split()]
-            names = [i for i, w in enumerate(words) if w.endswith("manage.py")]
-            if names:
-                found.append(words[names[0] + 1 :])
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";|")
+        lexer.whitespace_split = True
+        words: list[str] = []
+        for token in [*lexer, ";"]:
+            if token not in (";", "&&", "||", "|", "&"):
+                words.append(token)
+                continue
+            for i, word in enumerate(words):
+                if " " in word:  # a quoted command line: `ssh host "... manage.py x"`
+                    found += manage_commands(word)
+                elif word.endswith("manage.py"):
+                    found.append(words[i + 1 :])
+                    break
+            words = []
     return found
 
 
@@ -211,7 +220,7 @@ def parse_command(snippet: Snippet, argv: list[str]) -> None:
     command = app if not isinstance(app, str) else load_command_class(app, name)
     parser = command.create_parser("manage.py", name)
     try:
-        parser.parse_args(shlex.split(" ".join(args)))
+        parser.parse_args(args)
     except (SystemExit, Exception) as exc:
         raise snippet.fail(f"`manage.py {' '.join(argv)}` does not parse: {exc}") from exc
 
@@ -243,7 +252,7 @@ def run_settings(snippet: Snippet) -> None:
 
     base = {k: copy.deepcopy(getattr(settings, k)) for k in dir(settings) if k.isupper()}
     namespace = {"BASE_DIR": ROOT, "Path": Path, **copy.deepcopy(base)}
-    if snippet.option("from") == ["startproject"]:
+    if snippet.option("from") == ["startproject"] or snippet.mode == "install":
         namespace["INSTALLED_APPS"] = list(STARTPROJECT_APPS)
     tree = compile_python(snippet)
     exec(compile(tree, snippet.id, "exec"), namespace)

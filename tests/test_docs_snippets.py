@@ -81,12 +81,17 @@ def hold(snippet: Snippet, monkeypatch: pytest.MonkeyPatch) -> None:
     check_static(snippet)
     for name in snippet.option("env"):  # read from the environment in production
         monkeypatch.setenv(name, f"docs-test-{name.lower()}-0123456789abcdef")
-    if snippet.mode in ("skip", "install") or snippet.lang in ("cron", "yaml"):
+    role = snippet.args[0] if snippet.mode == "install" and snippet.args else snippet.mode
+    if snippet.mode == "skip" or snippet.lang in ("cron", "yaml"):
         return
-    if snippet.mode == "settings":
+    if role == "settings":
         run_settings(snippet)
-    elif snippet.mode == "urls":
+    elif role == "urls":
         run_urls(snippet)
+    elif snippet.mode == "install" and snippet.lang == "python":
+        run_python(snippet, {})  # the page's tasks module: it must import and register
+    elif snippet.mode == "install":
+        return  # tests/test_install.py runs the page's shell steps in a fresh virtualenv
     else:
         unknown = set(snippet.option("given")) - set(GIVEN)
         if unknown:
