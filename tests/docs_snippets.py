@@ -226,22 +226,18 @@ def parse_command(snippet: Snippet, argv: list[str]) -> None:
 
 
 # --- running: each mode in its context -------------------------------------------------------
-# What `django-admin startproject` writes into urls.py: a urls snippet continues it.
-STARTPROJECT_URLS = (
-    "from django.contrib import admin\nfrom django.urls import path\n\n"
-    'urlpatterns = [path("admin/", admin.site.urls)]\n'
-)
+def startproject(name: str) -> str:
+    """A file as ``django-admin startproject`` writes it (the installed Django's template)."""
+    import django
+
+    template = Path(django.__file__).parent / "conf" / "project_template" / "project_name"
+    return re.sub(r"\{\{.*?\}\}", "mysite", (template / f"{name}-tpl").read_text())
 
 
-# What `django-admin startproject` writes into settings.py (`from=startproject` snippets).
-STARTPROJECT_APPS = (
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-)
+def startproject_apps() -> list[str]:
+    found = re.search(r"^INSTALLED_APPS = (\[.*?\])", startproject("settings.py"), re.M | re.S)
+    assert found, "Django's project template has no INSTALLED_APPS"
+    return ast.literal_eval(found[1])
 
 
 def run_settings(snippet: Snippet) -> None:
@@ -253,7 +249,7 @@ def run_settings(snippet: Snippet) -> None:
     base = {k: copy.deepcopy(getattr(settings, k)) for k in dir(settings) if k.isupper()}
     namespace = {"BASE_DIR": ROOT, "Path": Path, **copy.deepcopy(base)}
     if snippet.option("from") == ["startproject"] or snippet.mode == "install":
-        namespace["INSTALLED_APPS"] = list(STARTPROJECT_APPS)
+        namespace["INSTALLED_APPS"] = startproject_apps()
     tree = compile_python(snippet)
     exec(compile(tree, snippet.id, "exec"), namespace)
     assigned = {
@@ -289,7 +285,7 @@ def run_urls(snippet: Snippet) -> None:
     from django.urls.resolvers import RegexPattern
 
     namespace: dict[str, object] = {}
-    exec(STARTPROJECT_URLS, namespace)
+    exec(startproject("urls.py"), namespace)  # a urls snippet continues it
     exec(compile(compile_python(snippet), snippet.id, "exec"), namespace)
     module = types.ModuleType("docs_snippet_urls")
     module.urlpatterns = namespace["urlpatterns"]  # type: ignore[attr-defined]
