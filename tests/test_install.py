@@ -91,6 +91,9 @@ class Site:
 def site(tmp_path: Path, rearq_redis) -> Iterator[Site]:
     from rearq_tasks.conf import conf
 
+    # The capture stream too: events other tests left there name users this project lacks.
+    for key in rearq_redis.scan_iter("rearq_tasks:*"):
+        rearq_redis.delete(key)
     built = Site(tmp_path, conf.REDIS_URL)
     yield built
     built.stop()
