@@ -149,7 +149,8 @@ def test_installation_page_followed_literally(site: Site, rearq_redis) -> None:
     assert row["task_name"] == "add" and row["success"] is True  # type: ignore[index]
 
     admin = site.sh(
-        'python manage.py shell -c "from django.test import Client; c = Client(); '
+        'python manage.py shell -c "from django.test import Client; '
+        "c = Client(HTTP_HOST='localhost'); "
         "assert c.login(username='admin', password='change-me'); "
         f"r = c.get('/admin/tasks/tasklog/?q={job_id}'); print(r.status_code); "
         f"print('{job_id}' in r.content.decode())\"",
