@@ -14,6 +14,7 @@ import pytest
 from rearq import ReArq
 from rearq.task import CronTask
 
+from harness.factories import TaskLogFactory, UserFactory
 from tests.docs_snippets import (
     Snippet,
     SnippetError,
@@ -25,7 +26,6 @@ from tests.docs_snippets import (
     run_shell,
     run_urls,
 )
-from tests.factories import TaskLogFactory, UserFactory
 
 SNIPPETS = all_snippets()
 BROKEN = Path(__file__).parent / "fixtures" / "docs" / "broken.md"
