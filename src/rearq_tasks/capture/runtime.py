@@ -79,11 +79,10 @@ class CaptureRuntime:
         await self.emitter.stop()
         if self.collector is not None:
             await self.collector.stop()
-        elif self.collector_process is not None:
-            # After the last flush: the child writes those events before it exits.
-            await self.collector_process.stop()
-            logger.info("capture: %s", counters.get_capture_stats())
         else:
+            if self.collector_process is not None:
+                # After the last flush: the child writes those events before it exits.
+                await self.collector_process.stop()
             logger.info("capture: %s", counters.get_capture_stats())
         try:
             await self.redis.close()
