@@ -58,6 +58,16 @@ class CaptureRuntime:
         self.canceled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._listener: asyncio.Task[None] | None = None
         self.users = 0
+        # Until the embedded collector process reads the stream (see collector_ready).
+        self.collector_starting: asyncio.Future[bool] | None = None
+
+    async def collector_ready(self) -> None:
+        """Wait for the embedded collector process to read before a job runs: else a job's
+        first events would be written only once it has started, seconds later."""
+        starting = self.collector_starting
+        if starting is not None:
+            await asyncio.shield(starting)
+            self.collector_starting = None
 
     def start(self) -> None:
         _ensure_django()
@@ -76,6 +86,8 @@ class CaptureRuntime:
     async def stop(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
+        if self.collector_starting is not None:
+            self.collector_starting.cancel()
         await self.emitter.stop()
         if self.collector is not None:
             await self.collector.stop()
@@ -197,7 +209,10 @@ async def acquire(rearq: Any) -> CaptureRuntime:
         _runtime = CaptureRuntime(rearq)
         _runtime.start()
         if _runtime.collector_process is not None:
-            await _runtime.collector_process.wait_ready()
+            # ReArq starts up meanwhile; the first job waits for the rest (at most 10 s).
+            _runtime.collector_starting = asyncio.ensure_future(
+                _runtime.collector_process.wait_ready()
+            )
     _runtime.users += 1
     return _runtime
 

@@ -27,7 +27,7 @@ POLL_S = 0.5
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 # A child that lived this long before dying restarts without waiting long.
 HEALTHY_AFTER_S = 30.0
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 10.0
 
 
 def collector_argv(parent_pid: int, ready_fd: int) -> list[str]:

@@ -220,6 +220,8 @@ def wrap_run_job(original: Any) -> Any:
             job_result = await original(self, queue, msg_id, job)
             await honour_retry_after(self, queue, job)
             return job_result
+        if runtime.collector_starting is not None:
+            await runtime.collector_ready()
         retries = job.job_retries if isinstance(job.job_retries, int) else 0
         ctx = _JobContext(job, queue, self.worker_name, runtime)
         token = _running.set(ctx)
