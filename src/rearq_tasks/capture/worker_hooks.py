@@ -79,7 +79,7 @@ def _captured_view(task: Any) -> Any:
     wrapper = _wrap_function(task.function)
     cls = type(task)
     view_cls = type(f"Captured{cls.__name__}", (cls,), {"function": property(lambda _: wrapper)})
-    view = object.__new__(view_cls)
+    view = view_cls.__new__(view_cls)
     view.__dict__ = task.__dict__
     return view
 
