@@ -17,6 +17,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.drainage import set_override
+from rest_framework.exceptions import ValidationError
 
 from rearq_tasks.conf import conf
 from rearq_tasks.models import (
@@ -36,7 +37,8 @@ from rearq_tasks.models import (
     since_q,
     stuck_q,
 )
-from rearq_tasks.queries import search
+from rearq_tasks.queries import language, search
+from rearq_tasks.queries.arguments import ArgumentError, args_q, kwargs_q, parse_containment
 from rearq_tasks.queries.expressions import queue_wait_ms
 
 ORDERING_FIELDS: tuple[str, ...] = (
@@ -101,17 +103,60 @@ class DateTimeFilter(df.IsoDateTimeFilter):
     field_class = UTCIsoDateTimeField
 
 
+class ContainmentField(forms.CharField):
+    """A JSON object (``shape=dict``) or array (``list``) to look for in a job's arguments."""
+
+    def __init__(self, *args: Any, shape: type[dict] | type[list] = dict, **kwargs: Any) -> None:
+        kwargs.pop("max_length", None)
+        super().__init__(*args, **kwargs)
+        self.shape = shape
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        if text in self.empty_values:
+            return None
+        try:
+            return parse_containment(text, self.shape)
+        except ArgumentError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
+class SearchField(forms.CharField):
+    """The search language (:mod:`rearq_tasks.queries.language`), parsed while validating."""
+
+    def to_python(self, value: Any) -> language.Query | None:
+        text = super().to_python(value)
+        if text in self.empty_values:
+            return None
+        try:
+            return language.parse(text)
+        except language.QueryError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
 def typed(filter_: Any, schema: dict[str, Any]) -> Any:
     """Tell drf-spectacular the parameter's exact schema (method filters have no model type)."""
     return set_override(filter_, "field", schema)
 
 
 BOOLEAN = {"type": "boolean"}
-COUNT = {"type": "integer", "minimum": 0}
-
-
+# The documented shape of ``kwargs``/``args`` is a representative subset (flat, short), so
+# that every value a schema-driven client generates is accepted; any JSON object/array is.
+_JSON_SCALAR = r'(-?[1-9][0-9]{0,17}|0|"[A-Za-z0-9 _.@-]{0,40}"|true|false|null)'
+_JSON_PAIR = rf'"[A-Za-z_][A-Za-z0-9_]{{0,30}}": ?{_JSON_SCALAR}'
+JSON_OBJECT = {
+    "type": "string",
+    "format": "json",
+    "pattern": rf"^\{{({_JSON_PAIR}(, ?{_JSON_PAIR}){{0,3}})?\}}$",
+}
+JSON_ARRAY = {
+    "type": "string",
+    "format": "json",
+    "pattern": rf"^\[({_JSON_SCALAR}(, ?{_JSON_SCALAR}){{0,3}})?\]$",
+}
 # The largest value a count filter accepts: every database binds a signed 64-bit integer.
 MAX_INTEGER = 2**63 - 1
+COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER}
 
 
 def count_filter(field_name: str | None = None, lookup_expr: str = "exact", **kwargs: Any) -> Any:
@@ -241,9 +286,25 @@ class TaskLogFilterSet(df.FilterSet):
         method="filter_queue_wait", help_text=_("Start − enqueue ≤ N ms.")
     )
 
+    kwargs = typed(
+        df.CharFilter(
+            method="filter_kwargs",
+            help_text=_('Kwargs contain this JSON object, e.g. {"order_id": 123}.'),
+        ),
+        JSON_OBJECT,
+    )
+    args = typed(
+        df.CharFilter(
+            method="filter_args", help_text=_('Args contain this JSON array, e.g. [123, "x"].')
+        ),
+        JSON_ARRAY,
+    )
     search = df.CharFilter(
         method="filter_search",
-        help_text=_("Words found in task name, queue, worker, error message; or a job id."),
+        help_text=_(
+            "The search language: task:, queue:, status:, worker:, user:, id:, error:, "
+            "kwargs.<path>:, args:, after:, before: and plain words (see docs/api.md)."
+        ),
     )
     ordering = NullsLastOrderingFilter(
         fields=ORDERING_FIELDS, help_text=_("Sort by one or more fields; prefix - for descending.")
@@ -264,6 +325,9 @@ class TaskLogFilterSet(df.FilterSet):
         self.form.fields["period_hours"] = forms.IntegerField(
             required=False, min_value=1, max_value=conf.MAX_PERIOD_HOURS
         )
+        self.form.fields["kwargs"] = ContainmentField(required=False, shape=dict)
+        self.form.fields["args"] = ContainmentField(required=False, shape=list)
+        self.form.fields["search"] = SearchField(required=False)
 
     def filter_stuck(
         self, queryset: QuerySet[TaskLog], name: str, value: bool | None
@@ -298,7 +362,24 @@ class TaskLogFilterSet(df.FilterSet):
     ) -> QuerySet[TaskLog]:
         return queryset.filter(search.contains_q(name, value, queryset.db)) if value else queryset
 
-    def filter_search(
-        self, queryset: QuerySet[TaskLog], name: str, value: str
+    def filter_kwargs(
+        self, queryset: QuerySet[TaskLog], name: str, value: dict[str, Any] | None
     ) -> QuerySet[TaskLog]:
-        return search.apply(queryset, value)
+        return queryset if value is None else queryset.filter(kwargs_q(value))
+
+    def filter_args(
+        self, queryset: QuerySet[TaskLog], name: str, value: list[Any] | None
+    ) -> QuerySet[TaskLog]:
+        return queryset if value is None else queryset.filter(args_q(value))
+
+    def filter_search(
+        self, queryset: QuerySet[TaskLog], name: str, value: language.Query | None
+    ) -> QuerySet[TaskLog]:
+        if not value:
+            return queryset
+        using = queryset.db
+        try:
+            condition = language.query_q(value, lambda t: search.words_q(t, using), using)
+        except language.QueryError as exc:
+            raise ValidationError({"search": [str(exc)]}) from None
+        return queryset.filter(condition)
