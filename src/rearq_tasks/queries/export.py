@@ -1,10 +1,10 @@
 """Export of a filtered TaskLog list as CSV or JSON Lines, one chunk at a time.
 
 The API's ``/logs/export/`` and the admin's Export button both stream :func:`stream` through
-a ``StreamingHttpResponse``: rows are read with ``QuerySet.iterator`` (a server-side cursor
-on PostgreSQL, chunked fetches elsewhere) and encoded in batches, so memory does not grow
-with the number of rows. The payload columns are what the capture stored, already redacted
-(:mod:`rearq_tasks.payloads`); nothing is re-read from Redis.
+a ``StreamingHttpResponse``: rows are read with a server-side cursor on PostgreSQL, chunked
+fetches on SQLite and an unbuffered ``SSCursor`` on MariaDB/MySQL, and encoded in batches,
+so memory does not grow with the number of rows. The payload columns are what the capture
+stored, already redacted (:mod:`rearq_tasks.payloads`); nothing is re-read from Redis.
 
 A spreadsheet runs a CSV cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return as a formula ("CSV injection"); such cells get a leading ``'``
@@ -19,7 +19,9 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
+from django.db import connections
 from django.db.models import QuerySet
+from django.db.models.sql.constants import MULTI
 
 from rearq_tasks.models import TaskLog
 from rearq_tasks.payloads import dumps
@@ -61,7 +63,29 @@ def _csv_cell(name: str, value: Any) -> str:
 
 
 def _rows(queryset: QuerySet[TaskLog]) -> Iterator[tuple[Any, ...]]:
-    return queryset.values_list(*COLUMNS).iterator(chunk_size=CHUNK_ROWS)
+    rows = queryset.values_list(*COLUMNS)
+    if connections[queryset.db].vendor == "mysql":
+        return _unbuffered_rows(rows)
+    return rows.iterator(chunk_size=CHUNK_ROWS)
+
+
+def _unbuffered_rows(rows: QuerySet[TaskLog]) -> Iterator[tuple[Any, ...]]:
+    """MySQLdb's default cursor copies the whole result into the client before the first
+    row (Django's ``iterator()`` cannot stream there); an ``SSCursor`` streams it. The
+    connection runs nothing else until the last row is read, which an export allows."""
+    from MySQLdb.cursors import SSCursor
+
+    connection = connections[rows.db]
+    compiler = rows.query.get_compiler(using=rows.db)
+    connection.ensure_connection()
+    raw = connection.connection
+    default = raw.cursorclass
+    raw.cursorclass = SSCursor
+    try:
+        results = compiler.execute_sql(MULTI, chunked_fetch=True, chunk_size=CHUNK_ROWS)
+    finally:
+        raw.cursorclass = default
+    yield from compiler.results_iter(results, tuple_expected=True)
 
 
 def csv_chunks(queryset: QuerySet[TaskLog]) -> Iterator[str]:
