@@ -47,6 +47,6 @@ def drop_indexes(apps, schema_editor) -> None:
 class Migration(migrations.Migration):
     atomic = False
 
-    dependencies = [("tasks", "0006_task_event")]
+    dependencies = [("tasks", "0008_stat_rollups")]
 
     operations = [migrations.RunPython(create_indexes, drop_indexes, elidable=False)]
