@@ -109,7 +109,7 @@ def test_plain_text_and_numbers_are_left_alone() -> None:
     assert export.neutralise("send_email") == "send_email"
     assert export.neutralise("a=b") == "a=b"
     assert export._csv_cell("duration_ms", -5) == "-5"
-    assert export._csv_cell("kwargs", {"a": "=1"}) == '{"a": "=1"}'
+    assert export._csv_cell("kwargs", '{"a": "=1"}') == '{"a": "=1"}'
 
 
 def test_export_needs_the_view_permission() -> None:

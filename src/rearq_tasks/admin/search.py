@@ -18,10 +18,12 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import URLPattern, path, reverse
+from unfold.views import ChangeList
 
 from rearq_tasks.admin.filters import cached_choices
 from rearq_tasks.models import TaskLog
 from rearq_tasks.queries import export, language
+from rearq_tasks.queries.arguments import index_first
 
 EXPORT_PARAM = "format"
 SUGGESTED = (
@@ -67,6 +69,19 @@ def search_condition(term: str, using: str = "default") -> Q | None:
     return language.query_q(query, words_q, using) if query else None
 
 
+class TaskLogChangeList(ChangeList):
+    """With ``kwargs.``/``args:`` in the search, PostgreSQL sorts the GIN index's matches
+    (:func:`~rearq_tasks.queries.arguments.index_first`) instead of walking the table."""
+
+    def get_queryset(self, request: HttpRequest, *args: Any, **kwargs: Any) -> QuerySet:
+        queryset = super().get_queryset(request, *args, **kwargs)
+        try:
+            uses_arguments = language.parse(self.query.strip()).uses_arguments
+        except language.QueryError:
+            return queryset
+        return index_first(queryset) if uses_arguments else queryset
+
+
 class SearchExportMixin:
     """For the TaskLog ModelAdmin: language search, suggestions and the export view."""
 
@@ -79,6 +94,9 @@ class SearchExportMixin:
             messages.error(request, f"Search: {exc}")
             return queryset.none(), False
         return (queryset if condition is None else queryset.filter(condition)), False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return TaskLogChangeList
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.export_view)  # type: ignore[attr-defined]

@@ -16,11 +16,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 from django.db.models.sql.constants import MULTI
 
 from rearq_tasks.models import TaskLog
@@ -44,26 +45,49 @@ def neutralise(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
+JSON_COLUMNS = ("args", "kwargs")
+NUMBER_COLUMNS = ("id", "user_id", "job_retries", "duration_ms")
+TIME_COLUMNS = ("enqueue_time", "start_time", "finish_time")
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else neutralise(str(value))
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else str(value)  # a negative number is a number, not a formula
+
+
+def _flag(value: Any) -> str:
+    return "" if value is None else ("true" if value else "false")
+
+
+def _time(value: Any) -> str:
+    return "" if value is None else value.isoformat()
+
+
+def _converter(name: str) -> Callable[[Any], str]:
+    if name in NUMBER_COLUMNS:
+        return _number
+    if name in TIME_COLUMNS:
+        return _time
+    return _flag if name == "success" else _text
+
+
+CONVERTERS = tuple(_converter(name) for name in COLUMNS)
 
 
 def _csv_cell(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if name in ("args", "kwargs"):
-        value = dumps(value, ensure_ascii=False)
-    elif isinstance(value, bool):
-        value = "true" if value else "false"
-    elif isinstance(value, (int, float)):
-        return str(value)  # a negative number is a number, not a formula
-    return neutralise(str(_plain(value)))
+    """One CSV cell (``args``/``kwargs`` arrive as their stored JSON text)."""
+    return CONVERTERS[COLUMNS.index(name)](value)
 
 
 def _rows(queryset: QuerySet[TaskLog]) -> Iterator[tuple[Any, ...]]:
-    rows = queryset.values_list(*COLUMNS)
+    """Rows in ``COLUMNS`` order; the JSON columns as the database's JSON text (no decoding
+    and re-encoding per row)."""
+    texts = {f"{name}_text": Cast(name, TextField()) for name in JSON_COLUMNS}
+    names = [f"{name}_text" if name in JSON_COLUMNS else name for name in COLUMNS]
+    rows = queryset.annotate(**texts).values_list(*names)
     if connections[queryset.db].vendor == "mysql":
         return _unbuffered_rows(rows)
     return rows.iterator(chunk_size=CHUNK_ROWS)
@@ -95,7 +119,7 @@ def csv_chunks(queryset: QuerySet[TaskLog]) -> Iterator[str]:
     writer.writerow(COLUMNS)
     count = 0
     for row in _rows(queryset):
-        writer.writerow([_csv_cell(name, value) for name, value in zip(COLUMNS, row, strict=True)])
+        writer.writerow([convert(value) for convert, value in zip(CONVERTERS, row, strict=True)])
         count += 1
         if count % CHUNK_ROWS == 0:
             yield buffer.getvalue()
@@ -104,12 +128,22 @@ def csv_chunks(queryset: QuerySet[TaskLog]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
+def _jsonl_line(row: tuple[Any, ...]) -> str:
+    record: dict[str, Any] = {}
+    payload: list[str] = []
+    for name, value in zip(COLUMNS, row, strict=True):
+        if name in JSON_COLUMNS:
+            payload.append(f', "{name}": {"null" if value is None else value}')
+        else:
+            record[name] = value.isoformat() if name in TIME_COLUMNS and value else value
+    return dumps(record, ensure_ascii=False)[:-1] + "".join(payload) + "}"
+
+
 def jsonl_chunks(queryset: QuerySet[TaskLog]) -> Iterator[str]:
     """One JSON object per row and line, in batches of ``CHUNK_ROWS``."""
     lines: list[str] = []
     for row in _rows(queryset):
-        record = {name: _plain(value) for name, value in zip(COLUMNS, row, strict=True)}
-        lines.append(dumps(record, ensure_ascii=False))
+        lines.append(_jsonl_line(row))
         if len(lines) == CHUNK_ROWS:
             yield "\n".join(lines) + "\n"
             lines.clear()

@@ -56,6 +56,11 @@ class Query:
     def __bool__(self) -> bool:
         return bool(self.terms or self.words)
 
+    @property
+    def uses_arguments(self) -> bool:
+        """Whether it looks into args/kwargs (see :func:`arguments.index_first`)."""
+        return any(q == "args" or q.startswith("kwargs.") for q in self.terms)
+
 
 def _qualifier(key: str) -> str:
     name = key.lower()
