@@ -268,8 +268,8 @@ def report(args, gin_like, api, size, exported, load) -> None:
             f"\nexport (CSV over HTTP, one gunicorn worker): {exported['rows']:,} rows, "
             f"{exported['mb']:.0f} MB in {exported['seconds']:.1f} s = "
             f"{exported['rows_per_s']:,.0f} rows/s wall (goal ≥ 50,000); the worker used "
-            f"{exported['cpu_s']:.1f} CPU-s = {exported['rows_per_cpu_s']:,.0f} rows per CPU-second; "
-            f"worker RSS "
+            f"{exported['cpu_s']:.1f} CPU-s = {exported['rows_per_cpu_s']:,.0f} rows per "
+            f"CPU-second; worker RSS "
             f"{exported['rss_before_mb']:.0f} MB before, peak {exported['peak_rss_mb']:.0f} MB "
             f"(goal < 150 MB)"
         )

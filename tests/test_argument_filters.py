@@ -7,6 +7,7 @@ database's answer for the same pairs.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -173,3 +174,17 @@ def test_sqlite_function_ignores_unreadable_rows() -> None:
     assert arguments.json_contains("not json", "{}") == 0
     assert arguments.json_contains(None, "{}") is None
     assert arguments.json_contains('{"a": [1, 2]}', '{"a": [2]}') == 1
+
+
+def test_newest_first_and_ordering_still_apply(client) -> None:
+    """Argument filters keep the list's order (PostgreSQL sorts the matches itself)."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    for i in range(4):
+        TaskLogFactory(job_id=f"o{i}", kwargs={"k": 1}, duration_ms=10 - i,
+                       enqueue_time=now - dt.timedelta(minutes=i))  # fmt: skip
+    rows = client.get(BASE, {"kwargs": '{"k": 1}'}).json()["results"]
+    assert [r["job_id"] for r in rows] == ["o0", "o1", "o2", "o3"]
+    rows = client.get(BASE, {"search": "kwargs.k:1", "ordering": "duration_ms"}).json()["results"]
+    assert [r["job_id"] for r in rows] == ["o3", "o2", "o1", "o0"]

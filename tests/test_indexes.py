@@ -175,3 +175,24 @@ def test_argument_containment_plan_uses_the_gin_indexes() -> None:
     assert "tasklog_args_gin_idx" in plans["args"], plans
     assert "tasklog_kwargs_gin_idx" in plans["search"], plans
     assert TaskLog.objects.filter(searched).count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL-only plan")
+def test_an_argument_search_page_is_sorted_from_the_gin_matches() -> None:
+    """``index_first``: the newest-first page of an argument search does not walk the
+    ``enqueue_time`` index (which, for a rare value, reads the whole table)."""
+    from rearq_tasks.queries.arguments import index_first, kwargs_q
+
+    now = timezone.now()
+    only_these_rows([
+        TaskLog(job_id=f"first-{i}", task_name="t", queue_name="q", status="success",
+                kwargs={"order_id": i}, enqueue_time=now - dt.timedelta(seconds=i))
+        for i in range(3000)
+    ])  # fmt: skip
+    wanted = kwargs_q({"order_id": 2999}) | kwargs_q({"order_id": "2999"})
+    page = index_first(TaskLog.objects.filter(wanted))[:1]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = plan_of(cursor, page)
+    assert "tasklog_kwargs_gin_idx" in plan and "enqueue_time" not in plan.split("Sort Key")[0]
+    assert [row.job_id for row in page] == ["first-2999"]
