@@ -244,14 +244,14 @@ class TaskLogFilterSet(df.FilterSet):
 
     kwargs = typed(
         df.CharFilter(
-            method="filter_kwargs",
+            method="filter_arguments",
             help_text=_('Kwargs contain this JSON object, e.g. {"order_id": 123}.'),
         ),
         JSON_OBJECT,
     )
     args = typed(
         df.CharFilter(
-            method="filter_args", help_text=_('Args contain this JSON array, e.g. [123, "x"].')
+            method="filter_arguments", help_text=_('Args contain this JSON array, e.g. [123, "x"].')
         ),
         JSON_ARRAY,
     )
@@ -324,21 +324,14 @@ class TaskLogFilterSet(df.FilterSet):
     ) -> QuerySet[TaskLog]:
         return queryset.filter(search.contains_q(name, value, queryset.db)) if value else queryset
 
-    def filter_kwargs(
-        self, queryset: QuerySet[TaskLog], name: str, value: dict[str, Any] | None
+    def filter_arguments(
+        self, queryset: QuerySet[TaskLog], name: str, value: Any
     ) -> QuerySet[TaskLog]:
+        """``kwargs`` (a JSON object) or ``args`` (a JSON array), by containment."""
         if value is None:
             return queryset
         self.by_arguments = True
-        return queryset.filter(kwargs_q(value))
-
-    def filter_args(
-        self, queryset: QuerySet[TaskLog], name: str, value: list[Any] | None
-    ) -> QuerySet[TaskLog]:
-        if value is None:
-            return queryset
-        self.by_arguments = True
-        return queryset.filter(args_q(value))
+        return queryset.filter(kwargs_q(value) if name == "kwargs" else args_q(value))
 
     def filter_search(
         self, queryset: QuerySet[TaskLog], name: str, value: language.Query | None
