@@ -202,3 +202,52 @@ def test_admin_in_a_real_browser(browser, live_server, data, shots, settings) ->
     }  # fmt: skip
     console.check("dashboard")
     browser.save_screenshot(str(shots / "dashboard.png"))
+
+
+def test_search_language_and_export_in_a_real_browser(browser, live_server, data) -> None:
+    """A qualifier search from the box (its suggestions are there), then the Export buttons
+    download exactly the rows on screen, for the same search."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 15)
+    console = Console(browser)
+    base = live_server.url
+    browser.get_log("browser")
+    browser.get(f"{base}/admin/login/?next=/admin/tasks/tasklog/")
+    browser.find_element(By.NAME, "username").send_keys("admin")
+    browser.find_element(By.NAME, "password").send_keys("admin", Keys.ENTER)
+    wait.until(ec.presence_of_element_located((By.ID, "result_list")))
+    options = browser.find_elements(By.CSS_SELECTOR, "#tasklog-search-suggestions option")
+    values = {option.get_attribute("value") for option in options}
+    assert {"status:failed", "task:charge_payment", "queue:critical"} <= values, values
+
+    search = browser.find_element(By.NAME, "q")
+    assert search.get_attribute("list") == "tasklog-search-suggestions"
+    search.clear()
+    search.send_keys("kwargs.customer_id:42 status:failed status:expired", Keys.ENTER)
+    wait.until(ec.url_contains("q=kwargs.customer_id"))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    assert len(rows) == 1 and "charge_payment" in rows[0].text
+    console.check("qualifier search")
+
+    link = browser.find_element(By.CSS_SELECTOR, "a[data-export='jsonl']")
+    href = link.get_attribute("href")
+    assert "q=kwargs.customer_id" in href and href.endswith("format=jsonl")
+    text = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(r => r.text()).then(done);",
+        href,
+    )
+    assert [line for line in text.splitlines() if line] and all(
+        '"job_id": "e2e-failed-job"' in line for line in text.splitlines() if line
+    ), text[:500]
+
+    search = browser.find_element(By.NAME, "q")
+    search.clear()
+    search.send_keys("colour:red", Keys.ENTER)
+    wait.until(ec.url_contains("q=colour"))
+    assert 'unknown qualifier "colour:"' in browser.find_element(By.TAG_NAME, "body").text
+    console.check("bad search")

@@ -16,7 +16,7 @@ from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
@@ -36,6 +36,7 @@ from rearq_tasks.admin.actions import (  # noqa: F401 - part of this module's in
     can_operate,
 )
 from rearq_tasks.admin.filters import QueueNameFilter, QuickFilter, TaskNameFilter
+from rearq_tasks.admin.search import SearchExportMixin
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog
 
@@ -45,7 +46,7 @@ LINK_CLASSES = "text-primary-600 dark:text-primary-500 hover:underline"
 
 
 @admin.register(TaskLog)
-class TaskLogAdmin(JobActionsMixin, ModelAdmin):
+class TaskLogAdmin(SearchExportMixin, JobActionsMixin, ModelAdmin):
     list_display = (
         "task_name",
         "queue_display",
@@ -63,7 +64,8 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
         "=job_id", "=task_name", "=worker_id", "error_message", "=user__username", "=user__email"
     )  # fmt: skip
     search_help_text = _(
-        "An exact job id, task name, worker or user name/e-mail, or words of the error message."
+        "task: queue: status: worker: user: id: error: kwargs.<key>: args: after:-2h before: "
+        "or an exact job id, task, worker, user, or words of the error"
     )
     list_select_related = ("user",)
     list_per_page = 50
@@ -111,30 +113,6 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
 
             filters.append(("user", AutocompleteSelectFilter))
         return filters
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        """Exact matches use their indexes; only the error message is searched by substring.
-
-        A term that is a job id is answered from the unique index alone. Users are looked
-        up in the (small) user table first, so no join sits inside the OR.
-        """
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if TaskLog.objects.filter(job_id=term).exists():
-            return queryset.filter(job_id=term), False
-        User = get_user_model()
-        user_fields = [f for f in ("username", "email") if _has_field(User, f)]
-        user_q = Q()
-        for field in user_fields:
-            user_q |= Q(**{f"{field}__iexact": term})
-        user_ids = list(User._default_manager.filter(user_q).values_list("pk", flat=True)[:100])
-        match = Q(task_name=term) | Q(worker_id=term) | Q(error_message__icontains=term)
-        if user_ids:
-            match |= Q(user_id__in=user_ids)
-        return queryset.filter(match), False
 
     @display(description=_("queue"), ordering="queue_name")
     def queue_display(self, obj: TaskLog) -> SafeString:
@@ -359,11 +337,3 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
             **dashboard_context(),
         }
         return TemplateResponse(request, "rearq_tasks/admin/dashboard.html", context)
-
-
-def _has_field(model: type, name: str) -> bool:
-    try:
-        model._meta.get_field(name)
-    except Exception:
-        return False
-    return True

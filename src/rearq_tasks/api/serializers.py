@@ -193,3 +193,9 @@ class RetriesParams(PeriodParams):
     )  # fmt: skip
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=200)
     errors = serializers.IntegerField(required=False, default=3, min_value=0, max_value=20)
+
+
+class ExportParams(serializers.Serializer):
+    """The export's own parameter (the list's filters and search apply too)."""
+
+    format = serializers.ChoiceField(choices=["csv", "jsonl"], default="csv", required=False)

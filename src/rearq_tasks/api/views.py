@@ -10,12 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import F
+from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -26,6 +31,7 @@ from rearq_tasks.api.filters import TaskLogFilterSet
 from rearq_tasks.api.pagination import TaskLogPagination
 from rearq_tasks.api.serializers import (
     LIST_COLUMNS,
+    ExportParams,
     OverviewSerializer,
     PeriodParams,
     RelatedSerializer,
@@ -42,6 +48,7 @@ from rearq_tasks.api.serializers import (
 )
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog, TaskLogQuerySet
+from rearq_tasks.queries import export
 from rearq_tasks.queries.history import job_history
 
 BAD_REQUEST = OpenApiResponse(description="A query parameter is invalid: {parameter: [messages]}.")
@@ -63,6 +70,16 @@ def _params(serializer_class: type[BaseSerializer], request: Request) -> dict[st
 def _scoped(params: dict[str, Any]) -> queries.Scope:
     """The period, task and queue of an aggregate request: all served by the rollups."""
     return queries.Scope.period(params["period_hours"], params["task_name"], params["queue_name"])
+
+
+class ExportNegotiation(BaseContentNegotiation):
+    """``?format=`` names the export's format, not a DRF renderer; errors are JSON."""
+
+    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: Any = None):
+        return JSONRenderer(), JSONRenderer.media_type
+
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        return parsers[0] if parsers else None
 
 
 def documented(**kwargs: Any) -> Any:
@@ -107,6 +124,38 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         if self.action in ("list", "related"):
             return TaskLogListSerializer
         return TaskLogDetailSerializer
+
+    @documented(
+        parameters=[ExportParams],
+        filters=True,
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="CSV: a header line, then one row per job."
+            ),
+            (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.STR, description="JSON Lines: one object per job."
+            ),
+            400: BAD_REQUEST,
+        },
+    )
+    @action(
+        detail=False,
+        pagination_class=None,
+        content_negotiation_class=ExportNegotiation,
+        schema=AutoSchema,
+    )
+    def export(self, request: Request) -> StreamingHttpResponse:
+        """Every row the same filters and search select (no paging), streamed as CSV or
+        JSON Lines; see docs/api.md."""
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in export.FORMATS:
+            raise ValidationError({"format": [f"One of: {', '.join(export.FORMATS)}."]})
+        queryset = self.filter_queryset(TaskLog.objects.all())
+        response = StreamingHttpResponse(
+            export.stream(queryset, fmt), content_type=export.FORMATS[fmt][0]
+        )
+        response["Content-Disposition"] = f'attachment; filename="{export.filename(fmt)}"'
+        return response
 
     @documented(
         parameters=[PeriodParams],

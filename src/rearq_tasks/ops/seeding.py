@@ -89,6 +89,21 @@ def _pick_status(rng: random.Random, age: dt.timedelta, profile: TaskProfile) ->
     return StatusChoices.SUCCESS
 
 
+# Customer plans of the generated kwargs: "enterprise" is the common-but-selective value
+# (1 % of jobs, 10k at a million rows) that bench/search.py looks for.
+PLANS = (("free", 0.8), ("business", 0.19), ("enterprise", 0.01))
+
+
+def _kwargs(rng: random.Random, i: int) -> dict[str, object]:
+    """A realistic call: a unique order id (job ``i`` has order ``i + 1``), the customer's
+    plan, and a tenant for half of the jobs."""
+    plan = rng.choices([p for p, _ in PLANS], [w for _, w in PLANS])[0]
+    kwargs: dict[str, object] = {"order_id": i + 1, "customer": {"plan": plan}}
+    if rng.random() < 0.5:
+        kwargs["tenant"] = f"t{rng.randint(1, 40)}"
+    return kwargs
+
+
 def generate_rows(
     count: int,
     days: float,
@@ -134,7 +149,7 @@ def generate_rows(
             error = rng.choice(ERRORS).format(n=rng.randint(1, 99999))
         user_id = rng.choice(user_ids) if user_ids and rng.random() < 0.2 else None
         args = [rng.randint(1, 10**6)] if profile.queue != "background" else []
-        kwargs = {"tenant": f"t{rng.randint(1, 40)}"} if rng.random() < 0.5 else {}
+        kwargs = _kwargs(rng, i)
         yield (
             f"{rng.getrandbits(128):032x}", profile.name, profile.queue,
             json.dumps(args), json.dumps(kwargs), str(status), duration_ms,
