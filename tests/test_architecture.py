@@ -19,7 +19,8 @@ SURFACES = ("api", "admin", "ops")
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("lifecycle", "redaction", "queue.keys"),
     ("conf", "conf.spec"),
-    ("models", "payloads", "access", "conf.reporting", "conf.checks", "queue.connection"),
+    ("models", "payloads", "access", "conf.reporting", "conf.checks", "queue.connection",
+     "operation_models", "audit"),
     ("queries",),
     ("capture",),
     ("queue",),

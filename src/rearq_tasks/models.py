@@ -393,3 +393,7 @@ class TaskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} #{self.attempt} {self.event}"
+
+
+# Registered with the app here: the operation and audit rows live in their own module.
+from rearq_tasks.operation_models import AuditEntry, TaskOperation  # noqa: E402, F401

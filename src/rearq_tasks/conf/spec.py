@@ -385,4 +385,9 @@ SPEC: dict[str, Option] = {
     "ADMIN_ACTION_MAX_ROWS": Option(
         100, (int,), "Most jobs one admin Retry/Cancel may act on at once.", _positive
     ),
+    "OPERATION_CHUNK_SIZE": Option(200, (int,), "Jobs per bulk-operation chunk.", _positive),
+    "OPERATION_SCAN_IDS": Option(20000, (int,), "Ids one chunk query scans.", _positive),
+    "OPERATION_LEASE_SECONDS": Option(30, (int,), "A runner's lease on an operation.", _positive),
+    "OPERATION_PAUSE_SECONDS": Option(5, (int,), "Wait before a paused retry.", _positive),
+    "AUDIT_RETENTION_DAYS": Option(365, (int,), "Days audit entries are kept.", _positive),
 }

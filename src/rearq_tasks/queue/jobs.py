@@ -20,8 +20,11 @@ from rearq_tasks.queue.client import get_rearq_client
 from rearq_tasks.queue.keys import (
     CANCEL_TASK,
     CHANNEL,
+    ENQUEUED_MARK,
+    ENQUEUED_MARK_SECONDS,
     TASK_DISABLED,
     TASK_KEY,
+    XADD_ONCE,
     job_status,
     queue_key,
 )
@@ -139,11 +142,13 @@ def _queue_key(task_log: TaskLog) -> str:
     return queue_key(task_log.queue_name)
 
 
-def retry_job(task_log: TaskLog, user: Any = None) -> str:
+def retry_job(task_log: TaskLog, user: Any = None, job_id: str | None = None) -> str:
     """Enqueue the same task with the same args/kwargs on the same queue; the new job id.
 
     Works without the task function: it writes the ``rearq_job`` row and adds the message
-    to the queue's stream exactly as ``Task.delay`` does.
+    to the queue's stream exactly as ``Task.delay`` does. With ``job_id`` the retry is
+    idempotent: called again with the same id (a bulk operation replaying a chunk) it finds
+    the ``rearq_job`` row and adds no second stream message.
     """
     if task_log.status not in RETRYABLE_STATUSES:
         raise ValueError(
@@ -152,7 +157,7 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
         )
     queue = _queue_key(task_log)
     user_id = _user_id(user)
-    new_id = uuid.uuid4().hex
+    new_id = job_id or uuid.uuid4().hex
 
     async def go() -> Any:
         from rearq.enums import JobStatus
@@ -162,18 +167,23 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
         rearq = get_rearq_client()
         if await rearq.redis.hget(TASK_KEY, task_log.task_name) == TASK_DISABLED:
             raise ValueError(f"task {task_log.task_name!r} is disabled in ReArq")
-        job = Job(
-            task=task_log.task_name,
-            args=list(task_log.args or []),
-            kwargs=dict(task_log.kwargs or {}),
-            job_retry=task_log.job_retry,
-            job_retry_after=task_log.job_retry_after,
-            job_id=new_id,
-            enqueue_time=timezone.now(),
-            status=JobStatus.queued,
-        )
-        await job.save()
-        await rearq.redis.xadd(queue, {"job_id": new_id})
+        fields = {
+            "task": task_log.task_name,
+            "args": list(task_log.args or []),
+            "kwargs": dict(task_log.kwargs or {}),
+            "job_retry": task_log.job_retry,
+            "job_retry_after": task_log.job_retry_after,
+            "enqueue_time": timezone.now(),
+            "status": JobStatus.queued,
+        }
+        if job_id is None:
+            job = Job(job_id=new_id, **fields)
+            await job.save()
+            await rearq.redis.xadd(queue, {"job_id": new_id})
+            return job
+        job, _ = await Job.get_or_create(defaults=fields, job_id=new_id)
+        mark = ENQUEUED_MARK + new_id
+        await rearq.redis.eval(XADD_ONCE, 2, queue, mark, new_id, ENQUEUED_MARK_SECONDS)
         return job
 
     job = run_sync(go)
