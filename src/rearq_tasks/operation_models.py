@@ -12,6 +12,8 @@ models import nothing of ``models.py`` (which imports them, so Django registers 
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -58,11 +60,18 @@ class Source(models.TextChoices):
     COMMAND = "command", _("Command")
 
 
+def _token() -> str:
+    return uuid.uuid4().hex
+
+
 class TaskOperation(models.Model):
     """One bulk retry/cancel/delete over everything a filter matched, run in chunks."""
 
     State = OperationState
 
+    # Seeds the operation's retry job ids: unique even where ids restart (a new database
+    # beside an old ReArq one), the same on every replay of a chunk.
+    token = models.CharField(_("token"), max_length=32, default=_token, editable=False)
     action = models.CharField(_("action"), max_length=20, choices=Action.choices)
     scope = models.CharField(_("filter language"), max_length=20, default=Source.API)
     filters = models.JSONField(_("filter"), default=dict, blank=True)

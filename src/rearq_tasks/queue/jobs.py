@@ -163,6 +163,7 @@ def retry_job(task_log: TaskLog, user: Any = None, job_id: str | None = None) ->
         from rearq.enums import JobStatus
         from rearq.server.models import Job
         from tortoise import timezone
+        from tortoise.exceptions import IntegrityError
 
         rearq = get_rearq_client()
         if await rearq.redis.hget(TASK_KEY, task_log.task_name) == TASK_DISABLED:
@@ -181,7 +182,14 @@ def retry_job(task_log: TaskLog, user: Any = None, job_id: str | None = None) ->
             await job.save()
             await rearq.redis.xadd(queue, {"job_id": new_id})
             return job
-        job, _ = await Job.get_or_create(defaults=fields, job_id=new_id)
+        # Not Tortoise's get_or_create: its transaction locks SQLite against the workers.
+        job = await Job.get_or_none(job_id=new_id)
+        if job is None:
+            job = Job(job_id=new_id, **fields)
+            try:
+                await job.save()
+            except IntegrityError:  # another runner, taking over a lease, was first
+                job = await Job.get(job_id=new_id)
         mark = ENQUEUED_MARK + new_id
         await rearq.redis.eval(XADD_ONCE, 2, queue, mark, new_id, ENQUEUED_MARK_SECONDS)
         return job

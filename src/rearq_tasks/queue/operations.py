@@ -85,9 +85,10 @@ def matching(scope: str, filters: dict[str, Any]) -> QuerySet[TaskLog]:
     return builder(filters).order_by()
 
 
-def retry_job_id(operation_id: int, job_id: str) -> str:
-    """The new job id a bulk retry gives ``job_id``: the same on every replay."""
-    return uuid.uuid5(RETRY_NAMESPACE, f"{operation_id}:{job_id}").hex
+def retry_job_id(token: str, job_id: str) -> str:
+    """The new job id a bulk retry (operation ``token``) gives ``job_id``: the same on every
+    replay."""
+    return uuid.uuid5(RETRY_NAMESPACE, f"{token}:{job_id}").hex
 
 
 def preview(action: str, scope: str, filters: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +192,7 @@ def _act(operation: TaskOperation, rows: list[TaskLog], tally: _Tally) -> None:
             continue
         try:
             if operation.action == Action.RETRY:
-                new_id = retry_job_id(operation.pk, row.job_id)
+                new_id = retry_job_id(operation.token, row.job_id)
                 jobs.retry_job(row, user=operation.user_id, job_id=new_id)
             else:
                 jobs.cancel_job(row)
