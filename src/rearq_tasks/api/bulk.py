@@ -64,7 +64,7 @@ def freeze(raw: Any) -> dict[str, str]:
     return filters
 
 
-def api_scope(filters: dict[str, Any]) -> TaskLogQuerySet:
+def api_scope(filters: dict[str, Any], user: Any = None) -> TaskLogQuerySet:
     """The rows a stored API filter matches (it was validated when stored)."""
     filterset = _filterset(filters)
     if not filterset.is_valid():

@@ -54,7 +54,8 @@ from rearq_tasks.queue.loop import ReArqUnavailable
 
 logger = logging.getLogger("rearq_tasks.operations")
 
-ScopeBuilder = Callable[[dict[str, Any]], QuerySet[TaskLog]]
+# (stored filter, the user who started the operation) -> the rows it matches
+ScopeBuilder = Callable[[dict[str, Any], Any], QuerySet[TaskLog]]
 _scopes: dict[str, ScopeBuilder] = {}
 
 # Which rows each action may touch, and what a skipped row is told.
@@ -72,17 +73,17 @@ class OperationPaused(Exception):
 
 
 def register_scope(name: str, builder: ScopeBuilder) -> None:
-    """Teach the runner a filter language: ``builder(filters)`` → the matching queryset."""
+    """Teach the runner a filter language: ``builder(filters, user)`` → the matching rows."""
     _scopes[name] = builder
 
 
-def matching(scope: str, filters: dict[str, Any]) -> QuerySet[TaskLog]:
+def matching(scope: str, filters: dict[str, Any], user: Any = None) -> QuerySet[TaskLog]:
     """The rows ``filters`` match in ``scope``'s language (unordered)."""
     try:
         builder = _scopes[scope]
     except KeyError:
         raise LookupError(f"no filter language {scope!r} is registered in this process") from None
-    return builder(filters).order_by()
+    return builder(filters, user).order_by()
 
 
 def retry_job_id(token: str, job_id: str) -> str:
@@ -91,9 +92,9 @@ def retry_job_id(token: str, job_id: str) -> str:
     return uuid.uuid5(RETRY_NAMESPACE, f"{token}:{job_id}").hex
 
 
-def preview(action: str, scope: str, filters: dict[str, Any]) -> dict[str, Any]:
+def preview(action: str, scope: str, filters: dict[str, Any], user: Any = None) -> dict[str, Any]:
     """What an operation would act on now: matched count, how many allowed, a sample."""
-    qs = matching(scope, filters)
+    qs = matching(scope, filters, user)
     allowed_q, _reason = ALLOWED[action]
     sample = list(qs.order_by("-id").values("id", "job_id", "task_name", "status")[:SAMPLE_SIZE])
     return {"matched": qs.count(), "allowed": qs.filter(allowed_q).count(), "sample": sample}
@@ -105,10 +106,10 @@ def create(
     """Freeze ``filters`` and bound the set at the current largest id; write the audit entry."""
     if action not in BULK_ACTIONS:
         raise ValueError(f"unknown bulk action {action!r}")
-    qs = matching(scope, filters)
-    bound = TaskLog.objects.aggregate(top=Max("id"))["top"] or 0
     user = getattr(request, "user", None)
     user = user if user is not None and user.is_authenticated else None
+    qs = matching(scope, filters, user)
+    bound = TaskLog.objects.aggregate(top=Max("id"))["top"] or 0
     with transaction.atomic():
         operation = TaskOperation.objects.create(
             action=action,
@@ -254,9 +255,10 @@ def _commit(operation: TaskOperation, owner: str, tally: _Tally, cursor: int) ->
     return True
 
 
-def run_chunk(operation: TaskOperation, owner: str) -> bool:
+def run_chunk(operation: TaskOperation, owner: str, qs: QuerySet[TaskLog] | None = None) -> bool:
     """Handle one chunk; True while there is more to do and the lease is still ours."""
-    qs = matching(operation.scope, operation.filters)
+    if qs is None:
+        qs = matching(operation.scope, operation.filters, operation.user)
     rows, cursor = _next_rows(operation, qs)
     tally = _Tally()
     if operation.action == Action.DELETE:
@@ -289,7 +291,8 @@ def _pause(operation: TaskOperation, message: str) -> None:
 def run_operation(operation: TaskOperation, owner: str) -> None:
     """Chunks until the operation is done, paused, canceled or taken over."""
     try:
-        while run_chunk(operation, owner):
+        qs = matching(operation.scope, operation.filters, operation.user)
+        while run_chunk(operation, owner, qs):
             pass
     except OperationPaused as exc:
         logger.warning("operation %s paused: %s", operation.pk, exc)

@@ -14,7 +14,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-import rearq_tasks.api.bulk  # noqa: F401  (registers the API's filter language)
+# The API's filter language; the admin's is registered with the admin (apps.ready).
+import rearq_tasks.api.bulk  # noqa: F401
 from rearq_tasks.management.commands._rearq import client_with_tasks
 from rearq_tasks.queue.operations import run_pending, runner_name
 
