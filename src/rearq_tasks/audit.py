@@ -15,7 +15,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from rearq_tasks.conf import conf
-from rearq_tasks.operation_models import Action, AuditEntry, Source, TaskOperation
+from rearq_tasks.operation_models import (
+    ACTIVE_STATES,
+    Action,
+    AuditEntry,
+    Source,
+    TaskOperation,
+)
 
 # An entry lists at most this many job ids (a bulk action records its filter instead).
 MAX_JOB_IDS = 1000
@@ -72,15 +78,16 @@ def expired_q(days: int | None = None, now: dt.datetime | None = None) -> Q:
     return Q(created_at__lt=(now or timezone.now()) - dt.timedelta(days=days))
 
 
-def purge(days: int | None = None, batch_size: int = 1000) -> int:
-    """Delete expired entries in bounded batches (by id); how many went."""
+def purge(days: int | None = None, batch_size: int = 1000, dry_run: bool = False) -> int:
+    """Delete entries older than ``AUDIT_RETENTION_DAYS`` in bounded batches (by id), and
+    finished operations as old; how many entries went (or would go, with ``dry_run``)."""
+    expired = AuditEntry.objects.filter(expired_q(days))
+    if dry_run:
+        return expired.count()
     deleted = 0
-    while True:
-        ids = list(
-            AuditEntry.objects.filter(expired_q(days))
-            .order_by("id")
-            .values_list("id", flat=True)[:batch_size]
-        )
-        if not ids:
-            return deleted
+    while ids := list(expired.order_by("id").values_list("id", flat=True)[:batch_size]):
         deleted += AuditEntry.objects.filter(id__in=ids).delete()[0]
+    old_operations = TaskOperation.objects.filter(expired_q(days)).exclude(state__in=ACTIVE_STATES)
+    while ids := list(old_operations.order_by("id").values_list("id", flat=True)[:batch_size]):
+        TaskOperation.objects.filter(id__in=ids).delete()
+    return deleted

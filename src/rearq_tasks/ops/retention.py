@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.db.models.deletion import Collector
 from django.utils import timezone
 
+from rearq_tasks import audit
 from rearq_tasks.conf import conf
 from rearq_tasks.models import FAILED, TaskEvent, TaskLog
 
@@ -129,5 +130,8 @@ def _delete_ids(ids: list[int], using: str) -> int:
 
 
 def purge_task_logs() -> int:
-    """Entry point for a ReArq cron task: apply the configured retention; returns rows deleted."""
-    return purge().deleted
+    """Entry point for a ReArq cron task: apply the configured retention (task logs, and the
+    audit log by ``AUDIT_RETENTION_DAYS``); returns task log rows deleted."""
+    deleted = purge().deleted
+    audit.purge()
+    return deleted

@@ -83,7 +83,7 @@ def matching(scope: str, filters: dict[str, Any], user: Any = None) -> QuerySet[
         builder = _scopes[scope]
     except KeyError:
         raise LookupError(f"no filter language {scope!r} is registered in this process") from None
-    return builder(filters, user).order_by()
+    return builder(filters, user).order_by().select_related(None)
 
 
 def retry_job_id(token: str, job_id: str) -> str:
