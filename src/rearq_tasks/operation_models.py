@@ -60,6 +60,18 @@ class Source(models.TextChoices):
     COMMAND = "command", _("Command")
 
 
+def _user() -> models.ForeignKey:
+    """Who acted; the row outlives the user (SET_NULL; the audit entry keeps the username)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+
+
 def _token() -> str:
     return uuid.uuid4().hex
 
@@ -94,14 +106,7 @@ class TaskOperation(models.Model):
     lease_owner = models.CharField(_("runner"), max_length=100, blank=True, default="")
     lease_expires = models.DateTimeField(_("lease expires"), null=True, blank=True)
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("user"),
-    )
+    user = _user()
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
@@ -128,14 +133,7 @@ class AuditEntry(models.Model):
 
     action = models.CharField(_("action"), max_length=20, choices=Action.choices, db_index=True)
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("user"),
-    )
+    user = _user()
     username = models.CharField(_("username"), max_length=150, blank=True, default="")
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     created_at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)

@@ -77,7 +77,7 @@ operations.register_scope(SCOPE, api_scope)
 
 class BulkRequest(serializers.Serializer):
     action = serializers.ChoiceField(choices=list(BULK_ACTIONS))
-    filters = serializers.JSONField(default=dict)
+    filters = serializers.DictField(default=dict)
     dry_run = serializers.BooleanField(default=False)
 
 

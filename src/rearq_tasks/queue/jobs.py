@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rearq_tasks.capture.events import job_event, row_event
@@ -142,56 +143,57 @@ def _queue_key(task_log: TaskLog) -> str:
     return queue_key(task_log.queue_name)
 
 
-def retry_job(task_log: TaskLog, user: Any = None, job_id: str | None = None) -> str:
-    """Enqueue the same task with the same args/kwargs on the same queue; the new job id.
-
-    Works without the task function: it writes the ``rearq_job`` row and adds the message
-    to the queue's stream exactly as ``Task.delay`` does. With ``job_id`` the retry is
-    idempotent: called again with the same id (a bulk operation replaying a chunk) it finds
-    the ``rearq_job`` row and adds no second stream message.
-    """
+def _retryable_queue(task_log: TaskLog) -> str:
+    """The queue key to retry ``task_log`` on; ValueError when it may not be retried."""
     if task_log.status not in RETRYABLE_STATUSES:
         raise ValueError(
             f"job {task_log.job_id} is {task_log.status}: only failed, expired or canceled "
             "jobs can be retried"
         )
-    queue = _queue_key(task_log)
+    return _queue_key(task_log)
+
+
+def _new_job(task_log: TaskLog, job_id: str) -> Any:
+    from rearq.enums import JobStatus
+    from rearq.server.models import Job
+    from tortoise import timezone
+
+    return Job(
+        task=task_log.task_name,
+        args=list(task_log.args or []),
+        kwargs=dict(task_log.kwargs or {}),
+        job_retry=task_log.job_retry,
+        job_retry_after=task_log.job_retry_after,
+        job_id=job_id,
+        enqueue_time=timezone.now(),
+        status=JobStatus.queued,
+    )
+
+
+async def _disabled_tasks(names: set[str]) -> set[str]:
+    rearq = get_rearq_client()
+    ordered = sorted(names)
+    states = await rearq.redis.hmget(TASK_KEY, ordered) if ordered else []
+    return {name for name, state in zip(ordered, states, strict=True) if state == TASK_DISABLED}
+
+
+def retry_job(task_log: TaskLog, user: Any = None) -> str:
+    """Enqueue the same task with the same args/kwargs on the same queue; the new job id.
+
+    Works without the task function: it writes the ``rearq_job`` row and adds the message
+    to the queue's stream exactly as ``Task.delay`` does.
+    """
+    queue = _retryable_queue(task_log)
     user_id = _user_id(user)
-    new_id = job_id or uuid.uuid4().hex
+    new_id = uuid.uuid4().hex
 
     async def go() -> Any:
-        from rearq.enums import JobStatus
-        from rearq.server.models import Job
-        from tortoise import timezone
-        from tortoise.exceptions import IntegrityError
-
         rearq = get_rearq_client()
-        if await rearq.redis.hget(TASK_KEY, task_log.task_name) == TASK_DISABLED:
+        if await _disabled_tasks({task_log.task_name}):
             raise ValueError(f"task {task_log.task_name!r} is disabled in ReArq")
-        fields = {
-            "task": task_log.task_name,
-            "args": list(task_log.args or []),
-            "kwargs": dict(task_log.kwargs or {}),
-            "job_retry": task_log.job_retry,
-            "job_retry_after": task_log.job_retry_after,
-            "enqueue_time": timezone.now(),
-            "status": JobStatus.queued,
-        }
-        if job_id is None:
-            job = Job(job_id=new_id, **fields)
-            await job.save()
-            await rearq.redis.xadd(queue, {"job_id": new_id})
-            return job
-        # Not Tortoise's get_or_create: its transaction locks SQLite against the workers.
-        job = await Job.get_or_none(job_id=new_id)
-        if job is None:
-            job = Job(job_id=new_id, **fields)
-            try:
-                await job.save()
-            except IntegrityError:  # another runner, taking over a lease, was first
-                job = await Job.get(job_id=new_id)
-        mark = ENQUEUED_MARK + new_id
-        await rearq.redis.eval(XADD_ONCE, 2, queue, mark, new_id, ENQUEUED_MARK_SECONDS)
+        job = _new_job(task_log, new_id)
+        await job.save()
+        await rearq.redis.xadd(queue, {"job_id": new_id})
         return job
 
     job = run_sync(go)
@@ -199,6 +201,56 @@ def retry_job(task_log: TaskLog, user: Any = None, job_id: str | None = None) ->
 
     upsert_records([job_event(job, "queued", queue, user_id=user_id)])
     return new_id
+
+
+def retry_jobs(
+    retries: Sequence[tuple[TaskLog, str]], user: Any = None
+) -> dict[str, str | ValueError]:
+    """Retry many jobs at once, each under the new id given with it; idempotent.
+
+    Called again with the same ids (a bulk operation replaying a chunk) it finds their
+    ``rearq_job`` rows and adds no second stream message: each message is added by one Redis
+    script only if the job id's mark is new. One ReArq round trip and one TaskLog write for
+    the whole batch. Returns, per original job id, the new id or why it was not retried.
+    """
+    outcome: dict[str, str | ValueError] = {}
+    todo: list[tuple[TaskLog, str, str]] = []
+    for log, new_id in retries:
+        try:
+            todo.append((log, new_id, _retryable_queue(log)))
+        except ValueError as exc:
+            outcome[log.job_id] = exc
+
+    async def go() -> list[Any]:
+        from rearq.server.models import Job
+
+        rearq = get_rearq_client()
+        disabled = await _disabled_tasks({log.task_name for log, _id, _q in todo})
+        for log, _id, _queue in todo:
+            if log.task_name in disabled:
+                outcome[log.job_id] = ValueError(f"task {log.task_name!r} is disabled in ReArq")
+        live = [item for item in todo if item[0].job_id not in outcome]
+        ids = [new_id for _log, new_id, _queue in live]
+        have = set(await Job.filter(job_id__in=ids).values_list("job_id", flat=True))
+        missing = [_new_job(log, new_id) for log, new_id, _q in live if new_id not in have]
+        if missing:
+            await Job.bulk_create(missing)
+        pipe = rearq.redis.pipeline(transaction=False)
+        for _log, new_id, queue in live:
+            mark = ENQUEUED_MARK + new_id
+            pipe.eval(XADD_ONCE, 2, queue, mark, new_id, ENQUEUED_MARK_SECONDS)
+        await pipe.execute()
+        return list(await Job.filter(job_id__in=ids))
+
+    jobs = run_sync(go, timeout=60) if todo else []
+    queues = {new_id: queue for _log, new_id, queue in todo}
+    user_id = _user_id(user)
+    from rearq_tasks.capture.upsert import upsert_records  # models: needs Django set up
+
+    upsert_records([job_event(job, "queued", queues[job.job_id], user_id=user_id) for job in jobs])
+    for log, new_id, _queue in todo:
+        outcome.setdefault(log.job_id, new_id)
+    return outcome
 
 
 def cancel_job(task_log: TaskLog) -> None:

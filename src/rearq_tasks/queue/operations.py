@@ -182,29 +182,33 @@ class _Tally:
 def _act(operation: TaskOperation, rows: list[TaskLog], tally: _Tally) -> None:
     """Retry or cancel each allowed row; infrastructure errors pause (nothing committed)."""
     allowed_q, reason = ALLOWED[operation.action]
-    allowed = set(
-        TaskLog.objects.filter(allowed_q, id__in=[row.id for row in rows]).values_list(
-            "id", flat=True
-        )
-    )
-    for row in rows:
-        if row.id not in allowed:
-            tally.skipped[reason] += 1
-            continue
-        try:
-            if operation.action == Action.RETRY:
-                new_id = retry_job_id(operation.token, row.job_id)
-                jobs.retry_job(row, user=operation.user_id, job_id=new_id)
-            else:
-                jobs.cancel_job(row)
-        except ReArqUnavailable as exc:
-            raise OperationPaused(f"ReArq is unavailable: {exc}") from None
-        except ValueError as exc:
-            text = str(exc)
-            key = "already finished" if "already" in text else text.split(":")[-1].strip()[:100]
-            (tally.skipped if "already" in text else tally.failed)[key] += 1
+    ids = [row.id for row in rows]
+    allowed = set(TaskLog.objects.filter(allowed_q, id__in=ids).values_list("id", flat=True))
+    tally.skipped[reason] += len(rows) - len(allowed)
+    chosen = [row for row in rows if row.id in allowed]
+    try:
+        if operation.action == Action.RETRY:
+            retries = [(row, retry_job_id(operation.token, row.job_id)) for row in chosen]
+            outcomes = list(jobs.retry_jobs(retries, user=operation.user_id).values())
         else:
+            outcomes = [_cancel(row) for row in chosen]
+    except ReArqUnavailable as exc:
+        raise OperationPaused(f"ReArq is unavailable: {exc}") from None
+    for outcome in outcomes:
+        if not isinstance(outcome, ValueError):
             tally.done += 1
+        elif "already" in str(outcome):
+            tally.skipped["already finished"] += 1
+        else:
+            tally.failed[str(outcome).split(":")[-1].strip()[:100]] += 1
+
+
+def _cancel(row: TaskLog) -> str | ValueError:
+    try:
+        jobs.cancel_job(row)
+    except ValueError as exc:
+        return exc
+    return row.job_id
 
 
 def _delete(operation: TaskOperation, rows: list[TaskLog], tally: _Tally) -> None:
