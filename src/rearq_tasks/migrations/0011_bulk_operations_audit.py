@@ -10,7 +10,7 @@ import rearq_tasks.operation_models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0006_task_event'),
+        ('tasks', '0008_stat_rollups'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

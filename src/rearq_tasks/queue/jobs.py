@@ -17,6 +17,7 @@ from rearq_tasks.capture.events import job_event, row_event
 from rearq_tasks.capture.history_writer import write_events
 from rearq_tasks.capture.hooks import current_user_id
 from rearq_tasks.lifecycle import RETRYABLE_STATUSES, TERMINAL_STATUSES, duration_ms
+from rearq_tasks.payloads import is_lossy
 from rearq_tasks.queue.client import get_rearq_client
 from rearq_tasks.queue.keys import (
     CANCEL_TASK,
@@ -31,6 +32,7 @@ from rearq_tasks.queue.keys import (
 )
 from rearq_tasks.queue.loop import run_async, run_sync
 from rearq_tasks.queue.reconcile import Progress, SyncReport, reconcile
+from rearq_tasks.queue.requeue import enqueue_again, original_arguments, queue_for
 
 if TYPE_CHECKING:
     from rearq.task import Task
@@ -132,15 +134,8 @@ def enqueue_sync(
 
 # --- retry and cancel from TaskLog -----------------------------------------------------------
 def _queue_key(task_log: TaskLog) -> str:
-    task = get_rearq_client().task_map.get(task_log.task_name)
-    if task is not None:
-        return task.queue
-    if not task_log.queue_name:
-        raise ValueError(
-            f"the queue of job {task_log.job_id} is unknown (task {task_log.task_name!r} is "
-            "not registered here): it cannot be re-enqueued"
-        )
-    return queue_key(task_log.queue_name)
+    task_map = get_rearq_client().task_map
+    return queue_for(task_log.job_id, task_log.task_name, task_log.queue_name, task_map)
 
 
 def _retryable_queue(task_log: TaskLog) -> str:
@@ -153,15 +148,15 @@ def _retryable_queue(task_log: TaskLog) -> str:
     return _queue_key(task_log)
 
 
-def _new_job(task_log: TaskLog, job_id: str) -> Any:
+def _new_job(task_log: TaskLog, job_id: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     from rearq.enums import JobStatus
     from rearq.server.models import Job
     from tortoise import timezone
 
     return Job(
         task=task_log.task_name,
-        args=list(task_log.args or []),
-        kwargs=dict(task_log.kwargs or {}),
+        args=args,
+        kwargs=kwargs,
         job_retry=task_log.job_retry,
         job_retry_after=task_log.job_retry_after,
         job_id=job_id,
@@ -178,28 +173,29 @@ async def _disabled_tasks(names: set[str]) -> set[str]:
 
 
 def retry_job(task_log: TaskLog, user: Any = None) -> str:
-    """Enqueue the same task with the same args/kwargs on the same queue; the new job id.
+    """Run the job again with its original arguments, on the same queue; the new job id.
 
-    Works without the task function: it writes the ``rearq_job`` row and adds the message
-    to the queue's stream exactly as ``Task.delay`` does.
+    The arguments are ReArq's own (``rearq_job``), never TaskLog's redacted or truncated
+    copy: ValueError when ReArq's row is gone and the copy lost something. The new row's
+    ``retry_of`` names this job. Works without the task function.
     """
     queue = _retryable_queue(task_log)
     user_id = _user_id(user)
     new_id = uuid.uuid4().hex
 
     async def go() -> Any:
-        rearq = get_rearq_client()
-        if await _disabled_tasks({task_log.task_name}):
-            raise ValueError(f"task {task_log.task_name!r} is disabled in ReArq")
-        job = _new_job(task_log, new_id)
-        await job.save()
-        await rearq.redis.xadd(queue, {"job_id": new_id})
-        return job
+        args, kwargs = await original_arguments(task_log.job_id, task_log.args, task_log.kwargs)
+        return await enqueue_again(
+            get_rearq_client().redis, queue, new_id, task_log.task_name, args, kwargs,
+            task_log.job_retry, task_log.job_retry_after,
+        )  # fmt: skip
 
     job = run_sync(go)
+    if job is None:  # a fresh uuid4 that ReArq already has: never in practice
+        raise ValueError(f"job id {new_id} exists already in ReArq; try again")
     from rearq_tasks.capture.upsert import upsert_records  # models: needs Django set up
 
-    upsert_records([job_event(job, "queued", queue, user_id=user_id)])
+    upsert_records([job_event(job, "queued", queue, user_id=user_id, retry_of=task_log.job_id)])
     return new_id
 
 
@@ -226,13 +222,26 @@ def retry_jobs(
 
         rearq = get_rearq_client()
         disabled = await _disabled_tasks({log.task_name for log, _id, _q in todo})
-        for log, _id, _queue in todo:
+        originals = {
+            job.job_id: job
+            for job in await Job.filter(job_id__in=[log.job_id for log, _id, _q in todo])
+        }
+        fresh = []
+        for log, new_id, _queue in todo:
+            original = originals.get(log.job_id)
             if log.task_name in disabled:
                 outcome[log.job_id] = ValueError(f"task {log.task_name!r} is disabled in ReArq")
+            elif original is not None:  # ReArq's own arguments, as in retry_job
+                fresh.append(_new_job(log, new_id, original.args or [], original.kwargs or {}))
+            elif is_lossy(log.args, log.kwargs):
+                lost = f"ReArq no longer has the arguments of job {log.job_id}"
+                outcome[log.job_id] = ValueError(f"{lost} and the stored copy is lossy")
+            else:
+                fresh.append(_new_job(log, new_id, list(log.args or []), dict(log.kwargs or {})))
         live = [item for item in todo if item[0].job_id not in outcome]
         ids = [new_id for _log, new_id, _queue in live]
         have = set(await Job.filter(job_id__in=ids).values_list("job_id", flat=True))
-        missing = [_new_job(log, new_id) for log, new_id, _q in live if new_id not in have]
+        missing = [job for job in fresh if job.job_id not in have]
         if missing:
             await Job.bulk_create(missing)
         pipe = rearq.redis.pipeline(transaction=False)
@@ -247,7 +256,15 @@ def retry_jobs(
     user_id = _user_id(user)
     from rearq_tasks.capture.upsert import upsert_records  # models: needs Django set up
 
-    upsert_records([job_event(job, "queued", queues[job.job_id], user_id=user_id) for job in jobs])
+    retry_of = {new_id: log.job_id for log, new_id, _queue in todo}
+    upsert_records(
+        [
+            job_event(
+                job, "queued", queues[job.job_id], user_id=user_id, retry_of=retry_of[job.job_id]
+            )  # fmt: skip
+            for job in jobs
+        ]
+    )
     for log, new_id, _queue in todo:
         outcome.setdefault(log.job_id, new_id)
     return outcome
@@ -341,5 +358,8 @@ def sync_task_logs(
 
     Runs :func:`rearq_tasks.queue.reconcile.reconcile` on the client's private loop.
     """
-    task_map = get_rearq_client().task_map
-    return run_sync(lambda: reconcile(task_map, since, batch_size, progress), timeout=None)
+    rearq = get_rearq_client()
+    return run_sync(
+        lambda: reconcile(rearq.task_map, since, batch_size, progress, redis=rearq.redis),
+        timeout=None,
+    )
