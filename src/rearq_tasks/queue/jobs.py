@@ -199,6 +199,33 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
     return new_id
 
 
+async def _fresh_jobs(
+    todo: list[tuple[TaskLog, str, str]], outcome: dict[str, str | ValueError]
+) -> list[Any]:
+    """The new ``rearq_job`` rows, with ReArq's original arguments (as in ``retry_job``);
+    the jobs that cannot be retried get their reason in ``outcome``."""
+    from rearq.server.models import Job
+
+    disabled = await _disabled_tasks({log.task_name for log, _id, _q in todo})
+    originals = {
+        job.job_id: job
+        for job in await Job.filter(job_id__in=[log.job_id for log, _id, _q in todo])
+    }
+    fresh = []
+    for log, new_id, _queue in todo:
+        original = originals.get(log.job_id)
+        if log.task_name in disabled:
+            outcome[log.job_id] = ValueError(f"task {log.task_name!r} is disabled in ReArq")
+        elif original is not None:
+            fresh.append(_new_job(log, new_id, original.args or [], original.kwargs or {}))
+        elif is_lossy(log.args, log.kwargs):
+            lost = f"ReArq no longer has the arguments of job {log.job_id}"
+            outcome[log.job_id] = ValueError(f"{lost} and the stored copy is lossy")
+        else:
+            fresh.append(_new_job(log, new_id, list(log.args or []), dict(log.kwargs or {})))
+    return fresh
+
+
 def retry_jobs(
     retries: Sequence[tuple[TaskLog, str]], user: Any = None
 ) -> dict[str, str | ValueError]:
@@ -221,23 +248,7 @@ def retry_jobs(
         from rearq.server.models import Job
 
         rearq = get_rearq_client()
-        disabled = await _disabled_tasks({log.task_name for log, _id, _q in todo})
-        originals = {
-            job.job_id: job
-            for job in await Job.filter(job_id__in=[log.job_id for log, _id, _q in todo])
-        }
-        fresh = []
-        for log, new_id, _queue in todo:
-            original = originals.get(log.job_id)
-            if log.task_name in disabled:
-                outcome[log.job_id] = ValueError(f"task {log.task_name!r} is disabled in ReArq")
-            elif original is not None:  # ReArq's own arguments, as in retry_job
-                fresh.append(_new_job(log, new_id, original.args or [], original.kwargs or {}))
-            elif is_lossy(log.args, log.kwargs):
-                lost = f"ReArq no longer has the arguments of job {log.job_id}"
-                outcome[log.job_id] = ValueError(f"{lost} and the stored copy is lossy")
-            else:
-                fresh.append(_new_job(log, new_id, list(log.args or []), dict(log.kwargs or {})))
+        fresh = await _fresh_jobs(todo, outcome)
         live = [item for item in todo if item[0].job_id not in outcome]
         ids = [new_id for _log, new_id, _queue in live]
         have = set(await Job.filter(job_id__in=ids).values_list("job_id", flat=True))
