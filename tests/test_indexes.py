@@ -1,4 +1,4 @@
-"""Migrations 0002, 0005 and 0010: the API's PostgreSQL indexes exist there and nowhere else."""
+"""Migrations 0002, 0005 and 0009: the API's PostgreSQL indexes exist there and nowhere else."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def test_failed_list_plan_uses_the_partial_indexes() -> None:
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL-only plan")
 def test_argument_containment_plan_uses_the_gin_indexes() -> None:
     """``?kwargs=``/``?args=`` and ``kwargs.<path>:`` in a search are answered by the GIN
-    indexes of migration 0010 (a bitmap scan), not by reading every row."""
+    indexes of migration 0009 (a bitmap scan), not by reading every row."""
     from rearq_tasks.queries import language, search
     from rearq_tasks.queries.arguments import args_q, kwargs_q
 

@@ -20,6 +20,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from rearq_tasks import audit
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog
 
@@ -72,6 +73,15 @@ class JobActionsMixin:
             ok, message = self._operate_one(request, kind, log)
             done += ok
             self.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
+        audit.record(
+            kind,
+            source="admin",
+            request=request,
+            job_ids=[log.job_id for log in rows],
+            matched=len(rows),
+            done=done,
+            failed=len(rows) - done,
+        )
         if len(rows) > 1:
             verb = _("retried") if kind == "retry" else _("canceled")
             self.message_user(

@@ -28,6 +28,7 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 from unfold.paginator import InfinitePaginator
 
+from rearq_tasks import audit
 from rearq_tasks.admin import display as show
 from rearq_tasks.admin.actions import (  # noqa: F401 - part of this module's interface
     CANCEL_PERMISSION,
@@ -35,6 +36,7 @@ from rearq_tasks.admin.actions import (  # noqa: F401 - part of this module's in
     JobActionsMixin,
     can_operate,
 )
+from rearq_tasks.admin.bulk import BulkAdminMixin
 from rearq_tasks.admin.filters import QueueNameFilter, QuickFilter, TaskNameFilter
 from rearq_tasks.admin.search import SearchExportMixin
 from rearq_tasks.conf import conf
@@ -46,7 +48,7 @@ LINK_CLASSES = "text-primary-600 dark:text-primary-500 hover:underline"
 
 
 @admin.register(TaskLog)
-class TaskLogAdmin(SearchExportMixin, JobActionsMixin, ModelAdmin):
+class TaskLogAdmin(SearchExportMixin, BulkAdminMixin, JobActionsMixin, ModelAdmin):
     list_display = (
         "task_name",
         "queue_display",
@@ -281,15 +283,18 @@ class TaskLogAdmin(SearchExportMixin, JobActionsMixin, ModelAdmin):
         with transaction.atomic():
             TaskEvent.objects.filter(job_id=obj.job_id).delete()
             super().delete_model(request, obj)
+            audit.record("delete", source="admin", request=request, job_ids=[obj.job_id],
+                         matched=1, done=1)  # fmt: skip
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         from rearq_tasks.models import TaskEvent
 
         with transaction.atomic():
-            TaskEvent.objects.filter(
-                job_id__in=list(queryset.values_list("job_id", flat=True))
-            ).delete()
+            job_ids = list(queryset.values_list("job_id", flat=True))
+            TaskEvent.objects.filter(job_id__in=job_ids).delete()
             super().delete_queryset(request, queryset)
+            audit.record("delete", source="admin", request=request, job_ids=job_ids,
+                         matched=len(job_ids), done=len(job_ids))  # fmt: skip
 
     def _change_url(self, obj: TaskLog) -> str:
         return reverse(f"{self.admin_site.name}:tasks_tasklog_change", args=[quote(obj.pk)])
@@ -322,7 +327,7 @@ class TaskLogAdmin(SearchExportMixin, JobActionsMixin, ModelAdmin):
             self.admin_site.admin_view(self.dashboard_view),
             name="tasks_tasklog_dashboard",
         )
-        return [dashboard, *super().get_urls()]
+        return [dashboard, *self.bulk_urls(), *super().get_urls()]
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         from rearq_tasks.admin.dashboard import dashboard_context

@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from rearq_tasks.api.views import SchemaView, TaskLogViewSet
+from rearq_tasks.api.views import OperationViewSet, SchemaView, TaskLogViewSet
 
 router = SimpleRouter()
 router.register("logs", TaskLogViewSet, basename="tasklog")
+router.register("operations", OperationViewSet, basename="operation")
 
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),

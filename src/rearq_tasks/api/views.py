@@ -18,15 +18,17 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.serializers import BaseSerializer
 
 from rearq_tasks import queries
 from rearq_tasks.access import ConfiguredAccessMixin
+from rearq_tasks.api import bulk
 from rearq_tasks.api.filters import TaskLogFilterSet
 from rearq_tasks.api.pagination import TaskLogPagination
 from rearq_tasks.api.serializers import (
@@ -48,8 +50,10 @@ from rearq_tasks.api.serializers import (
 )
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog, TaskLogQuerySet
+from rearq_tasks.operation_models import ACTION_PERMISSIONS, TaskOperation
 from rearq_tasks.queries import export
 from rearq_tasks.queries.history import job_history
+from rearq_tasks.queue import operations
 
 BAD_REQUEST = OpenApiResponse(description="A query parameter is invalid: {parameter: [messages]}.")
 NOT_FOUND = OpenApiResponse(description="No such row, or a page past the end.")
@@ -221,6 +225,23 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         )
         return Response(rows)
 
+    @documented(
+        request=bulk.BulkRequest,
+        responses={200: bulk.BulkAnswer, 202: bulk.BulkAnswer, 400: BAD_REQUEST},
+        filters=False,
+    )
+    @action(
+        detail=False, methods=["post"], pagination_class=None, filter_backends=[],
+        schema=AutoSchema,
+    )  # fmt: skip
+    def bulk(self, request: Request) -> Response:
+        """Retry, cancel or delete every job the filters match, in the background (202 with
+        the operation's id); ``dry_run`` only counts (200). See docs/api.md."""
+        answer, status = bulk.start(
+            request, lambda pk: reverse("rearq_tasks:operation-detail", args=[pk], request=request)
+        )
+        return Response(answer, status=status)
+
     @documented(responses={200: TaskEventSerializer(many=True), 404: NOT_FOUND}, filters=False)
     @action(detail=True, pagination_class=None, filter_backends=[], schema=AutoSchema)
     def events(self, request: Request, pk: str | None = None) -> Response:
@@ -256,6 +277,31 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         )
 
 
+class OperationViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
+    """Bulk operations: state and progress (newest first)."""
+
+    schema = AutoSchema()
+    lookup_value_regex = "[0-9]{1,18}"
+    serializer_class = bulk.OperationSerializer
+    queryset = TaskOperation.objects.all()
+
+    @documented(responses={200: bulk.OperationSerializer, 404: NOT_FOUND})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """One operation: state, counters, skip reasons and progress (0..1)."""
+        return super().retrieve(request, *args, **kwargs)
+
+    @documented(responses={200: bulk.OperationSerializer, 404: NOT_FOUND}, request=None)
+    @action(detail=True, methods=["post"], schema=AutoSchema)
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Stop the operation where it is (needs the permission of its action)."""
+        operation = self.get_object()
+        if not request.user.has_perm(ACTION_PERMISSIONS[operation.action]):
+            raise PermissionDenied(f"You may not {operation.action} jobs.")
+        operations.cancel(operation)
+        operation.refresh_from_db()
+        return Response(bulk.OperationSerializer(operation).data)
+
+
 def _history(log: TaskLog) -> list[Any]:
     """One query: the job's events in order, ``started`` ones with their queue wait."""
     return job_history(log)
@@ -266,7 +312,7 @@ def keep_only_this_api(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]
     return [
         endpoint
         for endpoint in endpoints
-        if issubclass(getattr(endpoint[3], "cls", object), TaskLogViewSet)
+        if issubclass(getattr(endpoint[3], "cls", object), TaskLogViewSet | OperationViewSet)
     ]
 
 

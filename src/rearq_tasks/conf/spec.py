@@ -329,4 +329,9 @@ SPEC: dict[str, Option] = {
     "ADMIN_ACTION_MAX_ROWS": Option(
         100, (int,), "Most jobs one admin Retry/Cancel may act on at once.", positive
     ),
+    "OPERATION_CHUNK_SIZE": Option(200, (int,), "Jobs per bulk-operation chunk.", positive),
+    "OPERATION_SCAN_IDS": Option(20000, (int,), "Ids one chunk query scans.", positive),
+    "OPERATION_LEASE_SECONDS": Option(30, (int,), "A runner's lease on an operation.", positive),
+    "OPERATION_PAUSE_SECONDS": Option(5, (int,), "Wait before a paused retry.", positive),
+    "AUDIT_RETENTION_DAYS": Option(365, (int,), "Days audit entries are kept.", positive),
 }

@@ -7,7 +7,7 @@ array, and scalars compare by type and value (the number ``123`` is not the stri
 ``"123"``; ``true`` is not ``1``).
 
 - PostgreSQL: ``col @> value::jsonb``, served by the ``jsonb_path_ops`` GIN indexes of
-  migration 0010.
+  migration 0009.
 - MariaDB/MySQL: ``JSON_CONTAINS(col, value)`` (no index: a scan of the rows the other
   filters leave), plus a ``JSON_TYPE`` check where a scalar is wanted at an object path,
   because ``JSON_CONTAINS`` also finds a scalar inside an array there. One difference
