@@ -41,13 +41,13 @@ def _write(records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ())
     from django.db import close_old_connections, connection, transaction
 
     from rearq_tasks.capture.history_writer import write_events
+    from rearq_tasks.capture.job_log import log_transitions
     from rearq_tasks.capture.upsert import upsert_records
 
     try:
         with transaction.atomic():
             written = upsert_records(records)
             write_events(events)
-        return written
     except Exception:
         # A broken connection must not be reused: the next attempt reconnects.
         try:
@@ -56,6 +56,11 @@ def _write(records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ())
             pass
         close_old_connections()
         raise
+    try:
+        log_transitions(events)  # after the commit: a logged transition is a stored one
+    except Exception as exc:  # a broken log handler must not re-write the batch
+        logger.warning("capture collector: structured job log failed (%s)", exc)
+    return written
 
 
 def _connect() -> None:

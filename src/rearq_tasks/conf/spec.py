@@ -4,11 +4,22 @@ the docs are derived from it."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rearq_tasks.conf.validators import (
+    _above_one,
+    _min_length,
+    _more_than_heartbeat,
+    _non_negative,
+    _percent,
+    _positive,
+    _regex_list,
+    _sentinels,
+    _str_list,
+    _url,
+)
 from rearq_tasks.redaction import DEFAULT_REDACT_PATTERNS
 
 SETTING_NAME = "REARQ_TASKS"
@@ -41,67 +52,6 @@ class Option:
         if float in self.types:
             return float(raw)
         return raw
-
-
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
-def _non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or greater"
-
-
-def _percent(value: Any) -> str | None:
-    return None if 0 < value <= 100 else "must be a percentage in (0, 100]"
-
-
-def _url(*schemes: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        scheme = value.split("://", 1)[0] if "://" in value else ""
-        if scheme not in schemes:
-            return f"must be a URL with one of the schemes {', '.join(schemes)}"
-        return None
-
-    return check
-
-
-def _str_list(value: Any) -> str | None:
-    if not all(isinstance(item, str) and item for item in value):
-        return "must contain only non-empty strings"
-    return None
-
-
-def _regex_list(value: Any) -> str | None:
-    for item in value:
-        if not isinstance(item, str) or not item:
-            return "must contain only non-empty regex strings"
-        try:
-            re.compile(item)
-        except re.error as exc:
-            return f"has an invalid regex {item!r} ({exc})"
-    return None
-
-
-def _sentinels(value: Any) -> str | None:
-    for item in value:
-        if not isinstance(item, str) or ":" not in item:
-            return 'must be a list of "host:port" strings'
-    return None
-
-
-def _more_than_heartbeat(value: Any) -> str | None:
-    return None if value > 10 else "must be more than ReArq's heartbeat interval (10 s)"
-
-
-def _above_one(value: Any) -> str | None:
-    return None if value > 1 else "must be greater than 1"
-
-
-def _min_length(length: int) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        return None if len(value) >= length else f"must be at least {length} characters long"
-
-    return check
 
 
 OVERRIDE_KEYS: tuple[str, ...] = (
@@ -310,6 +260,21 @@ SPEC: dict[str, Option] = {
         nullable=True,
         secret=True,
     ),
+    "ALERT_PAGERDUTY_ROUTING_KEY": Option(
+        None,
+        (str,),
+        "PagerDuty Events API v2 routing (integration) key: alerts trigger and resolve "
+        "incidents, deduplicated by the alert's key.",
+        _min_length(20),
+        nullable=True,
+        secret=True,
+    ),
+    "ALERT_PAGERDUTY_URL": Option(
+        "https://events.pagerduty.com/v2/enqueue",
+        (str,),
+        "PagerDuty Events API v2 endpoint (another region, or a proxy).",
+        _url("https", "http"),
+    ),
     "ALERT_HTTP_TIMEOUT_SECONDS": Option(
         5.0, (int, float), "Timeout of each Slack/webhook request.", _positive
     ),
@@ -374,6 +339,36 @@ SPEC: dict[str, Option] = {
         (str,),
         'Cron expression (e.g. "*/10 * * * *") to run sync_task_logs as a ReArq cron task.',
         nullable=True,
+    ),
+    "JOB_LOG_ENABLED": Option(
+        False,
+        (bool,),
+        'One JSON line per job transition on the "rearq_tasks.jobs" logger (redacted), '
+        "written by the collector with each batch.",
+    ),
+    # --- live feed ---
+    "STREAM_MAX_CONNECTIONS": Option(
+        8,
+        (int,),
+        "Most concurrent /logs/stream/ connections per server process (under WSGI each "
+        "holds a worker thread); more get 503.",
+        _positive,
+    ),
+    "STREAM_MAX_SECONDS": Option(
+        300,
+        (int, float),
+        "A /logs/stream/ connection is closed after this long (the client reconnects with "
+        "Last-Event-ID).",
+        _positive,
+    ),
+    "STREAM_MAX_EVENTS": Option(
+        10_000, (int,), "A /logs/stream/ connection is closed after this many events.", _positive
+    ),
+    "STREAM_HEARTBEAT_SECONDS": Option(
+        15,
+        (int, float),
+        "An idle /logs/stream/ sends a comment this often (keeps proxies from closing it).",
+        _positive,
     ),
     # --- admin ---
     "ADMIN_CHOICES_LIMIT": Option(
