@@ -219,3 +219,16 @@ async def test_asgi_feed_is_an_async_stream(stream, rearq_redis) -> None:
     text = "".join([c.decode() async for c in response.streaming_content])
     assert transitions(parse(text)) == [("a", "success")]
     assert time.monotonic() - started < 10
+
+
+def test_redis_down_is_an_error_event_without_the_url(settings, stream) -> None:
+    from harness.network import free_port
+
+    url = f"redis://:pa55-secret@127.0.0.1:{free_port()}/0"
+    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "REDIS_URL": url}
+    response = viewer().get(URL)
+    text = "".join(c.decode() for c in response.streaming_content)
+    (message,) = parse(text)
+    assert message["event"] == "error" and message["data"]["reason"] == "redis_unavailable"
+    assert "pa55-secret" not in text and "retry: 2000" in text
+    assert feeds.SLOTS.open == 0

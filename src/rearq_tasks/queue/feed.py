@@ -122,19 +122,38 @@ class Feed:
     _started: float = field(default=0.0, init=False)
     _last_write: float = field(default=0.0, init=False)
     _last_id_sent: str | None = field(default=None, init=False)
+    _out: str = field(default="", init=False)
 
-    def opening(self) -> str:
+    def __post_init__(self) -> None:
         self._started = self._last_write = self.clock()
         self._last_id_sent = self.cursor
-        return f"retry: {RETRY_MS}\n: rearq-tasks live feed\n\n"
+        # Sent with the first read's events, once the position is known.
+        self._out = f"retry: {RETRY_MS}\n: rearq-tasks live feed\n\n"
 
-    def queue_reads(self, pipe: Any) -> None:
+    def reads(self, pipe: Any) -> Any:
         """Add this read's commands to a MULTI pipeline: the stream's state and the next
         entries, seen at one instant (so a trim cannot slip between them)."""
         pipe.xinfo_stream(self.stream)
         if self.cursor is not None:
             pipe.xrange(self.stream, self.cursor, self.cursor)
             pipe.xrange(self.stream, f"({self.cursor}", "+", count=READ_COUNT)
+        return pipe
+
+    def advance(self, results: list[Any]) -> int | None:
+        """Take one read's results; returns how long to block for new entries (None: there
+        is something to send, or more to read, or the end is reached)."""
+        self._out += self.handle(results)
+        if self.caught_up and self.ended is None and not self._out:
+            return self.wait_ms()
+        return None
+
+    def take(self) -> str:
+        """What to send now: the read's frames, a heartbeat if due, the closing frame."""
+        text = self._out + self.tick()
+        self._out = ""
+        if self.ended is not None:
+            text += self.closing()
+        return text
 
     def handle(self, results: list[Any]) -> str:
         """Frames for one read's results; moves the position on."""
@@ -196,11 +215,15 @@ class Feed:
         return self._written(text + "\n")
 
     def closing(self) -> str:
+        if self.ended == "error":
+            return ""
         return frame({"reason": self.ended, "position": self.cursor}, "end", self.cursor)
 
-    def failed(self, exc: Exception) -> str:
+    def fail(self, exc: Exception) -> None:
+        """Redis failed: say so and end (the client reconnects after ``retry``)."""
         self.ended = "error"
-        return frame({"reason": "redis_unavailable", "detail": type(exc).__name__}, "error")
+        detail = {"reason": "redis_unavailable", "detail": type(exc).__name__}
+        self._out += frame(detail, "error")
 
 
 def _trimmed_after(cursor: str, info: dict[str, Any], position_kept: bool) -> bool:
@@ -232,22 +255,15 @@ def _decode(fields: dict[str, str] | None) -> dict[str, Any] | None:
 def iter_sync(feed: Feed, client: Any, on_close: Callable[[], None]) -> Iterator[str]:
     """The feed under WSGI: a generator that holds its server thread while it runs."""
     try:
-        opening = feed.opening()
         while feed.ended is None:
             try:
-                pipe = client.pipeline(transaction=True)
-                feed.queue_reads(pipe)
-                text = opening + feed.handle(pipe.execute(raise_on_error=False))
-                opening = ""
-                if feed.caught_up and feed.ended is None and not text:
-                    client.xread({feed.stream: feed.cursor}, count=1, block=feed.wait_ms())
+                wait = feed.advance(feed.reads(client.pipeline(transaction=True)).execute(False))
+                if wait:
+                    client.xread({feed.stream: feed.cursor}, count=1, block=wait)
             except RedisError as exc:
-                yield feed.failed(exc)
-                return
-            text += feed.tick()
-            if text:
+                feed.fail(exc)
+            if text := feed.take():
                 yield text
-        yield feed.closing()
     finally:
         on_close()
         client.close()
@@ -256,22 +272,16 @@ def iter_sync(feed: Feed, client: Any, on_close: Callable[[], None]) -> Iterator
 async def iter_async(feed: Feed, client: Any, on_close: Callable[[], None]) -> AsyncIterator[str]:
     """The feed under ASGI: an async generator, no thread held between events."""
     try:
-        opening = feed.opening()
         while feed.ended is None:
             try:
-                pipe = client.pipeline(transaction=True)
-                feed.queue_reads(pipe)
-                text = opening + feed.handle(await pipe.execute(raise_on_error=False))
-                opening = ""
-                if feed.caught_up and feed.ended is None and not text:
-                    await client.xread({feed.stream: feed.cursor}, count=1, block=feed.wait_ms())
+                reads = feed.reads(client.pipeline(transaction=True))
+                wait = feed.advance(await reads.execute(False))
+                if wait:
+                    await client.xread({feed.stream: feed.cursor}, count=1, block=wait)
             except RedisError as exc:
-                yield feed.failed(exc)
-                return
-            text += feed.tick()
-            if text:
+                feed.fail(exc)
+            if text := feed.take():
                 yield text
-        yield feed.closing()
     finally:
         on_close()
         await client.close()
