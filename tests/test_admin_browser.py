@@ -229,12 +229,27 @@ def _set_hidden(driver, hidden: bool) -> None:
     )
 
 
-def test_live_refresh_in_a_real_browser(browser, live_server, transactional_db, settings) -> None:
+@pytest.fixture
+def clean_browser(browser):
+    """The module's browser, left as the other test expects it: no stored refresh choice
+    (a live page would swap rows under its clicks), no session, its window size."""
+    yield browser
+    try:
+        browser.execute_script("window.localStorage.clear()")
+    finally:
+        browser.delete_all_cookies()
+        browser.set_window_size(1440, 1000)
+
+
+def test_live_refresh_in_a_real_browser(
+    clean_browser, live_server, transactional_db, settings
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
+    browser = clean_browser
     settings.DEBUG = False
     cache.clear()
     admin_user = UserFactory(username="live-admin", is_staff=True, is_superuser=True)
