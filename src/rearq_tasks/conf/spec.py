@@ -347,6 +347,13 @@ SPEC: dict[str, Option] = {
         "written by the collector with each batch.",
     ),
     # --- live feed ---
+    "STREAM_RESUME_SECONDS": Option(
+        60,
+        (int, float),
+        "Written events stay in the capture stream this long (while it is under half of "
+        "CAPTURE_STREAM_MAXLEN) so a live feed resumes after a reconnect; 0: trim at once.",
+        _non_negative,
+    ),
     "STREAM_MAX_CONNECTIONS": Option(
         8,
         (int,),
