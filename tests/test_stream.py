@@ -219,6 +219,9 @@ async def test_asgi_feed_is_an_async_stream(stream, rearq_redis) -> None:
     text = "".join([c.decode() async for c in response.streaming_content])
     assert transitions(parse(text)) == [("a", "success")]
     assert time.monotonic() - started < 10
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()  # the view's thread: the test client keeps it
 
 
 def test_redis_down_is_an_error_event_without_the_url(settings, stream) -> None:
