@@ -169,3 +169,24 @@ def test_kept_events_never_take_the_room_of_unwritten_ones(rearq_redis, stream):
     added = _send_keeping(stream, 10, [f"u{i}" for i in range(20)], keep_ms=60_000)
     assert added == 9
     assert [f["e"] for _i, f in rearq_redis.xrange(stream)][0] == "w5"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unknown_user_does_not_hold_back_its_batch() -> None:
+    """A user id that names no user (deleted since the enqueue) fails the foreign key: the
+    batch is written all the same, that row without its user, and counted."""
+    from rearq_tasks.capture import counters
+    from rearq_tasks.capture.collector import _write
+    from rearq_tasks.models import TaskLog
+
+    counters.reset_capture_stats()
+    base = {"task_name": "t", "queue_name": "default", "status": "queued",
+            "enqueue_time": 1_764_000_000_000.0}  # fmt: skip
+    records = [
+        {**base, "job_id": "known-user-less"},
+        {**base, "job_id": "ghost", "user_id": 987654},
+    ]
+    assert _write(records) == 2
+    assert TaskLog.objects.get(job_id="ghost").user_id is None
+    assert TaskLog.objects.filter(job_id="known-user-less").exists()
+    assert counters.get_capture_stats()["unknown_users"] == 1

@@ -119,7 +119,7 @@ class TaskQueue(HealthCheck):
             )
 
     def _check_failure_rate(self, problems: list[HealthCheckException]) -> None:
-        summary = queries.summary(TaskLog.objects.since(self.period))
+        summary = queries.summary(queries.Scope.period(self.period))
         completed, failed, rate = summary["completed"], summary["failed"], summary["failure_rate"]
         if completed < self.failure_rate_min_sample:
             return
