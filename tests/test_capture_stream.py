@@ -130,6 +130,47 @@ def test_metrics_show_dropped_and_refused_events(rearq_redis) -> None:
         rearq_redis.delete(key, conf.CAPTURE_STREAM)
 
 
+def _send_keeping(stream: str, cap: int, events: list[str], keep_ms: int) -> int:
+    from redis.asyncio import Redis
+
+    async def go() -> int:
+        client = Redis.from_url(settings.REARQ_TASKS["REDIS_URL"], decode_responses=True)
+        try:
+            return await send(client, stream, cap, events, keep_ms=keep_ms)
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def _ack_all(client, stream: str) -> None:
+    _read(client, stream)
+    pending = client.xpending_range(stream, GROUP, "-", "+", 1000)
+    client.xack(stream, GROUP, *[p["message_id"] for p in pending])
+
+
+def test_written_events_stay_for_live_feeds_while_the_stream_has_room(rearq_redis, stream):
+    rearq_redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    assert _send_keeping(stream, 100, ["a", "b", "c"], keep_ms=60_000) == 3
+    _ack_all(rearq_redis, stream)
+    assert _send_keeping(stream, 100, ["d"], keep_ms=60_000) == 1
+    kept = [fields["e"] for _id, fields in rearq_redis.xrange(stream)]
+    assert kept == ["a", "b", "c", "d"], "written, but young: a feed may still resume from them"
+    assert _send_keeping(stream, 100, ["e"], keep_ms=0) == 1
+    assert [f["e"] for _i, f in rearq_redis.xrange(stream)] == ["c", "d", "e"], "trimmed at once"
+
+
+def test_kept_events_never_take_the_room_of_unwritten_ones(rearq_redis, stream):
+    rearq_redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    assert _send_keeping(stream, 10, [f"w{i}" for i in range(6)], keep_ms=60_000) == 6
+    _ack_all(rearq_redis, stream)
+    # At half the cap written entries are trimmed as without a window: all 10 slots are free
+    # for unwritten events again (the group's last delivered entry stays as its mark).
+    added = _send_keeping(stream, 10, [f"u{i}" for i in range(20)], keep_ms=60_000)
+    assert added == 9
+    assert [f["e"] for _i, f in rearq_redis.xrange(stream)][0] == "w5"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_unknown_user_does_not_hold_back_its_batch() -> None:
     """A user id that names no user (deleted since the enqueue) fails the foreign key: the

@@ -119,6 +119,8 @@ def test_cell(world, surface: str, request_line: str, principal: str) -> None:
         response = client.post(path, {"csrfmiddlewaretoken": CSRF_SECRET})
     else:
         response = client.generic(method, path)
+    if getattr(response, "streaming", False):  # the live feed: read it to its end
+        b"".join(response.streaming_content)
     assert_cell(response, expected, world, kind=path.rstrip("/").rsplit("/", 1)[-1])
     world["log"].refresh_from_db()
     assert world["log"].status == StatusChoices.FAILED  # nothing edited the row

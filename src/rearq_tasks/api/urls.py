@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from rearq_tasks.api.stream import TaskLogStreamView
 from rearq_tasks.api.views import OperationViewSet, SchemaView, TaskLogViewSet
 
 router = SimpleRouter()
@@ -13,5 +14,6 @@ router.register("operations", OperationViewSet, basename="operation")
 
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
+    path("logs/stream/", TaskLogStreamView.as_view(), name="tasklog-stream"),
     *router.urls,
 ]

@@ -56,6 +56,12 @@ def from_ms(value: float | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
 
 
+def iso_from_ms(value: float | None) -> str | None:
+    """An event time as ISO 8601 UTC text (``...Z``), for JSON read by people and tools."""
+    when = from_ms(value)
+    return when.isoformat().replace("+00:00", "Z") if when else None
+
+
 def now_ms() -> float:
     """Now as epoch milliseconds, from the clock directly (no ``datetime`` round trip)."""
     return round(time.time() * 1000, 3)

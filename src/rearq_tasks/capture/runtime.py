@@ -43,6 +43,7 @@ class CaptureRuntime:
             conf.CAPTURE_BUFFER_SIZE,
             conf.CAPTURE_FLUSH_INTERVAL_MS,
             prepare=functools.partial(prepare_record, rules=payload_rules()),
+            keep_ms=int(conf.STREAM_RESUME_SECONDS * 1000),
         )
         self.collector: Collector | None = None
         self.collector_process: CollectorProcess | None = None
