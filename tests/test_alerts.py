@@ -126,6 +126,17 @@ def test_failure_rate_alert_goes_to_every_channel(channels) -> None:
     assert state.firing and state.sent_value == 25.0 and state.last_sent_at is not None
 
 
+def test_failure_rate_alert_counts_only_succeeded_and_failed_jobs(channels) -> None:
+    finished_jobs("send_email", 40, failed=10)
+    TaskLogFactory.create_batch(
+        60, task_name="send_email", status=StatusChoices.CANCELED,
+        enqueue_time=timezone.now() - dt.timedelta(minutes=10),
+    )  # fmt: skip
+    code, out = run()
+    assert code == 1
+    assert "FIRING failure_rate:send_email: 25.0 % of 40 finished jobs failed" in out
+
+
 def test_minimum_sample_is_respected(channels) -> None:
     finished_jobs("send_email", 9, failed=9)
     assert run()[0] == 0

@@ -77,6 +77,17 @@ def test_failure_rate_warns_at_half_the_threshold() -> None:
     assert "7.0 %" in exc.value.message and "threshold 10 %" in exc.value.message
 
 
+def test_failure_rate_ignores_canceled_jobs_like_the_summary() -> None:
+    finished_jobs("send_email", 20, failed=5)
+    TaskLogFactory.create_batch(
+        30, task_name="send_email", status=StatusChoices.CANCELED,
+        enqueue_time=timezone.now() - dt.timedelta(minutes=5),
+    )  # fmt: skip
+    with pytest.raises(ServiceUnavailable) as exc:
+        TaskQueue().run()
+    assert "failure rate 25.0 % (5/20 jobs in the last 1 h) above 10 %" in exc.value.message
+
+
 def test_old_failures_do_not_count() -> None:
     TaskLogFactory.create_batch(
         20,

@@ -236,6 +236,7 @@ def strings_without_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
                     target.get("type") == "string"
                     and "enum" not in target
                     and "format" not in target
+                    and "pattern" not in target  # e.g. the row id's digits
                 ):
                     target["pattern"] = NO_NUL
     return result

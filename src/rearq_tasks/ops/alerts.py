@@ -93,7 +93,8 @@ def failure_rate_rule(ctx: Context) -> list[Alert]:
         limit = threshold(row.task_name, "FAILURE_RATE_THRESHOLD", conf.FAILURE_RATE_THRESHOLD)
         sample = threshold(row.task_name, "FAILURE_RATE_MIN_SAMPLE", conf.FAILURE_RATE_MIN_SAMPLE)
         rate = row.failure_rate
-        if limit is None or rate is None or row.completed < (sample or 0) or rate <= limit:
+        ended = row.successful + row.failed  # the rate's denominator (canceled: neither)
+        if limit is None or rate is None or ended < (sample or 0) or rate <= limit:
             continue
         alerts.append(
             Alert(
@@ -101,7 +102,7 @@ def failure_rate_rule(ctx: Context) -> list[Alert]:
                 row.task_name,
                 round(rate, 2),
                 limit,
-                f"{rate:.1f} % of {row.completed} finished jobs failed in the last "
+                f"{rate:.1f} % of {ended} finished jobs failed in the last "
                 f"{ctx.period_minutes} min ({row.failed} failed; threshold {limit:g} %)",
                 (f"latest error: {row.latest_error[:300]}",) if row.latest_error else (),
             )

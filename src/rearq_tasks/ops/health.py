@@ -120,11 +120,12 @@ class TaskQueue(HealthCheck):
 
     def _check_failure_rate(self, problems: list[HealthCheckException]) -> None:
         summary = queries.summary(TaskLog.objects.since(self.period))
-        completed, failed, rate = summary["completed"], summary["failed"], summary["failure_rate"]
-        if completed < self.failure_rate_min_sample:
+        failed, rate = summary["failed"], summary["failure_rate"]
+        ended = summary["successful"] + failed  # the rate's denominator (canceled: neither)
+        if ended < self.failure_rate_min_sample:
             return
         hours = _seconds(self.period) / 3600
-        text = f"failure rate {rate:.1f} % ({failed}/{completed} jobs in the last {hours:g} h)"
+        text = f"failure rate {rate:.1f} % ({failed}/{ended} jobs in the last {hours:g} h)"
         if rate > self.failure_rate_threshold:
             problems.append(ServiceUnavailable(f"{text} above {self.failure_rate_threshold:g} %"))
         elif rate > self.failure_rate_threshold * self.warning_ratio:

@@ -58,6 +58,15 @@ def _rate(part: int, whole: int) -> float:
     return round(part * 100 / whole, 2) if whole else 0.0
 
 
+def outcome_rate(part: int, successful: int, failed: int) -> float:
+    """``part`` as a % of the jobs that succeeded or failed, as the seed's view computes it.
+
+    A canceled job neither succeeded nor failed, so it does not dilute either rate:
+    ``success_rate + failure_rate`` is 100 whenever one job ended either way.
+    """
+    return _rate(part, successful + failed)
+
+
 def _int_or_none(value: float | None) -> int | None:
     return None if value is None else int(round(value))
 
@@ -82,7 +91,8 @@ def _percentile_by_offset(values: TaskLogQuerySet, n: int, fraction: float) -> f
 def summary(qs: TaskLogQuerySet) -> dict[str, Any]:
     """Counts, rates, average and percentile durations and queue waits of ``qs``.
 
-    Rates are percentages with 2 decimals (0.0 when nothing completed); durations and
+    Success and failure rates are % of successful + failed (:func:`outcome_rate`), the retry
+    rate % of total, 2 decimals (0.0 when there is nothing to divide by); durations and
     waits are whole milliseconds, ``None`` when no row has one (``avg_duration_ms`` is 0).
     """
     qs = qs.order_by()
@@ -127,8 +137,8 @@ def summary(qs: TaskLogQuerySet) -> dict[str, Any]:
         "failed": row["failed"],
         "in_progress": row["in_progress"],
         "completed": completed,
-        "success_rate": _rate(row["successful"], completed),
-        "failure_rate": _rate(row["failed"], completed),
+        "success_rate": outcome_rate(row["successful"], row["successful"], row["failed"]),
+        "failure_rate": outcome_rate(row["failed"], row["successful"], row["failed"]),
         "retry_rate": _rate(row["retried"], total),
         "avg_duration_ms": int(round(avg_duration)),
         "avg_duration_seconds": round(avg_duration / 1000, 2),
@@ -233,6 +243,7 @@ def _grouped_by_task(qs: TaskLogQuerySet, on_postgres: bool) -> TaskLogQuerySet:
     annotations: dict[str, Any] = {
         "total": Count("*"),
         "failures": Count("enqueue_time", filter=FAILED),
+        "successful": Count("enqueue_time", filter=SUCCESSFUL),
         "completed": Count("enqueue_time", filter=COMPLETED),
         "with_duration": Count("duration_ms"),
         "avg_duration": Avg("duration_ms"),
@@ -243,10 +254,11 @@ def _grouped_by_task(qs: TaskLogQuerySet, on_postgres: bool) -> TaskLogQuerySet:
         qs.values("task_name")
         .annotate(**annotations)
         .annotate(
-            failure_rate_raw=Case(
-                When(completed=0, then=Value(0.0)),
+            failure_rate_raw=Case(  # outcome_rate, in SQL
+                When(failures=0, then=Value(0.0)),
                 default=ExpressionWrapper(
-                    F("failures") * 100.0 / F("completed"), output_field=FloatField()
+                    F("failures") * 100.0 / (F("successful") + F("failures")),
+                    output_field=FloatField(),
                 ),
                 output_field=FloatField(),
             ),
@@ -312,8 +324,9 @@ def _task_row(row: dict[str, Any]) -> dict[str, Any]:
         "task_name": row["task_name"],
         "total": row["total"],
         "failures": row["failures"],
+        "successful": row["successful"],
         "completed": row["completed"],
-        "failure_rate": _rate(row["failures"], row["completed"]),
+        "failure_rate": outcome_rate(row["failures"], row["successful"], row["failures"]),
         "avg_duration_ms": _int_or_none(row["avg_duration"]),
         "p95_duration_ms": _int_or_none(row["p95_duration"]),
         "latest_error": row.get("latest_error"),
