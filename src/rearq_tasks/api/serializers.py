@@ -79,14 +79,6 @@ class TaskEventSerializer(serializers.ModelSerializer):
         read_only_fields = EVENT_FIELDS
 
 
-class RelatedSerializer(serializers.Serializer):
-    job_id = serializers.CharField()
-    attempts = TaskEventSerializer(many=True, help_text="This job's history, as events/ gives it.")
-    results = TaskLogListSerializer(
-        many=True, help_text="Rows of the same task nearest in time (at most RELATED_LIMIT)."
-    )
-
-
 class FirstAttemptErrorSerializer(serializers.Serializer):
     error_message = serializers.CharField()
     count = serializers.IntegerField()
