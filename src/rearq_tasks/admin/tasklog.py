@@ -35,7 +35,12 @@ from rearq_tasks.admin.actions import (  # noqa: F401 - part of this module's in
     JobActionsMixin,
     can_operate,
 )
-from rearq_tasks.admin.filters import QueueNameFilter, QuickFilter, TaskNameFilter
+from rearq_tasks.admin.filters import (
+    FiltersOnlyChangeList,
+    QueueNameFilter,
+    QuickFilter,
+    TaskNameFilter,
+)
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog
 
@@ -103,6 +108,10 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
         return ("user",) if user_admin is not None and user_admin.search_fields else ()
 
     # --- changelist ---
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type:
+        """Only the filters' own parameters (and search, ordering, pages) reach the query."""
+        return FiltersOnlyChangeList
+
     def get_list_filter(self, request: HttpRequest) -> list:
         """Adds a user filter that autocompletes (never lists every user) when it can."""
         filters = list(super().get_list_filter(request))

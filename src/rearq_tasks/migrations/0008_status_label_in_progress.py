@@ -7,29 +7,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0006_task_event'),
+        ("tasks", "0006_task_event"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='tasklog',
-            name='status',
+            model_name="tasklog",
+            name="status",
             field=models.CharField(
                 choices=[
-                    ('deferred', 'Deferred'),
-                    ('queued', 'Queued'),
-                    ('in_progress', 'In Progress'),
-                    ('success', 'Success'),
-                    ('failed', 'Failed'),
-                    ('expired', 'Expired'),
-                    ('canceled', 'Canceled'),
+                    ("deferred", "Deferred"),
+                    ("queued", "Queued"),
+                    ("in_progress", "In Progress"),
+                    ("success", "Success"),
+                    ("failed", "Failed"),
+                    ("expired", "Expired"),
+                    ("canceled", "Canceled"),
                 ],
                 db_index=True,
-                default='queued',
+                default="queued",
                 max_length=20,
-                verbose_name='status',
+                verbose_name="status",
             ),
         ),
     ]
