@@ -129,7 +129,8 @@ class WorkerPool:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS,
             "REARQ_TASKS_WORKER_DB_NAME": self.db_name,
-            "PYTHONPATH": str(ROOT),
+            # this checkout's sources first, not whatever copy of the package is installed
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
             **(extra_env or {}),
         }
         log = Path(django_settings.VAR_DIR) / f"worker-{consumer}.log"
