@@ -97,7 +97,11 @@ def reset(conn: object, redis: object) -> None:
 
 
 def start(mode: str, log: Path) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_COLLECTOR": "embedded"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this checkout first
+        "BENCH_COLLECTOR": "embedded",
+    }
     module = "bench.capture_plain:rearq" if mode == "plain" else "bench.capture_tasks:rearq"
     procs = []
     if mode == "external":

@@ -94,7 +94,7 @@ def configure(database: str, capture: bool) -> None:
         DJANGO_SETTINGS_MODULE="bench.load_settings",
         DJANGO_DEBUG="0",
         BENCH_CAPTURE="1" if capture else "0",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this checkout first
     )
 
 
@@ -172,6 +172,9 @@ def prepare(args: argparse.Namespace) -> tuple[str, list[int]]:
     from rearq_tasks.models import TaskLog
 
     asyncio.run(rearq_schemas())
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a fresh database has no TaskLog table yet
     with connection.cursor() as cursor:
         # Rows captured by an earlier run would change the count and force a reseed.
         cursor.execute(

@@ -440,7 +440,7 @@ def _env(config: SoakConfig, redis_url: str, db_port: int | None) -> dict[str, s
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": SETTINGS,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this checkout first
         "SOAK_DB_NAME": config.django_db,
         "SOAK_REDIS_URL": redis_url,
         "SOAK_REARQ_DB_URL": f"postgres://postgres@127.0.0.1:5432/{config.rearq_db}",
