@@ -23,6 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness.databases import ensure_database  # noqa: E402
+
 GOALS_MS = {
     "list unfiltered": 50,
     "list is_failed + task_name": 50,
@@ -49,16 +53,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def setup_django(args: argparse.Namespace) -> None:
-    import psycopg
-
-    with psycopg.connect(host=args.host, user=args.user, dbname="postgres", autocommit=True) as c:
-        exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database])
-        if not exists.fetchone():
-            c.execute(f'CREATE DATABASE "{args.database}"')
+    ensure_database(args.database, host=args.host, user=args.user)
     os.environ["DATABASE_URL"] = f"postgres://{args.user}@{args.host}:5432/{args.database}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
     os.environ["DJANGO_DEBUG"] = "0"
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()

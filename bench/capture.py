@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness.databases import ensure_database, pg_connect  # noqa: E402
+from harness.processes import (  # noqa: E402
+    child_env,
+    manage_argv,
+    spawn,
+    terminate,
+    worker_argv,
+    workers_up,
+)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.capture_settings")
 REDIS_URL = os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 DB = os.environ.setdefault("BENCH_DB_NAME", "rt_capture_bench")
@@ -46,13 +56,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def setup_database() -> None:
-    import psycopg
-
-    with psycopg.connect(
-        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
-    ) as c:
-        if not c.execute("SELECT 1 FROM pg_database WHERE datname=%s", [DB]).fetchone():
-            c.execute(f'CREATE DATABASE "{DB}"')
+    ensure_database(DB)
     import django
 
     django.setup()
@@ -76,9 +80,7 @@ def setup_database() -> None:
 
 
 def pg() -> object:
-    import psycopg
-
-    return psycopg.connect(host="127.0.0.1", user="postgres", dbname=DB, autocommit=True)
+    return pg_connect(DB)
 
 
 def backend_pids(conn: object) -> list[int]:
@@ -97,24 +99,13 @@ def reset(conn: object, redis: object) -> None:
 
 
 def start(mode: str, log: Path) -> list[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this checkout first
-        "BENCH_COLLECTOR": "embedded",
-    }
+    collector = "external" if mode == "external" else "embedded"
+    env = child_env(BENCH_COLLECTOR=collector)
     module = "bench.capture_plain:rearq" if mode == "plain" else "bench.capture_tasks:rearq"
     procs = []
     if mode == "external":
-        env["BENCH_COLLECTOR"] = "external"
-        procs.append(
-            subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "rearq_collector"],
-                             cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        )  # fmt: skip
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).with_name("rearq")), module, "worker",
-         "--group-name", GROUP, "--consumer-name", mode],
-        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        procs.append(spawn(manage_argv("rearq_collector"), log, env, append=True))
+    worker = spawn(worker_argv(group=GROUP, consumer=mode, app=module), log, env, append=True)
     return [worker, *procs]
 
 
@@ -123,30 +114,12 @@ def wait_ready(redis: object, mode: str, procs: list[subprocess.Popen[bytes]]) -
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             raise SystemExit(f"{mode}: a process exited early, see bench/results/capture.log")
-        ready = redis.hexists("rearq:worker", f"{GROUP}-{mode}")  # type: ignore[attr-defined]
-        if ready and mode != "plain":
-            # The collector (embedded or not) creates its consumer group once it is up.
-            try:
-                groups = redis.xinfo_groups("rearq_tasks:events")  # type: ignore[attr-defined]
-            except Exception:
-                groups = []
-            ready = any(g["name"] == "rearq_tasks" for g in groups)
-        if ready:
+        # The collector (embedded or not) creates its consumer group once it is up.
+        if workers_up(redis, [f"{GROUP}-{mode}"], collector=mode != "plain"):
             time.sleep(1.0)  # let imports, pools and the collector settle
             return
         time.sleep(0.05)
     raise SystemExit(f"{mode}: worker did not start")
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(1.5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def enqueue(conn: object, redis: object, n: int) -> float:
@@ -215,7 +188,7 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
         out["postgres_us_per_job"] = pg_used * 1e6 / n
         return out
     finally:
-        stop(procs)
+        terminate(procs)
 
 
 def main() -> None:

@@ -32,17 +32,21 @@ import http.client
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness.databases import ensure_database  # noqa: E402
+from harness.network import free_port  # noqa: E402
+from harness.processes import ProcessPool, pythonpath, worker_argv, workers_up  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 GROUP = "load"
 WORKERS = ("w1", "w2")
@@ -94,7 +98,7 @@ def configure(database: str, capture: bool) -> None:
         DJANGO_SETTINGS_MODULE="bench.load_settings",
         DJANGO_DEBUG="0",
         BENCH_CAPTURE="1" if capture else "0",
-        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this checkout first
+        PYTHONPATH=pythonpath(),
     )
 
 
@@ -157,8 +161,6 @@ async def rearq_schemas() -> None:
 
 def prepare(args: argparse.Namespace) -> tuple[str, list[int]]:
     """Seeded data, no leftovers of an earlier run, a staff token; returns (token, row ids)."""
-    from bench._common import ensure_database
-
     ensure_database(args.database)
     import django
 
@@ -194,12 +196,6 @@ def prepare(args: argparse.Namespace) -> tuple[str, list[int]]:
     return token.key, recent[::100]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -223,66 +219,41 @@ def machine_busy() -> float:
     return (sum(values) - values[3] - values[4]) / CLK
 
 
-@dataclass
-class Processes:
-    """Everything the run started, each in its own session so its children go with it."""
+class Processes(ProcessPool):
+    """Everything the run started, each in its own session so its children go with it;
+    stopped with SIGTERM (ReArq workers take up to 10 s to leave XREADGROUP), then SIGKILL."""
 
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    def __init__(self) -> None:
+        super().__init__(RESULTS, grace=12.0, new_session=True)
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = (RESULTS / f"load-{name}.log").open("wb")
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.procs.append((name, proc))
-        return proc
+        return self.spawn(name, argv, log=f"load-{name}.log")
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far per role: each started process with its children, this
         process, and the whole machine."""
         stats = proc_stats()
-        out = {name: sum(c for _, g, c in stats if g == p.pid) for name, p in self.procs}
+        out = {name: sum(c for _, g, c in stats if g == p.pid) for name, p in self.procs.items()}
         out["load generator"] = sum(c for pid, _, c in stats if pid == os.getpid())
         out["machine"] = machine_busy()
         return out
 
     def check(self) -> None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                raise SystemExit(f"{name} exited early ({proc.returncode}): see {RESULTS}")
+        for name, proc in self.exited():
+            raise SystemExit(f"{name} exited early ({proc.returncode}): see {RESULTS}")
 
-    def stop(self, name: str | None = None, wait: float = 12.0) -> None:
-        """SIGTERM (ReArq workers take up to 10 s to leave XREADGROUP), then SIGKILL."""
-        chosen = [(n, p) for n, p in self.procs if name is None or n == name]
-        for _, proc in chosen:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + wait
-        for _, proc in chosen:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.procs = [(n, p) for n, p in self.procs if (n, p) not in chosen]
+    def stop_named(self, name: str) -> None:
+        self.stop(self.procs.pop(name))
 
 
 def start_workers(procs: Processes, redis: object, capture: bool) -> None:
     for consumer in WORKERS:
-        procs.start(
-            f"worker-{consumer}",
-            [sys.executable, "manage.py", "rearq_worker",
-             "--group-name", GROUP, "--consumer-name", consumer],
-        )  # fmt: skip
+        procs.start(f"worker-{consumer}", worker_argv(group=GROUP, consumer=consumer))
+    names = [f"{GROUP}-{c}" for c in WORKERS]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         procs.check()
-        up = all(redis.hexists("rearq:worker", f"{GROUP}-{c}") for c in WORKERS)  # type: ignore[attr-defined]
-        try:
-            groups = redis.xinfo_groups("rearq_tasks:events")  # type: ignore[attr-defined]
-        except Exception:
-            groups = []
-        if up and (not capture or any(g["name"] == "rearq_tasks" for g in groups)):
+        if workers_up(redis, names, collector=capture):
             return
         time.sleep(0.1)
     raise SystemExit("the workers did not start")
@@ -541,14 +512,14 @@ def main() -> None:
         procs.start("feeder", [sys.executable, str(Path(__file__)), "--feed",
                                "--database", args.database, "--rate", str(args.rate)])  # fmt: skip
         loaded = drive(args, port, token, ids, procs, procs.cpu, backends)
-        procs.stop("feeder")
+        procs.stop_named("feeder")
         fed = (RESULTS / "load-feeder.log").read_text().strip().splitlines()[-1:]
         jobs, missing = wait_drained(pg, args.capture)
         during = capture_lag(pg, loaded.since, loaded.until)
         drained = capture_lag(pg, None, None)
         load_after = os.getloadavg()
     finally:
-        procs.stop()
+        procs.stop_all()
     print(
         f"\n{args.rows:,} TaskLog rows, PostgreSQL; gunicorn gthread {args.server_workers}×"
         f"{args.threads}; {args.clients} clients, {args.duration:.0f} s measured after "

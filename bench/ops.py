@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from _common import ensure_database, timed  # noqa: E402
+from bench._common import timed  # noqa: E402
+from harness.databases import ensure_database  # noqa: E402
 
 TOKEN = "bench-metrics-token-0123456789"
 

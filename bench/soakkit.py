@@ -1,7 +1,9 @@
-"""The fault-injection soak's parts, shared by ``bench/soak.py`` and the CI test
-(``tests/integration/test_soak.py``): the soak's own ``redis-server``, a loopback TCP proxy
-that takes the Django database away or slows it down, the job mix, the worker supervisor,
-and the field-by-field comparison of TaskLog with ReArq's ``rearq_job``/``rearq_job_results``.
+"""The fault-injection soak, shared by ``bench/soak.py`` and the CI test
+(``tests/integration/test_soak.py``): the job mix, the run (faults on a timeline) and the
+field-by-field comparison of TaskLog with ReArq's ``rearq_job``/``rearq_job_results``. Its
+machinery is the harness's: a private ``redis-server`` and the fault proxy that takes the
+Django database away or slows it down (``harness.network``), the worker supervisor
+(``harness.processes``), the soak's databases (``harness.databases``).
 
 Every process of the soak runs with ``bench.soak_settings``; the workers reach PostgreSQL
 only through the proxy, the enqueuer and ``sync_task_logs`` directly. Nothing here touches
@@ -11,13 +13,9 @@ the machine's shared Redis, and on PostgreSQL only the soak's own two databases.
 from __future__ import annotations
 
 import argparse
-import ast
 import asyncio
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,176 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness.databases import pg_connect, recreate_database
+from harness.network import FaultProxy, RedisServer
+from harness.processes import ROOT, Supervisor, child_env, manage_argv
+
 SETTINGS = "bench.soak_settings"
 GROUP = "soak"
 TASKLOG_TABLE = "django_cfg_task_log"
 TERMINAL = {"success", "failed", "expired", "canceled"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pg_connect(dbname: str, autocommit: bool = True) -> Any:
-    import psycopg
-
-    return psycopg.connect(
-        host="127.0.0.1", port=5432, user=os.environ.get("PGUSER", "postgres"), dbname=dbname,
-        autocommit=autocommit,
-    )  # fmt: skip
-
-
-def recreate_database(name: str) -> None:
-    """Drop and create one of the soak's own databases (never any other)."""
-    if "soak" not in name and not name.startswith("test_"):
-        raise ValueError(f"refusing to recreate {name!r}: not a soak database")
-    with pg_connect("postgres") as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-# --- ReArq's Redis: a redis-server of the soak's own ------------------------------------------
-class RedisServer:
-    """A private ``redis-server`` (append-only file, so a restart keeps the queues)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            raise FileNotFoundError("redis-server is not on PATH")
-        self.port = free_port()
-        self.dir = workdir / "redis"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "yes", "--appendfsync", "everysec",
-               "--dir", str(self.dir)]  # fmt: skip
-        log = (self.dir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis(port=self.port, socket_connect_timeout=0.5).ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("the soak's redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # redis-server saves and exits on SIGTERM
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def restart(self, down_seconds: float) -> None:
-        self.stop()
-        time.sleep(down_seconds)
-        self.start()
-        self.restarts += 1
-
-    def client(self) -> Any:
-        import redis
-
-        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
-
-
-# --- the Django database behind a fault proxy -------------------------------------------------
-class FaultProxy:
-    """An asyncio TCP proxy on loopback in its own thread. ``down()`` closes every connection
-    and refuses new ones; ``slow(ms)`` delays every chunk towards the server (one round trip
-    each); ``normal()`` restores it."""
-
-    def __init__(self, upstream_port: int = 5432) -> None:
-        self.upstream_port = upstream_port
-        self.port = free_port()
-        self.delay = 0.0
-        self.is_down = False
-        self.loop = asyncio.new_event_loop()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, name="soak-proxy", daemon=True).start()
-        self._ready.wait(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        )
-        self._ready.set()
-        self.loop.run_forever()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.is_down:
-            writer.close()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-        await asyncio.gather(
-            self._pipe(reader, up_writer, slow=True), self._pipe(up_reader, writer, slow=False)
-        )
-        self._writers -= {writer, up_writer}
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, slow: bool
-    ) -> None:
-        try:
-            while data := await reader.read(65536):
-                if slow and self.delay:
-                    await asyncio.sleep(self.delay)
-                writer.write(data)
-                await writer.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    def _call(self, fn: Any) -> None:
-        asyncio.run_coroutine_threadsafe(fn(), self.loop).result(5)
-
-    def down(self) -> None:
-        async def go() -> None:
-            self.is_down = True
-            for w in list(self._writers):
-                w.close()
-
-        self._call(go)
-
-    def slow(self, ms: float) -> None:
-        async def go() -> None:
-            self.is_down, self.delay = False, ms / 1000
-
-        self._call(go)
-
-    def normal(self) -> None:
-        async def go() -> None:
-            self.is_down, self.delay = False, 0.0
-
-        self._call(go)
-
-    def close(self) -> None:
-        self.normal()
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 # --- the job mix (runs in the enqueuer process) -----------------------------------------------
@@ -333,76 +169,6 @@ def enqueue_main(jobs: int, rate: float, out: Path) -> None:
     out.write_text(json.dumps({"kinds": kinds, "counts": counts}))
 
 
-# --- worker processes -------------------------------------------------------------------------
-class Supervisor:
-    """Two ``rearq_worker`` processes and a ``rearq_timer``; restarts any that exits unasked
-    (what systemd or Kubernetes would do) and counts it."""
-
-    def __init__(self, env: dict[str, str], logdir: Path) -> None:
-        self.env = env
-        self.logdir = logdir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: list[Path] = []
-        self.crashes: list[str] = []
-        self.lock = threading.Lock()
-        self.starts = Counter[str]()
-
-    def start(self, name: str) -> None:
-        command = "rearq_timer" if name == "timer" else "rearq_worker"
-        cmd = [sys.executable, str(ROOT / "manage.py"), command]
-        if command == "rearq_worker":
-            cmd += ["--group-name", GROUP, "--consumer-name", name]
-        self.starts[name] += 1
-        log = self.logdir / f"{name}-{self.starts[name]}.log"
-        self.logs.append(log)
-        with log.open("wb") as out:
-            self.procs[name] = subprocess.Popen(
-                cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def kill(self, name: str) -> None:
-        with self.lock:
-            proc = self.procs.pop(name)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-
-    def check(self) -> None:
-        with self.lock:
-            for name, proc in list(self.procs.items()):
-                if proc.poll() is not None:
-                    self.crashes.append(f"{name} exited with {proc.returncode}")
-                    self.start(name)
-
-    def stop_all(self, grace: float = 15.0) -> None:
-        with self.lock:
-            for proc in self.procs.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            for proc in self.procs.values():
-                try:
-                    proc.wait(max(0.05, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            self.procs.clear()
-
-    def capture_counters(self) -> dict[str, int]:
-        """The last counters line each process lifetime logged (killed ones: their last
-        periodic line, at most 60 s old), summed."""
-        total: Counter[str] = Counter()
-        for log in self.logs:
-            last = None
-            for line in log.read_text(errors="replace").splitlines():
-                if "capture: {" in line:
-                    last = line[line.index("capture: {") + len("capture: ") :]
-            if last:
-                for key, value in ast.literal_eval(last).items():
-                    if key != "buffered":
-                        total[key] += value
-        return dict(total)
-
-
 # --- the run ----------------------------------------------------------------------------------
 @dataclass
 class SoakConfig:
@@ -437,15 +203,13 @@ class SoakResult:
 
 
 def _env(config: SoakConfig, redis_url: str, db_port: int | None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": SETTINGS,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this checkout first
-        "SOAK_DB_NAME": config.django_db,
-        "SOAK_REDIS_URL": redis_url,
-        "SOAK_REARQ_DB_URL": f"postgres://postgres@127.0.0.1:5432/{config.rearq_db}",
-        "SOAK_JOB_TIMEOUT": str(config.job_timeout),
-    }
+    env = child_env(
+        SETTINGS,
+        SOAK_DB_NAME=config.django_db,
+        SOAK_REDIS_URL=redis_url,
+        SOAK_REARQ_DB_URL=f"postgres://postgres@127.0.0.1:5432/{config.rearq_db}",
+        SOAK_JOB_TIMEOUT=str(config.job_timeout),
+    )
     env.pop("SOAK_DB_PORT", None)
     if db_port is not None:
         env["SOAK_DB_PORT"] = str(db_port)
@@ -454,9 +218,8 @@ def _env(config: SoakConfig, redis_url: str, db_port: int | None) -> dict[str, s
 
 def _manage(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=timeout,
-    )  # fmt: skip
+        manage_argv(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if done.returncode:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -492,7 +255,7 @@ def run_soak(config: SoakConfig) -> SoakResult:
     direct = _env(config, redis_server.url, None)
     if config.migrate:
         _manage(direct, "migrate", "--verbosity", "0")
-    supervisor = Supervisor(_env(config, redis_server.url, proxy.port), workdir)
+    supervisor = Supervisor(_env(config, redis_server.url, proxy.port), workdir, GROUP)
     faults: list[str] = []
     stop = threading.Event()
     try:
@@ -541,7 +304,7 @@ def run_soak(config: SoakConfig) -> SoakResult:
             time.sleep(2)
             supervisor.start("w1")
             at(0.3)
-            proxy.down()
+            proxy.cut()
             faults.append(
                 f"{time.monotonic() - t0:5.1f}s Django DB unreachable {config.db_down_s:g}s"
             )
@@ -552,7 +315,7 @@ def run_soak(config: SoakConfig) -> SoakResult:
                 f"trip) {config.db_slow_s:g}s"
             )
             time.sleep(config.db_slow_s)
-            proxy.normal()
+            proxy.restore()
             at(0.6)
             faults.append(f"{time.monotonic() - t0:5.1f}s ReArq's redis-server restarted "
                           f"({config.redis_down_s:g}s down)")  # fmt: skip

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from harness.factories import TaskLogFactory, UserFactory
 from rearq_tasks import queries
 from rearq_tasks.admin import display as show
 from rearq_tasks.admin.dashboard import dashboard_context, read_workers
@@ -24,7 +25,6 @@ from rearq_tasks.models import StatusChoices, TaskLog
 from rearq_tasks.queries.distinct import distinct_values
 from rearq_tasks.queue.connection import redis_client
 from rearq_tasks.queue.keys import WORKER_KEY
-from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

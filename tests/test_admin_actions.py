@@ -4,7 +4,6 @@ message per row, and never a server error when Redis is down."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -13,9 +12,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from harness.factories import TaskLogFactory, UserFactory
+from harness.network import free_port
 from rearq_tasks.admin.dashboard import redis_client
 from rearq_tasks.models import StatusChoices, TaskLog
-from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
@@ -70,12 +70,6 @@ def texts(response) -> list[str]:
 
 def action_url(name: str, log: TaskLog) -> str:
     return reverse(f"admin:tasks_tasklog_{name}_job", args=[log.pk])
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_get_only_asks_for_confirmation(root, redis_stream) -> None:
@@ -191,7 +185,7 @@ def test_redis_down_is_a_message_per_row_not_a_500(root, settings, monkeypatch) 
     logs = [failed_log(), TaskLogFactory(queue_name=QUEUE, status=StatusChoices.QUEUED)]
     settings.REARQ_TASKS = {
         **settings.REARQ_TASKS,
-        "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0",
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
     }
     # The client is built once per process from the settings: build it again for this
     # test (monkeypatch puts the working one back afterwards).

@@ -19,8 +19,8 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
+from harness.factories import TaskLogFactory, UserFactory
 from rearq_tasks.models import StatusChoices, TaskLog
-from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,8 +11,8 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
+from harness.factories import TaskLogFactory, UserFactory
 from rearq_tasks.models import StatusChoices, TaskLog
-from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

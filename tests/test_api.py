@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from harness.factories import TaskLogFactory, UserFactory, staff_viewer
 from rearq_tasks.models import StatusChoices, TaskLog
-from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -229,6 +229,8 @@ BAD = [
     ("", "job_retries_min=1.5", "job_retries_min"),
     ("", "queue_wait_min=x", "queue_wait_min"),
     ("", "user=alice", "user"),
+    ("", "user=9223372036854775808", "user"),  # past 64 bits: SQLite raised OverflowError
+    ("", "duration_min=99999999999999999999", "duration_min"),
     ("", "is_failed=maybe", "is_failed"),
     ("", "page_size=-5", "page_size"),
     ("", "page_size=0", "page_size"),

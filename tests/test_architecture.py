@@ -204,3 +204,25 @@ def test_every_public_name_resolves() -> None:
 
     for name in rearq_tasks.__all__:
         assert getattr(rearq_tasks, name) is not None, name
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def test_modules_and_functions_stay_small() -> None:
+    """Modules ≤ 400 lines, functions ≤ 60 (migrations are generated and left out)."""
+    too_long = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        source = path.read_text()
+        name = path.relative_to(ROOT)
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}: {node.name}() {length} lines")
+    assert too_long == []

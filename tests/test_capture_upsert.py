@@ -14,11 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.factories import UserFactory
 from rearq_tasks.capture import upsert
 from rearq_tasks.capture.events import fold, may_replace, to_ms
 from rearq_tasks.capture.upsert import upsert_records
 from rearq_tasks.models import TERMINAL_STATUSES, TaskLog, can_transition
-from tests.factories import UserFactory
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 # PostgreSQL has two write paths (COPY + INSERT … SELECT for batches, VALUES for a few rows):

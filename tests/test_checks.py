@@ -60,6 +60,7 @@ def test_wrong_types(settings, key, value) -> None:
         ("REDIS_URL", "http://localhost:6379"),
         ("DB_URL", "oracle://x"),
         ("REDIS_SENTINELS", ["localhost"]),
+        ("REDIS_SENTINEL_RETRY_SECONDS", -1),
         ("API_PERMISSION_CLASSES", [""]),
         ("JOB_RETRY", -1),
     ],
@@ -94,3 +95,52 @@ def test_every_setting_is_documented() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
     for key in SPEC:
         assert f"`{key}`" in doc, key
+
+
+def _apps_without(*names: str) -> list[str]:
+    from django.conf import settings as django_settings
+
+    return [app for app in django_settings.INSTALLED_APPS if app not in names]
+
+
+def test_unfold_missing_while_the_admin_is_used_is_an_error() -> None:
+    from django.test import override_settings
+
+    from rearq_tasks.conf.checks import check_unfold
+
+    apps_ = _apps_without("unfold", "unfold.contrib.filters")
+    with override_settings(INSTALLED_APPS=apps_):
+        (error,) = check_unfold()
+    assert error.id == "rearq_tasks.E006"
+    assert '"unfold"' in error.hint
+
+
+def test_unfold_after_the_admin_is_an_error() -> None:
+    from django.test import override_settings
+
+    from rearq_tasks.conf.checks import check_unfold
+
+    apps_ = [*_apps_without("unfold"), "unfold"]
+    with override_settings(INSTALLED_APPS=apps_):
+        (error,) = check_unfold()
+    assert error.id == "rearq_tasks.E007"
+
+
+def test_unfold_checks_pass_when_ordered_or_without_the_admin() -> None:
+    from django.test import override_settings
+
+    from rearq_tasks.conf.checks import check_unfold
+
+    assert check_unfold() == []
+    apps_ = _apps_without("unfold", "unfold.contrib.filters", "django.contrib.admin")
+    with override_settings(INSTALLED_APPS=apps_):
+        assert check_unfold() == []
+
+
+@pytest.mark.django_db
+def test_manage_py_check_reports_a_missing_unfold() -> None:
+    from django.test import override_settings
+
+    with override_settings(INSTALLED_APPS=_apps_without("unfold", "unfold.contrib.filters")):
+        with pytest.raises(SystemCheckError, match="rearq_tasks.E006"):
+            call_command("check")

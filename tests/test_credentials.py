@@ -14,7 +14,6 @@ import base64
 import datetime as dt
 import json
 import logging
-import socket
 from io import StringIO
 
 import pytest
@@ -23,11 +22,12 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from harness.factories import TaskLogFactory, UserFactory, staff_viewer
+from harness.network import free_port
 from rearq_tasks.conf import redact_url
 from rearq_tasks.conf.checks import check_settings
 from rearq_tasks.models import StatusChoices
 from rearq_tasks.ops.health import ReArqRedis, ReArqWorkers, TaskQueue
-from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -40,12 +40,6 @@ BASIC_PW = "S3cretBasicPw"
 SECRETS = (REDIS_PW, DB_PW, SLACK_SECRET, HOOK_SECRET, METRICS_SECRET, BASIC_PW)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def assert_no_secret(output: list[str]) -> None:
     text = "\n".join(output)
     leaked = [secret for secret in SECRETS if secret in text]
@@ -54,7 +48,7 @@ def assert_no_secret(output: list[str]) -> None:
 
 @pytest.fixture
 def secret_settings(settings):
-    port = closed_port()
+    port = free_port()
     settings.REARQ_TASKS = {
         **settings.REARQ_TASKS,
         "REDIS_URL": f"redis://:{REDIS_PW}@127.0.0.1:{port}/0",

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 
 import pytest
 from django.core import mail
@@ -12,10 +11,15 @@ from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from health_check.views import HealthCheckView
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from harness.factories import TaskLogFactory, consume, finished_jobs, push_heartbeat
+from harness.network import free_port
 from rearq_tasks.models import StatusChoices
 from rearq_tasks.ops.health import HealthView, ReArqRedis, ReArqWorkers, TaskQueue
 from tests.factories import TaskLogFactory, finished_jobs
 from tests.heartbeats import consume, push_heartbeat
+
+
+from rearq_tasks.ops.health import ReArqRedis, ReArqWorkers, TaskQueue
 
 pytestmark = pytest.mark.django_db
 
@@ -26,12 +30,6 @@ def no_cron_tasks(monkeypatch):
     from rearq.task import CronTask
 
     monkeypatch.setattr(CronTask, "_cron_tasks", {})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def running_since(seconds: float, count: int = 1) -> None:
@@ -69,7 +67,10 @@ def test_failure_rate_above_threshold_is_unavailable() -> None:
     finished_jobs("send_email", 20, failed=5)
     with pytest.raises(ServiceUnavailable) as exc:
         TaskQueue().run()
-    assert "failure rate 25.0 % (5/20 jobs in the last 1 h) above 10 %" in exc.value.message
+    assert "failure rate 25.0 % (5/20 jobs of all tasks together in the last 1 h;" in (
+        exc.value.message
+    )
+    assert exc.value.message.endswith("per task) above 10 %")
 
 
 def test_failure_rate_warns_at_half_the_threshold() -> None:
@@ -151,6 +152,15 @@ def test_configured_queue_without_worker_is_unavailable(rearq_redis, settings) -
     with pytest.raises(ServiceUnavailable) as exc:
         ReArqWorkers().run()
     assert "no live worker for queue(s) critical; 1 live worker(s)" in exc.value.message
+
+
+def test_a_timer_heartbeat_does_not_hide_the_consumers_of_its_queue(rearq_redis) -> None:
+    # `rearq_worker -q default -q high --with-timer`: the timer's heartbeat says "default",
+    # the worker's says "high"; only the consumer group shows the worker reads "default".
+    push_heartbeat(rearq_redis, group="host-c", consumer="timer", queue="default", is_timer=True)
+    push_heartbeat(rearq_redis, group="host-c", consumer=5, queue="high")
+    consume(rearq_redis, "default", "host-c", 5)
+    ReArqWorkers(queues=("default", "high")).run()
 
 
 def test_multi_queue_worker_is_found_through_its_consumer_group(rearq_redis) -> None:

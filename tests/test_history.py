@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from harness.factories import TaskLogFactory, UserFactory, staff_viewer
 from rearq_tasks.capture import history_writer as capture_history
 from rearq_tasks.capture import worker_hooks
 from rearq_tasks.capture.collector import _write
@@ -21,7 +22,6 @@ from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog
 from rearq_tasks.ops.retention import purge
 from rearq_tasks.queries.history import job_history
 from rearq_tasks.queue.reconcile import mark_lost_jobs, write_batch
-from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -476,3 +476,38 @@ def test_cleanup_deletes_a_jobs_events_with_it() -> None:
     assert result.deleted == 1
     assert not TaskEvent.objects.filter(job_id="old").exists()
     assert TaskEvent.objects.filter(job_id="new").count() == 6
+
+
+def test_reconcile_keeps_the_captured_start_and_writes_nothing_twice() -> None:
+    """ReArq's start is taken before the max_jobs slot; the capture's is the true one."""
+    from rearq_tasks.capture.upsert import upsert_records
+    from rearq_tasks.queue.reconcile import record_from_rearq
+
+    job = rearq_job("r5", "success", 0)
+    result = rearq_result(1, True, "ok")  # ReArq: started 10 s after T0, ran 250 ms
+    true_start = result.finish_time  # the task function ran at once: 0 ms
+    captured = record_from_rearq(job, result, "rearq:queue:default")
+    upsert_records([{**captured, "start_time": true_start.timestamp() * 1000, "duration_ms": 0}])
+    record = record_from_rearq(job, result, "rearq:queue:default")
+    assert write_batch([record], []) == 0
+    row = TaskLog.objects.get(job_id="r5")
+    assert (row.start_time, row.duration_ms) == (true_start, 0)
+    assert write_batch([record_from_rearq(job, result, "rearq:queue:default")], []) == 0
+
+
+def test_reconcile_counts_only_rows_it_inserts_or_changes() -> None:
+    from rearq_tasks.queue.reconcile import record_from_rearq
+
+    start = T0 + dt.timedelta(seconds=5)
+    TaskLogFactory(job_id="r6", task_name="charge", status="in_progress", job_retries=0,
+                   start_time=start, enqueue_time=T0, args=[1], kwargs={})  # fmt: skip
+    done = rearq_job("r6", "success", 0)
+    fresh = rearq_job("r7", "success", 0)
+    result = rearq_result(1, True, "ok")
+    records = [record_from_rearq(j, result, "rearq:queue:default") for j in (done, fresh)]
+    assert write_batch(records, []) == 2
+    changed = TaskLog.objects.get(job_id="r6")
+    assert changed.status == "success" and changed.start_time == start  # kept, not ReArq's
+    assert changed.duration_ms == round((result.finish_time - start).total_seconds() * 1000)
+    again = [record_from_rearq(j, result, "rearq:queue:default") for j in (done, fresh)]
+    assert write_batch(again, []) == 0

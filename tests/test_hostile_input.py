@@ -16,10 +16,10 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from harness.factories import TaskLogFactory, UserFactory
 from rearq_tasks.api.filters import TaskLogFilterSet
 from rearq_tasks.api.serializers import PeriodParams, RetriesParams, TasksParams, TimelineParams
 from rearq_tasks.models import TaskLog
-from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

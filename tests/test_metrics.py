@@ -10,9 +10,8 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.factories import TaskLogFactory, UserFactory, push_heartbeat, staff_viewer
 from rearq_tasks.models import StatusChoices
-from tests.factories import TaskLogFactory, UserFactory, staff_viewer
-from tests.heartbeats import push_heartbeat
 
 pytestmark = pytest.mark.django_db
 URL = "/cfg/tasks/metrics/"

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
+from harness.factories import TaskLogFactory, UserFactory
 from rearq_tasks.models import (
     TERMINAL_STATUSES,
     StatusChoices,
@@ -17,7 +18,6 @@ from rearq_tasks.models import (
     can_transition,
     stuck_q,
 )
-from tests.factories import TaskLogFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -53,7 +53,8 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
     assert not any("demo_" in n for n in names)
     for package in ("api", "admin", "ops", "queries", "queue", "capture", "conf"):
         assert f"rearq_tasks/{package}/__init__.py" in names
-    assert not any(n.startswith(("tests/", "example_project/", "bench/", "docs/")) for n in names)
+    others = ("tests/", "example_project/", "bench/", "harness/", "docs/")
+    assert not any(n.startswith(others) for n in names)
     top = {n.split("/")[0] for n in names}
     assert top <= {"rearq_tasks", *(n for n in top if n.endswith(".dist-info"))}
 

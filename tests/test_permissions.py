@@ -16,8 +16,8 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
+from harness.factories import TaskLogFactory, UserFactory, staff_viewer
 from rearq_tasks.models import StatusChoices
-from tests.factories import TaskLogFactory, UserFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,10 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
+from harness.factories import TaskLogFactory
 from rearq_tasks.models import StatusChoices, TaskLog
 from rearq_tasks.ops import seeding
 from rearq_tasks.ops.retention import purge
-from tests.factories import TaskLogFactory
 
 pytestmark = pytest.mark.django_db
 NOW = timezone.now()

@@ -16,7 +16,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import ignored_auth
 
-from tests.factories import TaskLogFactory, staff_viewer
+from harness.factories import TaskLogFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 

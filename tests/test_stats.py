@@ -10,10 +10,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from harness.factories import TaskLogFactory
 from rearq_tasks import queries
 from rearq_tasks.models import StatusChoices, TaskLog
 from rearq_tasks.queries import timeseries
-from tests.factories import TaskLogFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -5,47 +5,31 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from harness.processes import child_env, rearq_argv
+from harness.waiting import wait_for
 from rearq_tasks.ops.health import ReArqWorkers
 from rearq_tasks.queue.liveness import read_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
 
 @pytest.fixture
 def worker(rearq_redis, tmp_path):
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "REARQ_TASKS_TEST_REDIS_URL": settings.REARQ_TASKS["REDIS_URL"],
-        "RT_WORKER_DB_URL": f"sqlite://{tmp_path / 'rearq.sqlite3'}",
-    }
-    rearq_cli = Path(sys.executable).parent / "rearq"
+    env = child_env(
+        REARQ_TASKS_TEST_REDIS_URL=settings.REARQ_TASKS["REDIS_URL"],
+        RT_WORKER_DB_URL=f"sqlite://{tmp_path / 'rearq.sqlite3'}",
+    )
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(
-        [str(rearq_cli), "tests.rearq_app:rearq", "worker", "-q", "default"],
+        rearq_argv("tests.rearq_app:rearq", "worker", "-q", "default"),
         cwd=tmp_path,
         env=env,
         stdout=log,

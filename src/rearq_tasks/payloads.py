@@ -1,13 +1,19 @@
 """Make job payloads safe to store: JSON-safe, redacted and bounded.
 
-Everything that reaches TaskLog's args, kwargs, result and error_message passes through
-:func:`prepare` — on the capture path and the reconcile path alike — so a secret in a
-kwarg, a 10 MB result, a ``Decimal`` or a NUL byte never crashes a worker, leaks into
-the Django database or breaks PostgreSQL (which rejects NUL in text).
+Every payload field reaching TaskLog (args, kwargs, result, error_message) passes through
+:func:`prepare_record`, tracebacks through :func:`prepare_traceback`, on the capture and the
+reconcile path alike: a secret, a 10 MB result, a ``Decimal`` or a NUL byte (PostgreSQL
+rejects it) never crashes a worker or leaks. What a secret is: :mod:`rearq_tasks.redaction`.
+
+A record's ``result`` is the VALUE (capture: what the task returned; reconcile:
+``parse_result_text`` of ReArq's ``str(value)``). Text that parses as JSON or a Python literal
+counts as that value, so both paths store the same column: the text when the value is a
+string, else compact JSON; redacted and bounded like args/kwargs.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import datetime as dt
 import decimal
@@ -18,50 +24,50 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from rearq_tasks.conf import conf
+from rearq_tasks.redaction import (
+    REDACTED,
+    compile_patterns,
+    is_pair_key,
+    is_secret_key,
+    redact,
+    redact_text,
+    text_is_clean,
+)
 
-REDACTED = "[redacted]"
 TRUNCATED_KEY = "__truncated__"
 MAX_DEPTH = 32
-
-_CARD_LIKE = re.compile(r"^(?:\d[ -]?){12,18}\d$")
-
-
-@lru_cache(maxsize=32)
-def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, char in enumerate(reversed(digits)):
-        n = int(char)
-        if i % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return total % 10 == 0
-
-
-def looks_like_card_number(value: str) -> bool:
-    """A 13–19 digit string (spaces/dashes allowed) that passes the Luhn check."""
-    if not _CARD_LIKE.match(value):
-        return False
-    return _luhn_ok(re.sub(r"[ -]", "", value))
+# Python literals longer than this are not parsed: ast's tree takes ~170x the text in memory.
+LITERAL_MAX_CHARS = 256 * 1024
+_MAX_INT_BITS = 13_000  # about 4,000 digits: Python refuses to print longer ints
+_LOST = (REDACTED, "[max depth]", "[cycle]", TRUNCATED_KEY)
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def json_safe(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> Any:
-    """A JSON-serialisable copy of ``value``; what JSON cannot hold gets a faithful text form."""
+    """A JSON-serialisable copy of ``value``; what JSON cannot hold gets a faithful text form.
+
+    Equal to what :func:`json_default` + ``json.dumps``/``json.loads`` give (subclasses of
+    str/int/float become the plain type, keys are spelled as JSON spells them).
+    """
     if _depth > MAX_DEPTH:
         return "[max depth]"
-    if value is None or isinstance(value, (bool, int, str)):
+    kind = type(value)
+    if value is None or kind is bool or kind is str:
         return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+    if kind is int:
+        bits = value.bit_length()
+        return value if bits <= _MAX_INT_BITS else f"<int of {bits} bits>"
     if isinstance(value, enum.Enum):
         return json_safe(value.value, _depth + 1, _seen)
+    if isinstance(value, int):  # subclasses: the plain value, as json.dumps writes them
+        return json_safe(int.__int__(value), _depth)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, float):
+        return float.__float__(value) if math.isfinite(value) else float.__repr__(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -78,7 +84,7 @@ def json_safe(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) 
         return "[cycle]"
     seen = _seen | {id(value)}
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v, _depth + 1, seen) for k, v in value.items()}
+        return {_json_key(k): json_safe(v, _depth + 1, seen) for k, v in value.items()}
     if isinstance(value, (set, frozenset)):
         items = [json_safe(v, _depth + 1, seen) for v in value]
         return sorted(items, key=repr)
@@ -90,6 +96,13 @@ def json_safe(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) 
     return _repr(value)
 
 
+def _json_key(key: Any) -> str:
+    """A dict key as ``json.dumps`` writes it (``True`` → ``"true"``); str() otherwise."""
+    if isinstance(key, str):
+        return str.__str__(key)
+    return json.dumps(key) if key is None or isinstance(key, (int, float)) else str(key)
+
+
 def _repr(value: Any) -> str:
     try:
         return repr(value)[:1000]
@@ -97,20 +110,19 @@ def _repr(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}>"
 
 
-def redact(value: Any, pattern: re.Pattern[str], _depth: int = 0) -> Any:
-    """Replace values under secret-looking keys (and card-like strings) with ``[redacted]``."""
-    if _depth > MAX_DEPTH:
-        return value
-    if isinstance(value, dict):
-        return {
-            k: REDACTED if pattern.search(str(k)) else redact(v, pattern, _depth + 1)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v, pattern, _depth + 1) for v in value]
-    if isinstance(value, str) and looks_like_card_number(value):
-        return REDACTED
-    return value
+def json_default(obj: Any) -> Any:
+    """THE ``default=`` of every JSON encoder in the project: consistent with json_safe, so a
+    payload stores the same whether or not it went through JSON first (datetime → isoformat)."""
+    return json_safe(obj)
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` with :func:`json_default`; values JSON refuses even then (cycles, keys
+    such as tuples) are made JSON-safe first instead of raising."""
+    try:
+        return json.dumps(value, default=json_default, **kwargs)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps(json_safe(value), **kwargs)
 
 
 def clean_text(text: str | None, max_bytes: int) -> str | None:
@@ -127,7 +139,7 @@ def clean_text(text: str | None, max_bytes: int) -> str | None:
 
 def bound_json(value: Any, max_bytes: int) -> Any:
     """``value`` itself when its JSON fits ``max_bytes``, else a marker object with a preview."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _encode(value)
     size = len(text.encode("utf-8"))
     if size <= max_bytes:
         return value
@@ -146,137 +158,158 @@ def _strip_nul(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Payload:
-    args: Any
-    kwargs: Any
-    result: str | None
-    error_message: str | None
-
-
-@dataclass(frozen=True)
 class PayloadRules:
-    """The payload settings, read once for a batch of records."""
+    """The payload settings, read once for a batch of records. ``pattern`` is the compiled
+    key matcher (None: no key is secret, value forms are still redacted)."""
 
     limit: int
     pattern: re.Pattern[str] | None
     exempt: frozenset[str]
 
-    def pattern_for(self, task_name: str) -> re.Pattern[str] | None:
-        return None if task_name in self.exempt else self.pattern
+    def redacts(self, task_name: str) -> bool:
+        """False for ``REDACT_EXEMPT_TASKS``: their payloads are stored unredacted."""
+        return task_name not in self.exempt
 
 
 def payload_rules() -> PayloadRules:
-    patterns = tuple(conf.redact_patterns)
     return PayloadRules(
         limit=conf.PAYLOAD_MAX_BYTES,
-        pattern=_compile(patterns) if patterns else None,
+        pattern=compile_patterns(conf.redact_patterns),
         exempt=conf.REDACT_EXEMPT_TASKS,
     )
 
 
-def prepare(
-    task_name: str,
-    args: Any = (),
-    kwargs: Any = None,
-    result: Any = None,
-    error_message: str | None = None,
-    rules: PayloadRules | None = None,
-) -> Payload:
-    """The stored form of a job's payload, following the ``REARQ_TASKS`` payload settings."""
-    rules = rules or payload_rules()
-    limit = rules.limit
-    pattern = rules.pattern_for(task_name)
-
-    def sanitize(value: Any) -> Any:
-        value = _strip_nul(json_safe(value))
-        return redact(value, pattern) if pattern is not None else value
-
-    return Payload(
-        args=bound_json(sanitize(_as_list(args)), limit),
-        kwargs=bound_json(sanitize(_as_dict(kwargs)), limit),
-        result=(
-            None if result is None else clean_text(_result_text(sanitize(_parse(result))), limit)
-        ),
-        error_message=clean_text(error_message, limit),
-    )
-
-
-def _as_list(args: Any) -> list[Any]:
-    if args is None:
-        return []
-    if isinstance(args, (list, tuple)):
-        return list(args)
-    return [args]
-
-
-def _as_dict(kwargs: Any) -> dict[str, Any]:
-    if not kwargs:
-        return {}
-    if isinstance(kwargs, Mapping):
-        return dict(kwargs)
-    return {"__value__": kwargs}
-
-
-def _parse(result: Any) -> Any:
-    """ReArq stores results as text: redact inside JSON text too."""
-    if isinstance(result, str) and result[:1] in ("{", "["):
-        try:
-            return json.loads(result)
-        except ValueError:
-            return result
-    return result
-
-
-def _result_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-# ``key=value`` / ``"key": "value"`` in free text (a traceback's exception message and locals).
-# The value is a lookahead so that a key inside another key's value is still found.
-_KEY_VALUE = re.compile(
-    r"""(?P<key>[A-Za-z_][\w-]*)['"]?\s*[=:]\s*['"]?(?=(?P<value>[^\s'",)}\]]+))"""
+_LITERAL_START = re.compile(
+    r"\s*(?:[\[{(\d'\"+.-]|[bBrRuU]{1,2}['\"]|(?:True|False|None|true|false|null)\b|set\(\))"
 )
-_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 
 
-def redact_text(text: str, pattern: re.Pattern[str] | None) -> str:
-    """Free text with values after secret-looking keys and card-like numbers replaced."""
-    if pattern is not None:
-        out: list[str] = []
-        pos = 0
-        for match in _KEY_VALUE.finditer(text):
-            if match.start() < pos or not pattern.search(match["key"]):
-                continue
-            out += [text[pos : match.end()], REDACTED]
-            pos = match.end() + len(match["value"])
-        text = "".join(out) + text[pos:]
-    return _DIGIT_RUN.sub(lambda m: REDACTED if looks_like_card_number(m[0]) else m[0], text)
+class _NanInf(ast.NodeTransformer):
+    """``nan``/``inf`` as ``str(float)`` writes them, so ``str([math.inf])`` parses."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return ast.Constant(float(node.id)) if node.id in ("nan", "inf") else node
 
 
-def prepare_traceback(task_name: str, text: str | None) -> str | None:
-    """A traceback as stored: redacted like the payloads, NUL-free, at most PAYLOAD_MAX_BYTES."""
+def parse_result_text(text: Any, max_chars: int = LITERAL_MAX_CHARS) -> Any:
+    """The value behind ReArq's stored ``str(value)``: JSON, else a Python literal (parsed
+    by ``ast.literal_eval``, never eval; not above ``max_chars``), else ``text`` itself."""
+    if not isinstance(text, str) or not _LITERAL_START.match(text):
+        return text
+    try:
+        return json.loads(text, parse_constant={}.__getitem__)  # no NaN: str() writes nan
+    except (ValueError, KeyError, RecursionError):
+        pass
+    if len(text) > max_chars:
+        return text
+    try:
+        return ast.literal_eval(_NanInf().visit(ast.parse(text, mode="eval")))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def _canonical(value: Any) -> Any:
+    """A text result parsed until it stops changing, so ``'"123"'``, ``"123"`` and ``123``
+    are one value however many times they were stringified."""
+    for _ in range(8):
+        if not isinstance(value, str):
+            return value
+        parsed = parse_result_text(value)
+        if parsed is value:
+            return value
+        value = parsed
+    return value
+
+
+def _text(text: str, limit: int, pattern: re.Pattern[str] | None, redacting: bool) -> str:
+    """NUL-free, redacted once, then bounded. A huge text is redacted only as far as it can be
+    kept, cut at a line (else a space) so that no one-line secret is cut in two."""
+    head, was_cut = text, len(text) > limit + 4096
+    if was_cut:
+        end = limit + 4096
+        cut = text.rfind("\n", limit, end)
+        cut = cut if cut >= 0 else text.rfind(" ", limit, end)
+        head = text[: cut if cut >= 0 else end]
+    head = head.replace("\x00", "\\x00")
+    if redacting:
+        head = redact_text(head, pattern)
+    encoded = head.encode("utf-8", "replace")
+    if len(encoded) <= limit and not was_cut:
+        return head
+    size = len(text.encode("utf-8", "replace")) if was_cut else len(encoded)
+    kept = encoded[:limit].decode("utf-8", "ignore")
+    return f"{kept}… [truncated: {size:,} bytes, kept {len(kept.encode()):,}]"
+
+
+def _result(value: Any, limit: int, pattern: re.Pattern[str] | None, redacting: bool) -> Any:
+    value = _canonical(value)
+    if value is None:
+        return None
+    value = json_safe(value)
+    if isinstance(value, str):
+        return _text(value, limit, pattern, redacting)
+    value = _strip_nul(value)
+    return _encode(bound_json(redact(value, pattern) if redacting else value, limit))
+
+
+def _column(name: str, value: Any, task_name: str, rules: PayloadRules) -> Any:
+    """One payload field as stored (the full path)."""
+    limit, pattern, on = rules.limit, rules.pattern, rules.redacts(task_name)
+    if name == "result":
+        return _result(value, limit, pattern, on)
+    if name == "error_message":
+        return _text(str(value), limit, pattern, on)
+    if name == "args":
+        value = list(value) if isinstance(value, (list, tuple)) else [value]
+    elif not isinstance(value, Mapping):
+        value = {"__value__": value} if value else {}
+    value = _strip_nul(json_safe(value))
+    return bound_json(redact(value, pattern) if on else value, limit)
+
+
+def prepare_text(task_name: str, text: Any, rules: PayloadRules | None = None) -> str | None:
+    """An error message as stored: redacted once, NUL-free, at most PAYLOAD_MAX_BYTES."""
     if text is None:
         return None
-    patterns = () if task_name in conf.REDACT_EXEMPT_TASKS else conf.redact_patterns
-    pattern = _compile(tuple(patterns)) if patterns else None
-    return clean_text(redact_text(text, pattern), conf.PAYLOAD_MAX_BYTES)
+    rules = rules or payload_rules()
+    return _text(str(text), rules.limit, rules.pattern, rules.redacts(task_name))
+
+
+prepare_traceback = prepare_text  # a traceback gets the same single text redaction
+
+
+def is_lossy(stored_args: Any, stored_kwargs: Any) -> bool:
+    """Whether stored args/kwargs lost data (redacted, truncated, cut at depth or a cycle):
+    a retry must not run the job with them."""
+    return _lossy(stored_args, 0) or _lossy(stored_kwargs, 0)
+
+
+def _lossy(value: Any, depth: int) -> bool:
+    if isinstance(value, str):
+        return any(marker in value for marker in _LOST)
+    if depth > MAX_DEPTH + 2:
+        return True
+    if isinstance(value, Mapping):
+        return any(_lossy(k, depth) or _lossy(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_lossy(v, depth + 1) for v in value)
+    return False
 
 
 PAYLOAD_FIELDS: tuple[str, ...] = ("args", "kwargs", "result", "error_message")
-# A JSON scalar takes at most this many bytes per character of its text form.
-_MAX_UTF8 = 4
+_MAX_UTF8 = 4  # UTF-8 bytes per character, at most
 
 
-def _unchanged(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> int | None:
-    """An upper bound of the JSON bytes of ``value`` when :func:`prepare` would store it as it
+def _unchanged(value: Any, pattern: re.Pattern[str] | None, on: bool, depth: int = 0) -> int | None:
+    """An upper bound of the JSON bytes of ``value`` when the full path would store it as it
     is (plain JSON types, no NUL, nothing to redact), else None: the full path decides."""
     kind = type(value)
     if value is None or kind is bool:
         return 5
     if kind is int:
-        return 24 if -(10**20) < value < 10**20 else None
+        return 24 if -(10**20) < value < (10**12 if on else 10**20) else None
     if kind is str:
-        if "\x00" in value or (pattern is not None and _CARD_LIKE.match(value)):
+        if "\x00" in value or (on and not text_is_clean(value, pattern)):
             return None
         return 2 + len(value) * 6  # every character escaped as \uXXXX at worst
     if kind is float:
@@ -285,8 +318,10 @@ def _unchanged(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> i
         return None
     total = 2
     if kind is list:
+        if on and len(value) == 2 and is_pair_key(value[0], pattern):
+            return None
         for item in value:
-            size = _unchanged(item, pattern, depth + 1)
+            size = _unchanged(item, pattern, on, depth + 1)
             if size is None:
                 return None
             total += size + 1
@@ -295,9 +330,9 @@ def _unchanged(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> i
         for key, item in value.items():
             if type(key) is not str or "\x00" in key:
                 return None
-            if pattern is not None and pattern.search(key):
+            if on and (is_secret_key(key, pattern) or not text_is_clean(key, pattern)):
                 return None
-            size = _unchanged(item, pattern, depth + 1)
+            size = _unchanged(item, pattern, on, depth + 1)
             if size is None:
                 return None
             total += len(key) * 6 + 3 + size + 1
@@ -305,50 +340,60 @@ def _unchanged(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> i
     return None
 
 
-def _text_unchanged(text: Any, limit: int, parse: bool, pattern: re.Pattern[str] | None) -> bool:
+def _plain_text(
+    text: Any, limit: int, pattern: re.Pattern[str] | None, on: bool, result: bool = False
+) -> bool:
     if type(text) is not str or "\x00" in text or len(text) * _MAX_UTF8 > limit:
         return False
-    if parse and text[:1] in ("{", "["):
-        return False
-    return not (parse and pattern is not None and _CARD_LIKE.match(text))
+    if result and _LITERAL_START.match(text):  # a literal is parsed, but "7" stores as "7"
+        return len(text) < 13 and text.isdigit() and text.isascii() and text[0] != "0"
+    return not on or text_is_clean(text, pattern)
+
+
+def _fits(value: Any, kind: type, limit: int, pattern: re.Pattern[str] | None, on: bool) -> bool:
+    if value is None:
+        return True
+    return type(value) is kind and (_unchanged(value, pattern, on) or limit + 1) <= limit
+
+
+def _fast(record: dict[str, Any], rules: PayloadRules) -> dict[str, Any] | None:
+    """The prepared columns that differ from ``record``'s when every present payload is plain
+    (most jobs), else None. Must store exactly what :func:`prepare` stores."""
+    limit, pattern = rules.limit, rules.pattern
+    on = rules.redacts(str(record.get("task_name") or ""))
+    if not (
+        _fits(record.get("args"), list, limit, pattern, on)
+        and _fits(record.get("kwargs"), dict, limit, pattern, on)
+    ):
+        return None
+    error, result = record.get("error_message"), record.get("result")
+    if error is not None and not _plain_text(error, limit, pattern, on):
+        return None
+    if result is None:
+        return {}
+    if type(result) is str:
+        return {} if _plain_text(result, limit, pattern, on, result=True) else None
+    if type(result) is int and -(10**12) < result < 10**12 and limit > 13:
+        return {"result": str(result)}  # its JSON, without the encoder's overhead
+    return {"result": _encode(result)} if _fits(result, type(result), limit, pattern, on) else None
 
 
 def prepare_record(record: dict[str, Any], rules: PayloadRules | None = None) -> dict[str, Any]:
-    """``record`` (a partial TaskLog row) with its payload fields made safe to store.
+    """``record`` (a partial TaskLog row) with its payload fields made safe to store, marked
+    ``"prepared": True``; a record so marked is returned as it is (cheap, idempotent).
 
     Only the fields the record carries are touched: a missing field must stay missing so
-    the upsert keeps the stored value. Payloads that are already plain, small and free of
-    anything to redact (most jobs) are kept as they are without rebuilding them.
+    the upsert keeps the stored value. Plain payloads (most jobs) take a shortcut that
+    stores exactly what the full path would.
     """
+    if record.get("prepared") is True:
+        return record
     present = [name for name in PAYLOAD_FIELDS if record.get(name) is not None]
     if not present:
         return record
     rules = rules or payload_rules()
-    task_name = str(record.get("task_name") or "")
-    pattern = rules.pattern_for(task_name)
-    args, kwargs = record.get("args"), record.get("kwargs")
-    limit = rules.limit
-    if (
-        (args is None or (type(args) is list and (_unchanged(args, pattern) or limit + 1) <= limit))
-        and (
-            kwargs is None
-            or (type(kwargs) is dict and (_unchanged(kwargs, pattern) or limit + 1) <= limit)
-        )
-        and (
-            record.get("result") is None or _text_unchanged(record["result"], limit, True, pattern)
-        )
-        and (
-            record.get("error_message") is None
-            or _text_unchanged(record["error_message"], limit, False, pattern)
-        )
-    ):
-        return record
-    payload = prepare(
-        task_name,
-        args=args,
-        kwargs=kwargs,
-        result=record.get("result"),
-        error_message=record.get("error_message"),
-        rules=rules,
-    )
-    return {**record, **{name: getattr(payload, name) for name in present}}
+    changes = _fast(record, rules)
+    if changes is None:
+        task_name = str(record.get("task_name") or "")
+        changes = {name: _column(name, record[name], task_name, rules) for name in present}
+    return {**record, **changes, "prepared": True}

@@ -68,3 +68,37 @@ async def stubborn(seconds: float) -> str:
         await asyncio.sleep(1.5)
         return "finished anyway"
     return "finished"
+
+
+@rearq.task()
+async def leak(dsn: str, card: str, password: str = "", bypass_cache: bool = False) -> dict:
+    """Returns secrets beside harmless values (tests/integration/test_secrets_e2e.py)."""
+    return {"password": password, "dsn": dsn, "fine": 1, "author": "ada", "bypass": bypass_cache}
+
+
+@rearq.task(job_retry=1)
+async def leak_fail(secret: str, passenger_count: int = 3) -> None:
+    raise RuntimeError(
+        f"login failed password={secret} via redis://:{secret}@cache:6379/0 "
+        f"Authorization: Bearer {secret} for {passenger_count} passengers"
+    )
+
+
+@rearq.task(job_retry=0)
+async def never_retry(reason: str = "once") -> None:
+    raise ValueError(reason)
+
+
+@rearq.task(job_retry=1, job_retry_after=4)
+async def fail_once_slowly(key: str) -> str:
+    attempt = await rearq.redis.incr(f"test:fail_once_slowly:{key}")
+    if attempt == 1:
+        raise RuntimeError(f"first attempt of {key} fails")
+    return f"ok on attempt {attempt}"
+
+
+# The documented cron recipe, at module level: ReArq's CLI imports this module before Django
+# is set up. A yearly schedule: the tests run them by enqueueing.
+from rearq_tasks.ops.cron import register_cron_tasks  # noqa: E402
+
+register_cron_tasks(rearq, alerts="0 0 1 1 *", cleanup="0 0 1 1 *")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from harness.factories import TaskLogFactory  # noqa: F401
+from harness.waiting import wait_for
 from rearq_tasks.models import TaskLog
-from tests.factories import TaskLogFactory  # noqa: F401
-from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

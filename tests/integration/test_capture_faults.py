@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
+from harness.network import FaultProxy
+from harness.waiting import wait_for
 from rearq_tasks.models import TaskLog
-from tests.integration.conftest import TcpProxy, wait_for
 from tests.integration.test_capture import rearq_state, row, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -21,15 +22,15 @@ def test_job_finished_while_redis_was_away_is_recorded_as_it_ran(worker_pool) ->
     from rearq_tasks.queue.jobs import enqueue_sync, sync_task_logs
 
     url = urlsplit(settings.REARQ_TASKS["REDIS_URL"])
-    proxy = TcpProxy(url.hostname, url.port or 6379)
+    proxy = FaultProxy(url.hostname, url.port or 6379)
     proxied = url._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
     try:
         worker_pool.start("slowq", extra_env={"REARQ_TASKS_TEST_REDIS_URL": proxied})
         job_id = enqueue_sync("sleep", 2.0)
         wait_status(job_id, "in_progress", timeout=10)
-        proxy.pause()  # the job ends (and ReArq acks) while Redis is unreachable
+        proxy.cut()  # the job ends (and ReArq acks) while Redis is unreachable
         time.sleep(2.5)
-        proxy.resume()  # the worker's capture sends its buffered events on the way out
+        proxy.restore()  # the worker's capture sends its buffered events on the way out
         done = wait_status(job_id, "success", timeout=15)
     finally:
         proxy.close()
@@ -47,7 +48,7 @@ def test_job_that_never_started_is_lost_not_left_waiting(worker_pool) -> None:
     from rearq_tasks.queue.jobs import enqueue_sync
 
     url = urlsplit(settings.REARQ_TASKS["REDIS_URL"])
-    proxy = TcpProxy(url.hostname, url.port or 6379)
+    proxy = FaultProxy(url.hostname, url.port or 6379)
     proxied = url._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
     env = {"REARQ_TASKS_TEST_REDIS_URL": proxied}
     try:
@@ -57,9 +58,9 @@ def test_job_that_never_started_is_lost_not_left_waiting(worker_pool) -> None:
         wait_for(
             lambda: TaskLog.objects.filter(job_id__in=ids, status="in_progress").count() >= 10, 10
         )
-        proxy.pause()
+        proxy.cut()
         time.sleep(2.5)
-        proxy.resume()
+        proxy.restore()
         wait_for(
             lambda: TaskLog.objects.filter(job_id__in=ids).completed().count() == 12, 20,
             "every job to be finished or lost",

@@ -10,10 +10,11 @@ import re
 import pytest
 from django.db import connection
 
+from harness.network import FaultProxy
+from harness.waiting import wait_for
 from rearq_tasks.capture.collector import GROUP
 from rearq_tasks.capture.emitter import counters_key
 from rearq_tasks.models import TaskLog
-from tests.integration.conftest import TcpProxy, wait_for
 from tests.integration.test_capture import assert_matches_rearq, rearq_state, wait_status
 
 pytestmark = [
@@ -41,7 +42,7 @@ def test_overflow_is_counted_logged_in_metrics_and_repaired(worker_pool, setting
     settings.REARQ_TASKS = {**settings.REARQ_TASKS, "CAPTURE_STREAM_MAXLEN": CAP}
     client = redis.Redis.from_url(settings.REARQ_TASKS["REDIS_URL"], decode_responses=True)
     stream = conf.CAPTURE_STREAM
-    proxy = TcpProxy(
+    proxy = FaultProxy(
         connection.settings_dict["HOST"] or "127.0.0.1", int(connection.settings_dict["PORT"])
     )
     env = {
@@ -52,7 +53,7 @@ def test_overflow_is_counted_logged_in_metrics_and_repaired(worker_pool, setting
     try:
         worker_pool.start("default", extra_env=env)
         wait_status(enqueue_sync("add", 1, 1), "success")
-        proxy.pause()
+        proxy.cut()
         ids = [enqueue_sync("add", i, 2) for i in range(JOBS)]
         wait_for(lambda: all(rearq_state(i)[0].status.value == "success" for i in ids), 30)
         # Every job sent an enqueue and a finish event: far more than stream + buffer hold.
@@ -65,7 +66,7 @@ def test_overflow_is_counted_logged_in_metrics_and_repaired(worker_pool, setting
         assert dropped and float(dropped.group(1)) == int(counters["overflowed"])
         assert "capture buffer full" in worker_logs(worker_pool)
 
-        proxy.resume()
+        proxy.restore()
 
         def drained() -> bool:
             groups = client.xinfo_groups(stream)

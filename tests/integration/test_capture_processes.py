@@ -4,8 +4,6 @@ two workers at once, reconciliation, ReArq's own server."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -13,8 +11,10 @@ import uuid
 import pytest
 from django.db import connection
 
+from harness.network import FaultProxy
+from harness.processes import manage_argv
+from harness.waiting import wait_for
 from rearq_tasks.models import TaskLog
-from tests.integration.conftest import ROOT, WORKER_SETTINGS, TcpProxy, wait_for
 from tests.integration.test_capture import assert_matches_rearq, rearq_state, row, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -137,20 +137,20 @@ def test_two_workers_drain_1000_mixed_jobs_each_once(worker_pool) -> None:
 def test_rows_arrive_after_django_database_outage(worker_pool) -> None:
     from rearq_tasks.queue.jobs import enqueue_sync
 
-    proxy = TcpProxy(
+    proxy = FaultProxy(
         connection.settings_dict["HOST"] or "127.0.0.1", int(connection.settings_dict["PORT"])
     )
     try:
         worker_pool.start("default", extra_env={"REARQ_TASKS_WORKER_DB_PORT": str(proxy.port)})
         first = enqueue_sync("add", 1, 1)
         wait_status(first, "success")
-        proxy.pause()
+        proxy.cut()
         ids = [enqueue_sync("add", i, 2) for i in range(20)]
         # ReArq finishes them while the collector cannot write.
         wait_for(lambda: all(rearq_state(i)[0].status.value == "success" for i in ids), 20)
         time.sleep(2)
         assert TaskLog.objects.filter(job_id__in=ids, status="success").count() == 0
-        proxy.resume()
+        proxy.restore()
         wait_for(lambda: TaskLog.objects.filter(job_id__in=ids, status="success").count() == 20, 20)
     finally:
         proxy.close()
@@ -159,16 +159,7 @@ def test_rows_arrive_after_django_database_outage(worker_pool) -> None:
 def test_rearq_server_database_route_answers(worker_pool, unused_tcp_port) -> None:
     from django.conf import settings
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS,
-        "REARQ_TASKS_WORKER_DB_NAME": connection.settings_dict["NAME"],
-        "PYTHONPATH": str(ROOT),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "rearq_server", "--port", str(unused_tcp_port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    proc = worker_pool.spawn("server", manage_argv("rearq_server", "--port", str(unused_tcp_port)))
     try:
         url = f"http://127.0.0.1:{unused_tcp_port}/job/data?limit=5&offset=0"
 
@@ -182,8 +173,7 @@ def test_rearq_server_database_route_answers(worker_pool, unused_tcp_port) -> No
         assert wait_for(get, 20, f"{url} to answer") == 200
         assert settings.REARQ_TASKS["DB_URL"]
     finally:
-        proc.terminate()
-        proc.wait(10)
+        worker_pool.stop(proc, grace=10)
 
 
 def test_external_collector_writes_what_workers_send(worker_pool) -> None:
@@ -195,13 +185,6 @@ def test_external_collector_writes_what_workers_send(worker_pool) -> None:
     wait_for(lambda: rearq_state(job_id)[0].status.value == "success", 10, "ReArq success")
     time.sleep(0.5)
     assert row(job_id).status == "queued"  # nobody writes the worker's events yet
-    collector = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "rearq_collector"],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": WORKER_SETTINGS, "PYTHONPATH": str(ROOT),
-             "REARQ_TASKS_WORKER_DB_NAME": connection.settings_dict["NAME"], **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    worker_pool.procs.append(collector)
+    worker_pool.spawn("collector", manage_argv("rearq_collector"), extra_env=env)
     done = wait_status(job_id, "success", timeout=20)
     assert_matches_rearq(done)

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
+from harness.factories import UserFactory
+from harness.waiting import wait_for
 from rearq_tasks.models import TaskEvent, TaskLog
 from rearq_tasks.queries.history import job_history
-from tests.factories import UserFactory
-from tests.integration.conftest import wait_for
 from tests.integration.test_capture import rearq_state, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.integration.conftest import ROOT
+from harness.databases import drop_database, recreate_database
+from harness.processes import ROOT, child_env
 
 pytestmark = pytest.mark.integration
 
@@ -26,38 +27,32 @@ READY = (
 def test_workers_starting_together_all_create_rearq_tables() -> None:
     import psycopg
 
-    name = f"rt_schema_race_{os.getpid()}"
+    name = f"test_rt_schema_race_{os.getpid()}"
     try:
-        admin = psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres",
-                                autocommit=True, connect_timeout=3)  # fmt: skip
+        recreate_database(name, connect_timeout=3)
     except psycopg.OperationalError as exc:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            env = {
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "tests.settings",
-                "PYTHONPATH": str(ROOT),
-                "REARQ_TASKS_TEST_REARQ_DB_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
-                "START_AT": str(time.time() + 10),
-            }
-            command = [sys.executable, "-c", READY]
-            procs = [
-                subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                )  # fmt: skip
-                for _ in range(6)
-            ]
-            outputs = [p.communicate(timeout=60)[0] for p in procs]
-            assert [p.returncode for p in procs] == [0] * 6, "\n".join(outputs)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        env = child_env(
+            "tests.settings",
+            REARQ_TASKS_TEST_REARQ_DB_URL=f"postgres://postgres@127.0.0.1:5432/{name}",
+            START_AT=str(time.time() + 10),
+        )
+        command = [sys.executable, "-c", READY]
+        procs = [
+            subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )  # fmt: skip
+            for _ in range(6)
+        ]
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, "\n".join(outputs)
+    finally:
+        drop_database(name)

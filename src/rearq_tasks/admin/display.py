@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from rearq_tasks.models import StatusChoices, TaskLog
+from rearq_tasks.payloads import dumps
 
 # Unfold's label types: None is its grey badge.
 STATUS_BADGES: dict[str, tuple[str | None, str]] = {
@@ -127,7 +128,7 @@ def retries_badge(log: TaskLog) -> SafeString:
 
 
 def pretty_json(value: Any) -> SafeString:
-    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    text = dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
     return format_html('<pre class="{}">{}</pre>', PRE_CLASSES, text)
 
 

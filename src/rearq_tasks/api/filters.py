@@ -110,6 +110,10 @@ BOOLEAN = {"type": "boolean"}
 COUNT = {"type": "integer", "minimum": 0}
 
 
+# The largest value a count filter accepts: every database binds a signed 64-bit integer.
+MAX_INTEGER = 2**63 - 1
+
+
 def count_filter(field_name: str | None = None, lookup_expr: str = "exact", **kwargs: Any) -> Any:
     """A whole number ≥ 0 (``-1`` or ``1.5`` is a 400, not an empty page)."""
     if field_name:
@@ -253,7 +257,10 @@ class TaskLogFilterSet(df.FilterSet):
         super().__init__(*args, **kwargs)
         for name in ("duration_min", "duration_max", "job_retries_min", "job_retries_max",
                      "queue_wait_min", "queue_wait_max", "user", "attempts_min"):  # fmt: skip
-            self.form.fields[name] = forms.IntegerField(required=False, min_value=0)
+            # Bounded above too: SQLite cannot bind an integer past 64 bits (a 500 otherwise).
+            self.form.fields[name] = forms.IntegerField(
+                required=False, min_value=0, max_value=MAX_INTEGER
+            )
         self.form.fields["period_hours"] = forms.IntegerField(
             required=False, min_value=1, max_value=conf.MAX_PERIOD_HOURS
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from rearq_tasks.capture import counters
@@ -92,9 +93,19 @@ async def send(
 
 class Emitter:
     def __init__(
-        self, redis: Any, stream: str, maxlen: int, buffer_size: int, interval_ms: int
+        self,
+        redis: Any,
+        stream: str,
+        maxlen: int,
+        buffer_size: int,
+        interval_ms: int,
+        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.redis = redis
+        # Payloads are made safe (redacted, bounded) before they are encoded and leave the
+        # worker: a secret never reaches the stream. Done at encode time, so the start event
+        # of a job that ends within the flush interval is never prepared at all.
+        self._encode = (lambda event: dumps(prepare(event))) if prepare else dumps
         self.stream = stream
         self.maxlen = maxlen
         self.buffer_size = buffer_size
@@ -119,7 +130,7 @@ class Emitter:
         if len(self._buffer) >= self.buffer_size:
             self._drop(1)
             return
-        self._buffer.append(dumps(event))
+        self._buffer.append(self._encode(event))
         if len(self._buffer) >= SEND_CHUNK:
             self._wake.set()
 
@@ -157,7 +168,7 @@ class Emitter:
         events stay buffered)."""
         if self._starts:
             starts, self._starts = self._starts, {}
-            self._buffer.extend(dumps(e) for e in starts.values())
+            self._buffer.extend(self._encode(e) for e in starts.values())
         while self._buffer or self._dropped or self._refused:
             batch = self._buffer[:SEND_CHUNK]
             try:

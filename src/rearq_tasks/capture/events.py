@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from rearq_tasks import lifecycle
+from rearq_tasks.payloads import dumps as payloads_dumps
+from rearq_tasks.payloads import json_default
 from rearq_tasks.queue.keys import short_queue
 
 FIELDS: tuple[str, ...] = (
@@ -97,11 +99,15 @@ def row_event(row: Any, status: str, **fields: Any) -> dict[str, Any]:
     return event
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# Compact, and with the project's one JSON rule (payloads.json_default) for what JSON lacks.
+_encode = json.JSONEncoder(separators=(",", ":"), default=json_default).encode
 
 
 def dumps(event: dict[str, Any]) -> str:
-    return _encode(event)
+    try:
+        return _encode(event)
+    except (TypeError, ValueError, RecursionError):  # a cycle, a tuple key: never raise
+        return payloads_dumps(event, separators=(",", ":"))
 
 
 def loads(raw: str | bytes) -> dict[str, Any]:
@@ -126,6 +132,8 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             merged[key] = value
     if merged.get("user_id") is None:
         merged["user_id"] = new.get("user_id")
+    # Prepared (payloads.prepare_record) only if every payload field in it was.
+    merged["prepared"] = old.get("prepared") is True and new.get("prepared") is True
     return merged
 
 

@@ -28,6 +28,7 @@ from django.db import connections
 
 from rearq_tasks.capture.events import from_ms, now_ms
 from rearq_tasks.lifecycle import TERMINAL_EVENTS, duration_ms
+from rearq_tasks.payloads import prepare_text, prepare_traceback
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 
 TABLE = "django_cfg_task_event"
@@ -45,6 +46,8 @@ def _row(event: dict[str, Any], kind: str, attempt: int, at: float | None, **ext
         "event": kind,
         "attempt": max(1, attempt),
         "timestamp": at if at is not None else now_ms(),
+        # The capture prepared (redacted, bounded) the event's texts in the worker already.
+        "prepared": event.get("prepared") is True,
         **extra,
     }
 
@@ -166,10 +169,10 @@ def rows_from_rearq(job: Any, results: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def _params(row: dict[str, Any], ops: Any) -> list[Any]:
-    from rearq_tasks.conf import conf
-    from rearq_tasks.payloads import clean_text, prepare_traceback
-
-    error = row.get("error_message")
+    error, traceback = row.get("error_message"), row.get("traceback")
+    if not row.get("prepared"):  # reconcile's rows: ReArq's own text, redacted here once
+        task_name = row.get("task_name") or ""
+        error, traceback = prepare_text(task_name, error), prepare_traceback(task_name, traceback)
     return [
         row["job_id"],
         row["event"],
@@ -177,8 +180,8 @@ def _params(row: dict[str, Any], ops: Any) -> list[Any]:
         ops.adapt_datetimefield_value(from_ms(row["timestamp"])),
         row.get("worker_id"),
         row.get("duration_ms"),
-        None if error is None else clean_text(str(error), conf.PAYLOAD_MAX_BYTES),
-        prepare_traceback(row.get("task_name") or "", row.get("traceback")),
+        error,
+        traceback,
     ]
 
 

@@ -5,7 +5,9 @@ sends it straight to the stream); none touches the Django database or raises int
 This module holds the enqueue side and :func:`install`; the worker side (start, outcome,
 cancel) is :mod:`rearq_tasks.capture.worker_hooks`.
 
-* ``Task.delay``       -> queued / deferred, with the user of :func:`enqueue` if any
+* ``Task.delay``       -> queued / deferred, with the user of :func:`enqueue` if any; the
+                         task's ``job_retry_after`` and an explicit ``job_retry=0`` are kept
+* ``ReArq.create_task`` -> ``job_retry=0`` / ``job_retry_after=0`` are kept (ReArq's ``or``)
 * ``Job.bulk_create``  -> queued rows of cron and run-at-start jobs (no Tortoise signal)
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import logging
 from typing import Any
 
@@ -20,6 +23,7 @@ from rearq_tasks.capture import counters
 from rearq_tasks.capture import runtime as runtime_mod
 from rearq_tasks.capture.events import dumps, job_event
 from rearq_tasks.capture.worker_hooks import wrap_run, wrap_run_job, wrap_worker_init
+from rearq_tasks.payloads import prepare_record
 from rearq_tasks.queue.keys import job_status
 
 logger = logging.getLogger("rearq_tasks.capture")
@@ -40,7 +44,9 @@ async def _send(redis: Any, event: dict[str, Any]) -> None:
     from rearq_tasks.conf import conf
 
     try:
-        added = await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [dumps(event)])
+        # Redacted and bounded before it is encoded: a secret never reaches the stream.
+        raw = dumps(prepare_record(event))
+        added = await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [raw])
     except Exception as exc:
         added, reason = 0, str(exc)
     else:
@@ -57,11 +63,44 @@ async def _send(redis: Any, event: dict[str, Any]) -> None:
     logger.warning("capture: could not send the enqueue event of %s: %s", event["job_id"], reason)
 
 
+# --- ReArq's falsy-zero defaults ---------------------------------------------------------
+class _TaskWithRetry:
+    """The task as ``Task.delay`` sees it, with the retry count of this call: ReArq stores
+    ``job_retry or self.job_retry``, so an explicit 0 would become the task's default."""
+
+    def __init__(self, task: Any, job_retry: int) -> None:
+        self._task = task
+        self.job_retry = job_retry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task, name)
+
+
+def _wrap_create_task(original: Any) -> Any:
+    """``@rearq.task(job_retry=0)`` / ``job_retry_after=0`` mean 0, not the client's default."""
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def create_task(self: Any, *args: Any, **kwargs: Any) -> Any:
+        given = signature.bind(self, *args, **kwargs).arguments
+        task = original(self, *args, **kwargs)
+        for name in ("job_retry", "job_retry_after"):
+            if given.get(name) == 0:
+                setattr(task, name, 0)
+        return task
+
+    create_task.__rearq_tasks_hook__ = True  # type: ignore[attr-defined]
+    return create_task
+
+
 # --- Task.delay -------------------------------------------------------------------------
 def _wrap_delay(original: Any) -> Any:
     @functools.wraps(original)
     async def delay(self: Any, *args: Any, **kwargs: Any) -> Any:
-        job = await original(self, *args, **kwargs)
+        # ReArq stores 60 unless the call passes one: the task's own value is the default.
+        kwargs.setdefault("job_retry_after", self.job_retry_after)
+        explicit_zero = kwargs.get("job_retry") == 0 and self.job_retry
+        job = await original(_TaskWithRetry(self, 0) if explicit_zero else self, *args, **kwargs)
         if job is not None and runtime_mod.capture_enabled():
             try:
                 event = job_event(job, job_status(job), self.queue, user_id=current_user_id.get())
@@ -131,10 +170,12 @@ def install(rearq: Any) -> None:
     if _installed:
         return
     _import_rearq_worker()
+    from rearq import ReArq
     from rearq.server.models import Job
     from rearq.task import Task
     from rearq.worker import Worker
 
+    ReArq.create_task = _wrap_create_task(ReArq.create_task)
     Task.delay = _wrap_delay(Task.delay)
     Job.bulk_create = classmethod(_wrap_bulk_create(Job.bulk_create, rearq))
     Worker.__init__ = wrap_worker_init(Worker.__init__)

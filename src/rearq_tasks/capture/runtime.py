@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import gc
 import json
 import logging
@@ -19,8 +20,10 @@ from rearq_tasks.capture import counters
 from rearq_tasks.capture.collector import Collector
 from rearq_tasks.capture.emitter import Emitter
 from rearq_tasks.conf import conf
+from rearq_tasks.payloads import payload_rules, prepare_record
 from rearq_tasks.queue.connection import make_redis
 from rearq_tasks.queue.keys import CANCEL_TASK, CHANNEL
+from rearq_tasks.redaction import redact_text
 
 logger = logging.getLogger("rearq_tasks.capture")
 
@@ -38,6 +41,7 @@ class CaptureRuntime:
             conf.CAPTURE_STREAM_MAXLEN,
             conf.CAPTURE_BUFFER_SIZE,
             conf.CAPTURE_FLUSH_INTERVAL_MS,
+            prepare=functools.partial(prepare_record, rules=payload_rules()),
         )
         self.collector: Collector | None = None
         if conf.CAPTURE_COLLECTOR == "embedded":
@@ -51,6 +55,7 @@ class CaptureRuntime:
     def start(self) -> None:
         _ensure_django()
         _ensure_log_handler()
+        _redact_rearq_logs()
         # Django, ReArq and the task modules are loaded: keep the cyclic GC from scanning
         # them again on every full collection the job path triggers.
         gc.freeze()
@@ -109,6 +114,21 @@ def _ensure_log_handler() -> None:
     )
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+def _redact_rearq_logs() -> None:
+    """ReArq logs every call's args and result through loguru (``rearq/worker.py``): pass
+    each of its messages through the payload text redaction before any sink writes it."""
+    try:
+        from loguru import logger as loguru_logger
+    except ImportError:  # pragma: no cover - ReArq depends on loguru
+        return
+    rules = payload_rules()
+
+    def patch(record: dict[str, Any]) -> None:
+        record["message"] = redact_text(record["message"], rules.pattern)
+
+    loguru_logger.configure(patcher=patch)
 
 
 def _ensure_django() -> None:

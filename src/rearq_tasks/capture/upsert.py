@@ -27,7 +27,7 @@ from django.utils import timezone
 from rearq_tasks.capture.events import FIELDS, TIME_FIELDS, from_ms
 from rearq_tasks.lifecycle import guard_sql
 from rearq_tasks.models import TaskLog
-from rearq_tasks.payloads import payload_rules, prepare_record
+from rearq_tasks.payloads import dumps, payload_rules, prepare_record
 
 TABLE = TaskLog._meta.db_table
 COLUMNS: tuple[str, ...] = (*FIELDS, "created_at", "updated_at")
@@ -86,7 +86,7 @@ def _encoded(column: str, value: Any) -> Any:
     if value is None:
         return None
     if column in ("args", "kwargs"):
-        return json.dumps(value, default=str)
+        return dumps(value)
     if column in ("result", "error_message"):
         return str(value)
     return value

@@ -22,7 +22,9 @@ from typing import Any
 from rearq_tasks.capture import runtime as runtime_mod
 from rearq_tasks.capture.events import job_event, now_ms, to_ms
 from rearq_tasks.capture.runtime import emit
+from rearq_tasks.conf.checks import refuse_bad_settings
 from rearq_tasks.lifecycle import duration_ms
+from rearq_tasks.queue.connection import client_mismatch
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 
 logger = logging.getLogger("rearq_tasks.capture")
@@ -138,6 +140,11 @@ def wrap_worker_init(original: Any) -> Any:
 def wrap_run(original: Any) -> Any:
     @functools.wraps(original)
     async def run(self: Any) -> None:
+        # Every worker and timer refuses invalid settings, however it was started.
+        refuse_bad_settings("timer" if type(self).__name__ == "TimerWorker" else "worker")
+        problem = client_mismatch(self.rearq)
+        if problem:
+            logger.warning("rearq_tasks.W002: %s", problem)
         if not runtime_mod.capture_enabled():
             return await original(self)
         await runtime_mod.acquire(self.rearq)
@@ -158,6 +165,12 @@ def _result_text(job_result: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _returned(ctx: _JobContext, job_result: Any) -> Any:
+    """The value the task returned (payloads stores it as JSON, redacted); ReArq's text of it
+    (``str(value)``) only when the function's own return was not seen."""
+    return ctx.value if ctx.returned else _result_text(job_result)
+
+
 def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:
     status = job_status(job)
     finish = to_ms(getattr(job_result, "finish_time", None)) or now_ms()
@@ -169,7 +182,7 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
                        finish_time=finish, error_message="expired before it ran"))  # fmt: skip
     elif status == "success":
         emit(job_event(job, "success", ctx.queue, job_retries=retries, success=True,
-                       result=_result_text(job_result), finish_time=finish,
+                       result=_returned(ctx, job_result), finish_time=finish,
                        duration_ms=duration, **common))  # fmt: skip
     elif status == "failed":
         emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
@@ -199,7 +212,9 @@ def wrap_run_job(original: Any) -> Any:
     @functools.wraps(original)
     async def _run_job(self: Any, queue: str, msg_id: str, job: Any) -> Any:
         if runtime_mod.current() is None:
-            return await original(self, queue, msg_id, job)
+            job_result = await original(self, queue, msg_id, job)
+            await honour_retry_after(self, queue, job)
+            return job_result
         retries = job.job_retries if isinstance(job.job_retries, int) else 0
         ctx = _JobContext(job, queue, self.worker_name)
         token = _running.set(ctx)
@@ -214,9 +229,28 @@ def wrap_run_job(original: Any) -> Any:
         finally:
             _running.reset(token)
         _safe_outcome(self, ctx, job, job_result, retries)
+        await honour_retry_after(self, queue, job)
         return job_result
 
     return _run_job
+
+
+async def honour_retry_after(worker: Any, queue: str, job: Any) -> None:
+    """ReArq schedules every retry after the *worker's* ``job_retry_after``; move it to the
+    job's own (the task's or the enqueue call's). ``XX``: a retry the timer already took is
+    not put back."""
+    seconds = getattr(job, "job_retry_after", None)
+    if job_status(job) != "deferred" or not isinstance(seconds, int):
+        return
+    if seconds == worker.job_retry_after:
+        return
+    try:
+        due = now_ms() + seconds * 1000
+        member = f"{queue}:{job.job_id}"
+        await worker.rearq.redis.zadd(worker.rearq.get_delay_queue(member), {member: due}, xx=True)
+        await worker.rearq.pub_delay(due)
+    except Exception as exc:
+        logger.warning("could not reschedule the retry of %s: %s", job.job_id, exc)
 
 
 def _safe_outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:
@@ -239,7 +273,7 @@ def _safe_interrupted(ctx: _JobContext, job: Any, retries: int, exc: BaseExcepti
                   "start_time": start, "worker_id": ctx.worker}  # fmt: skip
         reason = f"{type(exc).__name__}: {exc}"
         if ctx.returned:
-            text = None if ctx.value is None else str(ctx.value)
+            text = ctx.value
             emit(job_event(job, "success", ctx.queue, success=True, result=text, **common))
             logger.warning(
                 "capture: job %s succeeded but ReArq could not record it (%s); it stays "

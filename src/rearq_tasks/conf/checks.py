@@ -146,3 +146,55 @@ def check_error_reports(**kwargs: Any) -> list[CheckMessage]:
             id="rearq_tasks.W001",
         )
     ]
+
+
+ADMIN_APP = "django.contrib.admin"
+UNFOLD_APP = "unfold"
+
+
+@register(Tags.admin)
+def check_unfold(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Our admin is Unfold's: without ``unfold`` its pages are a ``TemplateDoesNotExist``
+    500, and with ``unfold`` after the admin, Django's templates win and ``/admin/`` is one."""
+    from django.apps import apps
+
+    names = [config.name for config in apps.get_app_configs()]
+    if ADMIN_APP not in names:
+        return []
+    order = '"unfold", "unfold.contrib.filters", "django.contrib.admin"'
+    if UNFOLD_APP not in names:
+        return [
+            Error(
+                f'"{UNFOLD_APP}" is not in INSTALLED_APPS, but the TaskLog admin is built on '
+                "Unfold: its changelist, detail page and dashboard would fail with "
+                "TemplateDoesNotExist.",
+                hint=f"Add it before the admin: INSTALLED_APPS = [{order}, ...].",
+                id="rearq_tasks.E006",
+            )
+        ]
+    if names.index(UNFOLD_APP) > names.index(ADMIN_APP):
+        return [
+            Error(
+                f'"{UNFOLD_APP}" comes after "{ADMIN_APP}" in INSTALLED_APPS: Django\'s own '
+                "admin templates win and /admin/ fails.",
+                hint=f"List Unfold's apps first: INSTALLED_APPS = [{order}, ...].",
+                id="rearq_tasks.E007",
+            )
+        ]
+    return []
+
+
+def refuse_bad_settings(process: str = "worker") -> None:
+    """Raise ImproperlyConfigured with the check messages when ``REARQ_TASKS`` is invalid.
+
+    ``manage.py rearq_worker`` runs the system checks first; ReArq's own CLI
+    (``rearq module:obj worker``/``timer``) does not, so its workers call this at start.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    errors = [message for message in check_settings() if message.is_serious()]
+    if errors:
+        lines = "\n".join(f"  {m.id}: {m.msg} HINT: {m.hint}" for m in errors)
+        raise ImproperlyConfigured(
+            f"the ReArq {process} refuses to start: {SETTING_NAME} is invalid\n{lines}"
+        )

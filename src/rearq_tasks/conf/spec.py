@@ -144,6 +144,13 @@ SPEC: dict[str, Option] = {
         coerce=lambda value: list(value) or None,
     ),
     "REDIS_SENTINEL_MASTER": Option("master", (str,), "Sentinel master name."),
+    "REDIS_SENTINEL_RETRY_SECONDS": Option(
+        30,
+        (int,),
+        "With sentinels: how long the worker's and capture's Redis commands retry a lost "
+        "connection (through the sentinel, so a failover is followed); 0: no retry.",
+        _non_negative,
+    ),
     "DB_URL": Option(
         "sqlite://rearq.sqlite3",
         (str,),

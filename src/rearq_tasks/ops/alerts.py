@@ -205,6 +205,7 @@ class RunResult:
     sent_to: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -223,6 +224,7 @@ class RunResult:
             "suppressed": self.suppressed,
             "sent_to": self.sent_to,
             "errors": self.errors,
+            "notes": self.notes,
         }
 
 
@@ -285,21 +287,50 @@ def run_alerts(
                 )  # fmt: skip
             )
     result = RunResult(alerts, notifications, suppressed, dry_run=dry_run)
+    note = _overall_note(alerts, now) if "failure_rate" in names else None
+    result.notes += [note] if note else []
+    channels = configured_channels() if channels is None else channels
     if dry_run:
+        # The same exit code as the real run would have, short of a channel failing.
+        if result.notifications and not channels:
+            result.errors.append(NO_CHANNEL)
         return result
-    delivered = _deliver(result, configured_channels() if channels is None else channels)
+    delivered = _deliver(result, channels)
     _record(alerts, notifications, states, delivered, now)
     return result
+
+
+NO_CHANNEL = (
+    "no alert channel configured: set ADMINS or ALERT_EMAIL_RECIPIENTS, "
+    "ALERT_SLACK_WEBHOOK_URL or ALERT_WEBHOOK_URL"
+)
+
+
+def _overall_note(alerts: list[Alert], now: dt.datetime) -> str | None:
+    """The health check judges all tasks together, the rule each task on its own: say so
+    when the two disagree on the same rows."""
+    if any(alert.rule == "failure_rate" for alert in alerts):
+        return None
+    rows = Context(now).tasks()
+    failed = sum(row.failed for row in rows)
+    ended = failed + sum(row.successful for row in rows)  # as the health check counts
+    limit, sample = conf.FAILURE_RATE_THRESHOLD, conf.FAILURE_RATE_MIN_SAMPLE
+    if not ended or ended < sample or 100 * failed / ended <= limit:
+        return None
+    return (
+        f"all tasks together: {100 * failed / ended:.1f} % of {ended} finished jobs "
+        f"failed in the last {conf.ALERT_PERIOD_MINUTES} min (above {limit:g} %, which the "
+        "/health/ check reports), but the failure-rate rule judges each task on its own and "
+        f"no task has at least {sample} finished jobs (FAILURE_RATE_MIN_SAMPLE) with a rate "
+        "above its threshold"
+    )
 
 
 def _deliver(result: RunResult, channels: Sequence[Channel]) -> bool:
     if not result.notifications:
         return False
     if not channels:
-        result.errors.append(
-            "no alert channel configured: set ADMINS or ALERT_EMAIL_RECIPIENTS, "
-            "ALERT_SLACK_WEBHOOK_URL or ALERT_WEBHOOK_URL"
-        )
+        result.errors.append(NO_CHANNEL)
         return False
     for channel in channels:
         try:

@@ -7,7 +7,6 @@ reports it and carries on with the other channels.
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from rearq_tasks.conf import conf
+from rearq_tasks.payloads import dumps
 
 if TYPE_CHECKING:
     from rearq_tasks.ops.alerts import Notification
@@ -93,7 +93,7 @@ def post_json(url: str, payload: Any, timeout: float, name: str) -> None:
     """POST ``payload``; any failure becomes a ChannelError naming only scheme and host."""
     request = urllib.request.Request(
         url,
-        data=json.dumps(payload, default=str).encode(),
+        data=dumps(payload).encode(),
         headers={"Content-Type": "application/json", "User-Agent": SOURCE},
         method="POST",
     )

@@ -129,7 +129,11 @@ class TaskQueue(HealthCheck):
         if ended < self.failure_rate_min_sample:
             return
         hours = _seconds(self.period) / 3600
-        text = f"failure rate {rate:.1f} % ({failed}/{ended} jobs in the last {hours:g} h)"
+        text = (
+            f"failure rate {rate:.1f} % ({failed}/{ended} jobs of all tasks together in "
+            f"the last {hours:g} h; check_task_alerts judges each task on its own, with at "
+            f"least {self.failure_rate_min_sample} finished jobs per task)"
+        )
         if rate > self.failure_rate_threshold:
             problems.append(ServiceUnavailable(f"{text} above {self.failure_rate_threshold:g} %"))
         elif rate > self.failure_rate_threshold * self.warning_ratio:

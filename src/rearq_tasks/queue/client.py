@@ -11,13 +11,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from rearq_tasks.capture import runtime
 from rearq_tasks.capture.hooks import install
 from rearq_tasks.conf import conf
 from rearq_tasks.queue import loop
-from rearq_tasks.queue.connection import make_redis
+from rearq_tasks.queue.connection import client_mismatch, make_redis
 from rearq_tasks.queue.keys import sentinel_nodes
 from rearq_tasks.queue.reconcile import reconcile
 
@@ -72,8 +73,32 @@ def instrument(rearq: ReArq) -> ReArq:
     # When the last worker of a process stops, close what ensure_ready() opened for it.
     runtime.on_last_stop(loop.close_running_loop)
     loop.on_django_setup(_maybe_load_tasks)
+    _close_releases_everything(rearq)
+    try:
+        problem = client_mismatch(rearq)
+    except Exception:  # unreadable settings: the system checks report them
+        problem = None
+    if problem:
+        warnings.warn(f"rearq_tasks.W002: {problem}", RuntimeWarning, stacklevel=2)
     rearq.__rearq_tasks_instrumented__ = True  # type: ignore[attr-defined]
     return rearq
+
+
+def _close_releases_everything(rearq: ReArq) -> None:
+    """``await rearq.close()`` closes ReArq's Redis only; also close the database our startup
+    opened in this loop, whose aiosqlite thread would keep a script alive for ever."""
+    original = rearq.close
+    if getattr(original, "__rearq_tasks_hook__", False):
+        return
+
+    async def close() -> None:
+        try:
+            await original()
+        finally:
+            await loop.close_running_loop()
+
+    close.__rearq_tasks_hook__ = True  # type: ignore[attr-defined]
+    rearq.close = close  # type: ignore[method-assign]
 
 
 def load_task_modules() -> list[str]:

@@ -60,14 +60,18 @@ def _user_id(user: Any) -> int | None:
     return getattr(user, "pk", None)
 
 
-async def _delay(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], user_id: int | None,
-                 countdown: float | dt.timedelta | None, eta: dt.datetime | None,
-                 job_id: str | None) -> Any:  # fmt: skip
+# ReArq's per-call options of Task.delay: keyword-only here, never passed on to the task.
+DELAY_OPTIONS = ("countdown", "eta", "job_id", "expire", "job_retry", "job_retry_after")
+
+
+async def _delay(
+    task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], user_id: int | None,
+    options: dict[str, Any],
+) -> Any:  # fmt: skip
     token = current_user_id.set(user_id)
     try:
-        return await task.delay(
-            args=args, kwargs=kwargs, job_id=job_id, countdown=countdown or 0, eta=eta
-        )
+        given = {name: value for name, value in options.items() if value is not None}
+        return await task.delay(args=args, kwargs=kwargs, **given)
     finally:
         current_user_id.reset(token)
 
@@ -84,26 +88,40 @@ def _record_enqueued(job: Any, task: Task, user_id: int | None) -> None:
                        "will deliver it", job.job_id, exc)  # fmt: skip
 
 
-async def enqueue(task: Task | str, *args: Any, user: Any = None,
-                  countdown: float | dt.timedelta | None = None, eta: dt.datetime | None = None,
-                  job_id: str | None = None, **kwargs: Any) -> str:  # fmt: skip
-    """``task.delay(*args, **kwargs)`` recorded for ``user``; returns the job id."""
+async def enqueue(
+    task: Task | str, *args: Any, user: Any = None,
+    countdown: float | dt.timedelta | None = None, eta: dt.datetime | None = None,
+    job_id: str | None = None, expire: float | dt.datetime | None = None,
+    job_retry: int | None = None, job_retry_after: int | None = None, **kwargs: Any,
+) -> str:  # fmt: skip
+    """``task.delay(*args, **kwargs)`` recorded for ``user``; returns the job id.
+
+    ``countdown``, ``eta``, ``job_id``, ``expire``, ``job_retry`` and ``job_retry_after`` are
+    ReArq's per-call options (as in ``Task.delay``); every other keyword goes to the task.
+    """
     from asgiref.sync import sync_to_async
 
     resolved = _resolve_task(task)
     user_id = _user_id(user)
-    job = await run_async(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))
+    options = dict(zip(DELAY_OPTIONS, (countdown, eta, job_id, expire, job_retry,
+                                       job_retry_after), strict=True))  # fmt: skip
+    job = await run_async(lambda: _delay(resolved, args, kwargs, user_id, options))
     await sync_to_async(_record_enqueued, thread_sensitive=True)(job, resolved, user_id)
     return job.job_id
 
 
-def enqueue_sync(task: Task | str, *args: Any, user: Any = None,
-                 countdown: float | dt.timedelta | None = None, eta: dt.datetime | None = None,
-                 job_id: str | None = None, **kwargs: Any) -> str:  # fmt: skip
+def enqueue_sync(
+    task: Task | str, *args: Any, user: Any = None,
+    countdown: float | dt.timedelta | None = None, eta: dt.datetime | None = None,
+    job_id: str | None = None, expire: float | dt.datetime | None = None,
+    job_retry: int | None = None, job_retry_after: int | None = None, **kwargs: Any,
+) -> str:  # fmt: skip
     """:func:`enqueue` for sync code (views): ``enqueue_sync(add, 1, 2, user=request.user)``."""
     resolved = _resolve_task(task)
     user_id = _user_id(user)
-    job = run_sync(lambda: _delay(resolved, args, kwargs, user_id, countdown, eta, job_id))
+    options = dict(zip(DELAY_OPTIONS, (countdown, eta, job_id, expire, job_retry,
+                                       job_retry_after), strict=True))  # fmt: skip
+    job = run_sync(lambda: _delay(resolved, args, kwargs, user_id, options))
     _record_enqueued(job, resolved, user_id)
     return job.job_id
 

@@ -109,7 +109,9 @@ def read_workers(
     )
     served: dict[str, set[str]] = {hb.name: {hb.queue} for hb in heartbeats if not hb.is_timer}
     by_identity = {(hb.group, hb.consumer): hb.name for hb in heartbeats if not hb.is_timer}
-    extra = sorted({q for q in queues} - {hb.queue for hb in heartbeats if hb.alive})
+    # A timer's heartbeat names a queue it does not read: only workers' heartbeats count here.
+    named = {hb.queue for hb in heartbeats if hb.alive and not hb.is_timer}
+    extra = sorted(set(queues) - named)
     for queue in extra:
         for group, consumer in _consumers(client, queue_key(queue)):
             name = by_identity.get((group, consumer))

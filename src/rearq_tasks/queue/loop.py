@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from rearq_tasks.conf import conf, redact_url
+from rearq_tasks.conf.checks import refuse_bad_settings
 
 T = TypeVar("T")
 SYNC_TIMEOUT = 15.0
@@ -59,6 +60,8 @@ async def ensure_ready() -> None:
             import django
 
             django.setup()
+            # Not a manage.py process (ReArq's CLI, a script): nothing ran the checks yet.
+            refuse_bad_settings("process")
             for callback in _after_django_setup:
                 callback()
         from tortoise import Tortoise

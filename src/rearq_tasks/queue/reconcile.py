@@ -17,10 +17,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rearq_tasks.capture.events import ROW_FIELDS, job_event, now_ms, row_event, to_ms
+from rearq_tasks.capture.events import (
+    FIELDS,
+    ROW_FIELDS,
+    TIME_FIELDS,
+    from_ms,
+    job_event,
+    now_ms,
+    row_event,
+    to_ms,
+)
 from rearq_tasks.capture.history_writer import insert_rows, rows_from_rearq
 from rearq_tasks.conf import conf
-from rearq_tasks.lifecycle import duration_ms
+from rearq_tasks.lifecycle import duration_ms, may_replace
+from rearq_tasks.payloads import parse_result_text
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 
 Progress = Callable[[int, int], None]
@@ -37,6 +47,7 @@ class SyncReport:
     lost: int = 0
 
     def __str__(self) -> str:
+        # written: rows inserted or changed; a run over rows that are right writes none.
         return f"{self.scanned} jobs scanned, {self.written} rows written, {self.lost} lost"
 
 
@@ -56,7 +67,9 @@ def record_from_rearq(job: Any, latest: Any, queue: str | None) -> dict[str, Any
             )
             fields["success"] = False
         elif status == "success":
-            fields.update(success=True, result=text, finish_time=to_ms(latest.finish_time))
+            # ReArq stored str(value): parse it back so both paths store the same JSON.
+            result = parse_result_text(text)
+            fields.update(success=True, result=result, finish_time=to_ms(latest.finish_time))
         elif status == "failed":
             fields.update(success=False, error_message=text, finish_time=to_ms(latest.finish_time))
         elif status == "deferred":
@@ -129,11 +142,14 @@ def write_batch(records: list[dict[str, Any]], history_rows: list[dict[str, Any]
 
     # Read before the write transaction: on SQLite a transaction that reads and then
     # writes cannot wait for a concurrent writer (SQLITE_BUSY at once).
-    stored = dict(
-        TaskLog.objects.filter(job_id__in=[r["job_id"] for r in records])
+    rows = {
+        row["job_id"]: row
+        for row in TaskLog.objects.filter(job_id__in=[r["job_id"] for r in records])
         .order_by()
-        .values_list("job_id", "status")
-    )
+        .values(*COMPARED)
+    }
+    records = real_changes(records, rows)
+    stored = {job_id: row["status"] for job_id, row in rows.items()}
     repaired = []
     for record in records:
         before = stored.get(record["job_id"])
@@ -155,9 +171,58 @@ def write_batch(records: list[dict[str, Any]], history_rows: list[dict[str, Any]
                 }
             )
     with transaction.atomic():
-        written = upsert_records(records)
+        if records:
+            upsert_records(records)
         insert_rows([*history_rows, *repaired])
-    return written
+    return len(records)
+
+
+COMPARED = tuple(name for name in FIELDS if name != "user_id")
+
+
+def real_changes(
+    records: list[dict[str, Any]], rows: Mapping[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The records that would change their row: new jobs, and rows whose stored values
+    differ from what ReArq's tables say and that the upsert's guard lets move.
+
+    A start the capture stored (the task function's call, after the ``max_jobs`` slot) is
+    kept, with its duration: ReArq's ``start_time`` is taken before the slot. Reconcile only
+    fills them when they are missing.
+    """
+    from rearq_tasks.payloads import payload_rules, prepare_record
+
+    rules = payload_rules()
+    changed = []
+    for record in records:
+        row = rows.get(record["job_id"])
+        if row is None:
+            changed.append(record)
+            continue
+        if row["start_time"] is not None:
+            finish = record.get("finish_time")
+            record = {**record, "start_time": None, "worker_id": None}
+            record["duration_ms"] = (
+                duration_ms(row["start_time"], from_ms(finish))
+                if row["duration_ms"] is None and finish is not None
+                else None
+            )
+        if not may_replace(row["status"], row["job_retries"], record["status"],
+                           record.get("job_retries")):  # fmt: skip
+            continue
+        prepared = prepare_record(dict(record), rules)
+        if any(_differs(name, value, row[name]) for name, value in prepared.items()
+               if value is not None and name in row):  # fmt: skip
+            changed.append(record)
+    return changed
+
+
+def _differs(name: str, new: Any, old: Any) -> bool:
+    if name in TIME_FIELDS:
+        return old is None or abs((to_ms(old) or 0) - new) >= 1
+    if name == "queue_name" and new == "":
+        return False  # not known here: the upsert keeps the stored one
+    return bool(new != old)
 
 
 def _closing(function: Callable[..., Any]) -> Callable[..., Any]:

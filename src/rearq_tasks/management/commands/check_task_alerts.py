@@ -6,11 +6,13 @@ Exit status (so the cron line itself can page):
 * 1 — at least one alert is firing (whether or not it was re-sent this run);
 * 2 — an error: a channel failed (timeout, HTTP 500, SMTP), no channel is configured while
   something must be sent, or bad options.
+
+``--dry-run`` exits with the code the real run would have, short of a channel failing: a
+missing channel is 2 there too.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -18,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rearq_tasks.ops.alerts import EXIT_ERROR, RULES, RunResult, run_alerts
 from rearq_tasks.ops.channels import plain_text
+from rearq_tasks.payloads import dumps
 
 
 class Command(BaseCommand):
@@ -49,7 +52,7 @@ class Command(BaseCommand):
             )
         result = run_alerts(rules=rules, dry_run=options["dry_run"])
         if options["json"]:
-            self.stdout.write(json.dumps(result.as_dict(), indent=2, default=str))
+            self.stdout.write(dumps(result.as_dict(), indent=2))
         else:
             self._print(result)
         if result.exit_code:
@@ -63,8 +66,13 @@ class Command(BaseCommand):
             for detail in alert.details:
                 self.stdout.write(f"    {detail}")
         if result.notifications:
-            verb = "would send" if result.dry_run else "sent"
+            if result.dry_run:
+                verb = "would send"
+            else:
+                verb = "sent" if result.sent_to else "NOT sent (see the error below)"
             self.stdout.write(f"{verb}:\n" + plain_text(result.notifications).rstrip())
+        for note in result.notes:
+            self.stdout.write(f"note: {note}")
         if result.suppressed:
             self.stdout.write(f"not re-sent (cooldown): {', '.join(result.suppressed)}")
         if result.sent_to:

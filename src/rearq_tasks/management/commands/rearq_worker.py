@@ -21,7 +21,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "-q", "--queue", action="append", default=[], help="Queue to consume (repeatable)."
+            "-q",
+            "--queue",
+            action="extend",
+            nargs="+",
+            default=[],
+            metavar="QUEUE",
+            help="Queues to consume: -q a b, or -q a -q b (default: ReArq's default queue).",
         )
         parser.add_argument(
             "-t", "--with-timer", action="store_true", help="Also run the timer in this process."
