@@ -11,8 +11,8 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
+from harness.factories import TaskLogFactory, staff_viewer
 from rearq_tasks.models import StatusChoices
-from tests.factories import TaskLogFactory, staff_viewer
 
 pytestmark = pytest.mark.django_db
 

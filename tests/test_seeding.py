@@ -96,7 +96,7 @@ def test_generated_rows_carry_the_seed_marker() -> None:
 
 
 def test_seed_refuses_a_table_holding_rows_it_did_not_generate() -> None:
-    from tests.factories import TaskLogFactory
+    from harness.factories import TaskLogFactory
 
     call_command("seed_task_logs", count="20", days="1", verbosity=0)
     call_command("seed_task_logs", count="20", days="1", seed="4", verbosity=0)  # its own: fine
