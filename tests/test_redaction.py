@@ -247,3 +247,32 @@ def test_redact_text_is_idempotent(text: str) -> None:
     assert redact_text(once, P) == once
     if text_is_clean(text, P):
         assert once == text
+
+
+def test_positional_arguments_are_judged_by_their_parameter_names() -> None:
+    from rearq_tasks.payloads import PayloadRules, prepare_record
+    from rearq_tasks.redaction import compile_patterns, register_positional
+
+    def charge(card_number, amount, note="", *rest):
+        return None
+
+    register_positional("tests.charge", charge)
+    rules = PayloadRules(limit=10_000, pattern=compile_patterns(DEFAULT_REDACT_PATTERNS),
+                         exempt=frozenset({"tests.exempt"}))  # fmt: skip
+    record = {"task_name": "tests.charge", "args": ["0000-not-a-card", 10, "hello", "extra"]}
+    assert prepare_record(record, rules)["args"] == [REDACTED, 10, "hello", "extra"]
+    register_positional("tests.exempt", charge)
+    exempt = {"task_name": "tests.exempt", "args": ["0000-not-a-card", 10]}
+    assert prepare_record(exempt, rules)["args"] == ["0000-not-a-card", 10]
+
+
+def test_a_bound_task_skips_its_own_parameter() -> None:
+    from rearq_tasks.redaction import compile_patterns, redact_positional, register_positional
+
+    def bound(task, password, count):
+        return None
+
+    register_positional("tests.bound", bound, bound=True)
+    pattern = compile_patterns(DEFAULT_REDACT_PATTERNS)
+    assert redact_positional("tests.bound", ["pw", 3], pattern) == [REDACTED, 3]
+    assert redact_positional("tests.unknown", ["pw", 3], pattern) == ["pw", 3]

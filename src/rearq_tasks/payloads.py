@@ -33,6 +33,7 @@ from rearq_tasks.redaction import (
     is_pair_key,
     is_secret_key,
     redact,
+    redact_positional,
     redact_text,
     text_is_clean,
 )
@@ -380,20 +381,20 @@ def _fast(record: dict[str, Any], rules: PayloadRules) -> dict[str, Any] | None:
 
 def prepare_record(record: dict[str, Any], rules: PayloadRules | None = None) -> dict[str, Any]:
     """``record`` (a partial TaskLog row) with its payload fields made safe to store, marked
-    ``"prepared": True``; a record so marked is returned as it is (cheap, idempotent).
-
-    Only the fields the record carries are touched: a missing field must stay missing so
-    the upsert keeps the stored value. Plain payloads (most jobs) take a shortcut that
-    stores exactly what the full path would.
-    """
+    ``"prepared": True``; a record so marked is returned as it is (cheap, idempotent). Only
+    the fields it carries are touched (a missing one must stay missing for the upsert);
+    plain payloads take a shortcut that stores exactly what the full path would."""
     if record.get("prepared") is True:
         return record
     present = [name for name in PAYLOAD_FIELDS if record.get(name) is not None]
     if not present:
         return record
     rules = rules or payload_rules()
+    task_name = str(record.get("task_name") or "")
+    args = record.get("args")
+    if type(args) is list and rules.redacts(task_name):  # secret-named positional parameters
+        record = {**record, "args": redact_positional(task_name, args, rules.pattern)}
     changes = _fast(record, rules)
     if changes is None:
-        task_name = str(record.get("task_name") or "")
         changes = {name: _column(name, record[name], task_name, rules) for name in present}
     return {**record, **changes, "prepared": True}

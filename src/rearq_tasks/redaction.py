@@ -28,8 +28,9 @@ redacted to its matching bracket. Redaction is idempotent and never touches ``[r
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -317,3 +318,41 @@ def redact(value: Any, pattern: re.Pattern[str] | None, _depth: int = 0) -> Any:
             items = [redact(v, pattern, _depth + 1) for v in value]
         return items if isinstance(value, list) else tuple(items)
     return value
+
+
+# A positional argument has no key: the task function's parameter name stands in for it, so
+# `charge(card_number, amount)` called as `charge.delay("4111…", 10)` is judged like kwargs.
+_POSITIONAL: dict[str, tuple[str, ...]] = {}
+
+
+def register_positional(task_name: str, function: Callable[..., Any], bound: bool = False) -> None:
+    """Remember the positional parameter names of ``task_name``'s function (``bound``: ReArq
+    passes the task itself as the first argument)."""
+    try:
+        params = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return
+    names = []
+    for param in params[1:] if bound else params:
+        if param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            break
+        names.append(param.name)
+    _POSITIONAL[task_name] = tuple(names)
+
+
+@lru_cache(maxsize=1024)
+def _secret_positions(names: tuple[str, ...], pattern: re.Pattern[str]) -> frozenset[int]:
+    return frozenset(i for i, name in enumerate(names) if is_secret_key(name, pattern))
+
+
+def redact_positional(
+    task_name: str, args: list[Any], pattern: re.Pattern[str] | None
+) -> list[Any]:
+    """``args`` with the values of secret-named parameters redacted (``args`` itself when none)."""
+    names = _POSITIONAL.get(task_name)
+    if not names or pattern is None:
+        return args
+    secret = _secret_positions(names, pattern)
+    if not secret or min(secret) >= len(args):
+        return args
+    return [REDACTED if i in secret else value for i, value in enumerate(args)]

@@ -10,6 +10,7 @@ import pytest
 from harness.factories import UserFactory
 from harness.waiting import wait_for
 from rearq_tasks.models import TaskEvent, TaskLog
+from rearq_tasks.payloads import prepare_text
 from rearq_tasks.queries.history import job_history
 from tests.integration.test_capture import rearq_state, wait_status
 
@@ -76,7 +77,9 @@ def test_failing_twice_then_succeeding_is_three_attempts_matching_rearq(
         if result.success:
             assert ended.error_message is None and ended.traceback is None
         else:
-            assert ended.error_message == result.result
+            # ReArq's own text of the attempt, as stored: with the secret redacted.
+            assert ended.error_message == prepare_text("fail_twice", result.result)
+            assert "tok-123" in result.result and "tok-123" not in ended.error_message
             assert ended.traceback.startswith("Traceback (most recent call last):")
             assert f"RuntimeError: attempt {attempt} of" in ended.traceback
             assert "tok-123" not in ended.traceback and "api_token=[redacted]" in ended.traceback

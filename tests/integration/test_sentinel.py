@@ -190,7 +190,7 @@ def test_failover_mid_run_loses_nothing_captured(
         stop.set()
         feeder.join(10)
     assert cluster.master_port() != old_port
-    assert sentinel_worker.procs[0].poll() is None, sentinel_worker.output()
+    assert sentinel_worker.procs["sentinel"].poll() is None, sentinel_worker.output()
 
     after = {enqueue_sync("add", i, 2): str(i + 2) for i in range(10)}
     for job_id, result in after.items():

@@ -22,9 +22,15 @@ from typing import Any
 from rearq_tasks.capture import counters
 from rearq_tasks.capture import runtime as runtime_mod
 from rearq_tasks.capture.events import dumps, job_event
-from rearq_tasks.capture.worker_hooks import wrap_run, wrap_run_job, wrap_worker_init
+from rearq_tasks.capture.worker_hooks import (
+    wrap_args_to_string,
+    wrap_run,
+    wrap_run_job,
+    wrap_worker_init,
+)
 from rearq_tasks.payloads import prepare_record
 from rearq_tasks.queue.keys import job_status
+from rearq_tasks.redaction import register_positional
 
 logger = logging.getLogger("rearq_tasks.capture")
 
@@ -87,6 +93,7 @@ def _wrap_create_task(original: Any) -> Any:
         for name in ("job_retry", "job_retry_after"):
             if given.get(name) == 0:
                 setattr(task, name, 0)
+        register_positional(task.name, task.function, task.bind)
         return task
 
     create_task.__rearq_tasks_hook__ = True  # type: ignore[attr-defined]
@@ -167,10 +174,13 @@ def install_rearq_signal_handlers() -> None:
 def install(rearq: Any) -> None:
     """Patch ReArq's classes once per process (idempotent)."""
     global _installed
+    for task in list(getattr(rearq, "task_map", {}).values()):  # defined before instrument()
+        register_positional(task.name, task.function, task.bind)
     if _installed:
         return
     _import_rearq_worker()
     from rearq import ReArq
+    from rearq import worker as rearq_worker
     from rearq.server.models import Job
     from rearq.task import Task
     from rearq.worker import Worker
@@ -181,4 +191,5 @@ def install(rearq: Any) -> None:
     Worker.__init__ = wrap_worker_init(Worker.__init__)
     Worker.run = wrap_run(Worker.run)
     Worker._run_job = wrap_run_job(Worker._run_job)
+    rearq_worker.args_to_string = wrap_args_to_string(rearq_worker.args_to_string)
     _installed = True

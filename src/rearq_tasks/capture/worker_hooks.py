@@ -24,6 +24,7 @@ from rearq_tasks.capture.events import job_event, now_ms, to_ms
 from rearq_tasks.capture.runtime import emit
 from rearq_tasks.conf.checks import refuse_bad_settings
 from rearq_tasks.lifecycle import duration_ms
+from rearq_tasks.payloads import prepare_record
 from rearq_tasks.queue.connection import client_mismatch
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 
@@ -312,3 +313,23 @@ async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None
         await asyncio.shield(Job.filter(job_id=job.job_id).update(status=JobStatus.canceled))
     except BaseException:
         logger.warning("capture: could not record the cancellation of %s", job.job_id)
+
+
+def wrap_args_to_string(original: Any) -> Any:
+    """ReArq logs every call as ``task(args, kwargs)`` (``rearq.worker.args_to_string``): log
+    the payload as TaskLog stores it, so a secret-named argument is hidden there too."""
+
+    @functools.wraps(original)
+    def args_to_string(args: Any, kwargs: Any) -> str:
+        try:
+            ctx = _running.get()
+            record = prepare_record({
+                "task_name": ctx.job.task if ctx is not None else "",
+                "args": list(args or []),
+                "kwargs": dict(kwargs or {}),
+            })  # fmt: skip
+            return original(record["args"], record["kwargs"])
+        except Exception:  # logging must never fail a job: the text filter still applies
+            return original(args, kwargs)
+
+    return args_to_string
