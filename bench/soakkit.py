@@ -241,6 +241,22 @@ def _stream_backlog(client: Any) -> int:
     return sum((g.get("lag") or 0) + g.get("pending", 0) for g in groups)
 
 
+def _settle(config: SoakConfig, supervisor: Supervisor, client: Any, not_before: float) -> None:
+    """Wait until ReArq's unsettled count stays put for 10 s and the capture stream is
+    empty, not before ``not_before`` (monotonic)."""
+    deadline = time.monotonic() + config.settle_timeout
+    last, steady = -1, 0.0
+    while time.monotonic() < deadline:
+        supervisor.check()
+        unsettled = _unsettled(config.rearq_db)
+        backlog = _stream_backlog(client)
+        steady = steady + 1 if unsettled == last else 0
+        last = unsettled
+        if steady >= 10 and backlog == 0 and time.monotonic() > not_before:
+            return
+        time.sleep(1)
+
+
 def run_soak(config: SoakConfig) -> SoakResult:
     log = config.log
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="rearq-soak-"))
@@ -340,18 +356,13 @@ def run_soak(config: SoakConfig) -> SoakResult:
         # (fetched-but-unstarted jobs count from their enqueue: 5 timeouts) and the capture
         # stream (a killed collector's pending events are claimed after 30 s idle).
         lost_after = time.monotonic() + 5 * max(config.job_timeout, 5) + 2
-        deadline = time.monotonic() + config.settle_timeout
         client = redis_server.client()
-        last, steady = -1, 0.0
-        while time.monotonic() < deadline:
-            supervisor.check()
-            unsettled = _unsettled(config.rearq_db)
-            backlog = _stream_backlog(client)
-            steady = steady + 1 if unsettled == last else 0
-            last = unsettled
-            if steady >= 10 and backlog == 0 and time.monotonic() > lost_after:
-                break
-            time.sleep(1)
+        _settle(config, supervisor, client, lost_after)
+        # Jobs a killed worker fetched but never started are re-enqueued by sync_task_logs
+        # while workers run; their re-runs settle like any job.
+        recover_output = _manage(direct, "sync_task_logs", "--verbosity", "0").strip()
+        log(f"sync with workers running: {recover_output}")
+        _settle(config, supervisor, client, time.monotonic())
         redis_counters = {
             k: int(v) for k, v in client.hgetall("rearq_tasks:events:counters").items()
         }
@@ -384,6 +395,10 @@ class Comparison:
     extra: int = 0
     wrong: int = 0
     left_in_progress: int = 0
+    # Jobs a killed worker fetched but never started: re-enqueued once (sync_task_logs).
+    recovered: int = 0
+    recovered_not_run_once: int = 0
+    unstarted_left_lost: int = 0
     lost_by_rearq: Counter[str] = field(default_factory=Counter)
     statuses: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
@@ -391,14 +406,16 @@ class Comparison:
 
 REARQ_SQL = """
 SELECT j.job_id, j.task, j.args, j.kwargs, j.job_retry, j.job_retries, j.enqueue_time,
-       j.expire_time, j.status, r.worker, r.success, r.result, r.start_time, r.finish_time
+       j.expire_time, j.status, r.worker, r.success, r.result, r.start_time, r.finish_time,
+       (SELECT count(*) FROM rearq_job_results c WHERE c.job_id = j.id) AS runs
 FROM rearq_job j LEFT JOIN LATERAL (
   SELECT worker, success, result, start_time, finish_time FROM rearq_job_results
   WHERE job_id = j.id ORDER BY id DESC LIMIT 1) r ON TRUE
 """
 TASKLOG_SQL = f"""
 SELECT job_id, task_name, queue_name, args, kwargs, status, job_retry, job_retries, enqueue_time,
-       expire_time, start_time, finish_time, duration_ms, success, result, error_message, worker_id
+       expire_time, start_time, finish_time, duration_ms, success, result, error_message, worker_id,
+       retry_of
 FROM {TASKLOG_TABLE}
 """
 
@@ -421,6 +438,7 @@ def compare(django_db: str, rearq_db: str) -> Comparison:
             rows.setdefault(row[0], []).append(dict(zip(names, row, strict=True)))
     result = Comparison(rearq_jobs=len(rearq), rows=sum(len(v) for v in rows.values()))
     result.extra = len(set(rows) - set(rearq))
+    _check_recovered(rearq, rows, result)
     for job_id, job in rearq.items():
         found = rows.get(job_id, [])
         if not found:
@@ -452,7 +470,9 @@ def _diffs(job: dict[str, Any], log: dict[str, Any], result: Comparison) -> list
     if status == "in_progress":
         # ReArq lost it (killed worker: never re-run; or it sits unacknowledged for ever).
         error = log["error_message"] or ""
-        if log["status"] == "failed" and error.startswith("lost:"):
+        if log["status"] == "failed" and error.startswith("lost before it started"):
+            result.lost_by_rearq["in_progress in ReArq, never started, re-enqueued"] += 1
+        elif log["status"] == "failed" and error.startswith("lost:"):
             result.lost_by_rearq["in_progress in ReArq, failed (lost) in TaskLog"] += 1
         elif log["status"] == "success" and log["success"]:
             # It ran to its end; ReArq's ack raised (Redis away) before it saved anything.
@@ -492,6 +512,36 @@ def _diffs(job: dict[str, Any], log: dict[str, Any], result: Comparison) -> list
     return diffs
 
 
+def _check_recovered(
+    rearq: dict[str, dict[str, Any]], rows: dict[str, list[dict[str, Any]]], result: Comparison
+) -> None:
+    """Each re-run of a dropped job: the dropped job never ran, its re-run ran exactly once
+    (settled, one result row per attempt); no fetched-but-unstarted job is left lost."""
+    for job_id, found in rows.items():
+        log = found[0]
+        original = rearq.get(log["retry_of"] or "")
+        if original is None:
+            continue
+        result.recovered += 1
+        job = rearq.get(job_id)
+        ran_once = (
+            job is not None
+            and original["runs"] == 0
+            and job["status"] in ("success", "failed")
+            and job["runs"] == job["job_retries"] + 1
+        )
+        if not ran_once:
+            result.recovered_not_run_once += 1
+            result.examples.append(f"re-run {job_id} of {log['retry_of']} did not run once")
+    for job_id, job in rearq.items():
+        log = (rows.get(job_id) or [{}])[0]
+        error = log.get("error_message") or ""
+        never_started = job["status"] == "in_progress" and job["runs"] == 0
+        if never_started and error.startswith("lost:") and log.get("start_time") is None:
+            result.unstarted_left_lost += 1
+            result.examples.append(f"{job_id} fetched, never started, left lost")
+
+
 # --- the report -------------------------------------------------------------------------------
 def format_report(result: SoakResult) -> str:
     c = result.comparison
@@ -506,6 +556,9 @@ def format_report(result: SoakResult) -> str:
         + (", ".join(result.crashes) if result.crashes else "none"),
         f"missing: {c.missing}   duplicated: {c.duplicated}   wrong: {c.wrong}   "
         f"extra rows: {c.extra}   left in_progress: {c.left_in_progress}",
+        f"fetched but never started (ReArq dropped them): {c.recovered} re-enqueued, "
+        f"{c.recovered_not_run_once} of them not run exactly once, "
+        f"{c.unstarted_left_lost} left lost",
         "TaskLog statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(c.statuses.items())),
         "lost by ReArq itself: "
         + (", ".join(f"{v} {k}" for k, v in sorted(c.lost_by_rearq.items())) or "none"),

@@ -4,14 +4,18 @@ import os
 
 import pytest
 
+# marker -> the variable that turns it on (tox.ini sets each in one cell of the matrix)
+OPT_IN = {"packaging": "REARQ_TASKS_FULL", "install": "REARQ_TASKS_INSTALL"}
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("REARQ_TASKS_FULL") == "1":
-        return
-    skip = pytest.mark.skip(reason="packaging/docs build runs in the env with REARQ_TASKS_FULL=1")
-    for item in items:
-        if "packaging" in item.keywords:
-            item.add_marker(skip)
+    for marker, variable in OPT_IN.items():
+        if os.environ.get(variable) == "1":
+            continue
+        skip = pytest.mark.skip(reason=f"{marker} tests run in the env with {variable}=1")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture

@@ -19,7 +19,17 @@ SURFACES = ("api", "admin", "ops")
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("lifecycle", "redaction", "queue.keys"),
     ("conf", "conf.spec"),
-    ("models", "payloads", "access", "conf.reporting", "conf.checks", "queue.connection"),
+    (
+        "models",
+        "vocabulary",
+        "rollups",
+        "rollup_sql",
+        "payloads",
+        "access",
+        "conf.reporting",
+        "conf.checks",
+        "queue.connection",
+    ),
     ("queries",),
     ("capture",),
     ("queue",),

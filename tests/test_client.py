@@ -134,3 +134,9 @@ def test_using_the_client_keeps_the_process_signal_handlers() -> None:
     )
     env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_recover_unstarted_jobs_must_be_a_bool(settings, value: object) -> None:
+    settings.REARQ_TASKS = {"RECOVER_UNSTARTED_JOBS": value}
+    assert [e.id for e in check_settings()] == ["rearq_tasks.E003"]

@@ -51,6 +51,7 @@ def test_meta_matches_the_seed_schema() -> None:
         ("queue_name", "status"),
         ("success", "-enqueue_time"),
         ("-created_at",),
+        ("retry_of",),
     }
     assert meta.get_field("job_id").unique and meta.get_field("job_id").max_length == 100
     assert meta.get_field("task_name").db_index and meta.get_field("task_name").max_length == 200

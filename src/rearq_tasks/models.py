@@ -1,9 +1,10 @@
-"""TaskLog: one row per ReArq job, and the query vocabulary every surface uses.
+"""TaskLog: one row per ReArq job; TaskEvent, its history; AlertState.
 
-What "failed", "completed", "stuck" or "in the last N hours" means is defined once
-here, as named ``Q`` expressions wrapped by :class:`TaskLogQuerySet` methods, so the
-API, admin, health checks and alerts agree and the predicates also work inside
-``Count(filter=...)``. The model properties mirror the same definitions for one row.
+What "failed", "completed", "stuck" or "in the last N hours" means is defined once, as the
+named ``Q`` expressions of :mod:`rearq_tasks.vocabulary` (importable from here too), wrapped
+by :class:`TaskLogQuerySet` methods, so the API, admin, health checks and alerts agree and
+the predicates also work inside ``Count(filter=...)``. The model properties mirror the same
+definitions for one row.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rearq_tasks.conf import conf
 from rearq_tasks.lifecycle import (
-    ATTEMPT_ERROR_EVENTS,
     FAILED_STATUSES,
     RETRYABLE_STATUSES,
     TERMINAL_STATUSES,
@@ -29,63 +28,27 @@ from rearq_tasks.lifecycle import (
     can_transition,
     duration_ms,
 )
-
-# The vocabulary. Each is a plain Q so it composes: Count("id", filter=FAILED).
-COMPLETED = Q(status__in=sorted(TERMINAL_STATUSES))
-SUCCESSFUL = Q(status=StatusChoices.SUCCESS, success=True)
-FAILED = Q(status__in=sorted(FAILED_STATUSES)) | Q(success=False)
-CANCELED = Q(status=StatusChoices.CANCELED)
-WAITING = Q(status__in=sorted(WAITING_STATUSES))
-QUEUED = Q(status=StatusChoices.QUEUED)
-DEFERRED = Q(status=StatusChoices.DEFERRED)
-RUNNING = Q(status=StatusChoices.IN_PROGRESS)
-IN_FLIGHT = WAITING | RUNNING
-# What the statistics call "in progress" (the seed's figure): queued or running, not deferred.
-ACTIVE = QUEUED | RUNNING
-# Ended without succeeding: what an operator may run again.
-RETRYABLE = Q(status__in=sorted(RETRYABLE_STATUSES))
-WITH_ERROR = Q(error_message__isnull=False) & ~Q(error_message="")
-RETRIED = Q(job_retries__gt=0)
-# Succeeded after at least one failed attempt (ReArq only retries a job that raised).
-RECOVERED = SUCCESSFUL & RETRIED
-# The current attempt has not run: job_retries then counts the attempts made so far.
-NOT_RUN_YET = WAITING | Q(status=StatusChoices.EXPIRED) | (CANCELED & Q(start_time__isnull=True))
-
-
-def attempts_min_q(n: int) -> Q:
-    """At least ``n`` attempts made: ``job_retries`` while the current attempt has not run,
-    ``job_retries + 1`` once it has (see docs/history.md)."""
-    if n <= 0:
-        return Q()
-    return (NOT_RUN_YET & Q(job_retries__gte=n)) | (~NOT_RUN_YET & Q(job_retries__gte=n - 1))
-
-
-def stuck_q(older_than: dt.timedelta | int, now: dt.datetime | None = None) -> Q:
-    """In progress for longer than ``older_than`` (seconds or timedelta).
-
-    ReArq marks a fetched batch in_progress before the jobs run, so a row with no
-    start_time yet is judged by its enqueue time.
-    """
-    if not isinstance(older_than, dt.timedelta):
-        older_than = dt.timedelta(seconds=older_than)
-    cutoff = (now or timezone.now()) - older_than
-    return RUNNING & (
-        Q(start_time__lt=cutoff) | Q(start_time__isnull=True, enqueue_time__lt=cutoff)
-    )
-
-
-def since_q(period: dt.datetime | dt.timedelta | int | float, now: dt.datetime | None = None) -> Q:
-    """Enqueued within the last ``period`` hours (or timedelta), or at/after a datetime.
-
-    Enqueue time is the job's own clock (imported history keeps it; ``created_at`` would be
-    the import time) and is indexed together with status, task and success.
-    """
-    if isinstance(period, dt.datetime):
-        cutoff = period
-    else:
-        delta = period if isinstance(period, dt.timedelta) else dt.timedelta(hours=period)
-        cutoff = (now or timezone.now()) - delta
-    return Q(enqueue_time__gte=cutoff)
+from rearq_tasks.vocabulary import (  # noqa: F401 - the vocabulary, importable from here too
+    ACTIVE,
+    ATTEMPT_ERROR,
+    CANCELED,
+    COMPLETED,
+    DEFERRED,
+    FAILED,
+    IN_FLIGHT,
+    NOT_RUN_YET,
+    QUEUED,
+    RECOVERED,
+    RETRIED,
+    RETRYABLE,
+    RUNNING,
+    SUCCESSFUL,
+    WAITING,
+    WITH_ERROR,
+    attempts_min_q,
+    since_q,
+    stuck_q,
+)
 
 
 class TaskLogQuerySet(models.QuerySet["TaskLog"]):
@@ -180,6 +143,9 @@ class TaskLog(models.Model):
         related_name="task_logs",
         verbose_name=_("user"),
     )
+    # The job this one runs again (an operator's retry, or the recovery of a job ReArq
+    # dropped): a job id, not a foreign key, so it survives retention and import order.
+    retry_of = models.CharField(_("retry of"), max_length=100, null=True, blank=True)
 
     objects = TaskLogQuerySet.as_manager()
 
@@ -198,6 +164,7 @@ class TaskLog(models.Model):
             models.Index(fields=["queue_name", "status"], name="tasklog_queue_status_idx"),
             models.Index(fields=["success", "-enqueue_time"], name="tasklog_success_enq_idx"),
             models.Index(fields=["-created_at"], name="tasklog_created_idx"),
+            models.Index(fields=["retry_of"], name="tasklog_retry_of_idx"),
         ]
 
     def __str__(self) -> str:
@@ -348,9 +315,6 @@ class AlertState(models.Model):
         return f"{self.key} ({'firing' if self.firing else 'ok'})"
 
 
-ATTEMPT_ERROR = Q(event__in=sorted(ATTEMPT_ERROR_EVENTS))
-
-
 class TaskEvent(models.Model):
     """One transition of one attempt of a job: the append-only history behind a TaskLog row.
 
@@ -393,3 +357,7 @@ class TaskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} #{self.attempt} {self.event}"
+
+
+# The rollup models live beside their bucket arithmetic; importing them here registers them.
+from rearq_tasks.rollups import TaskStat, TaskStatBin  # noqa: E402, F401

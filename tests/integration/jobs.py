@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.integration.worker_settings")
@@ -102,3 +103,12 @@ async def fail_once_slowly(key: str) -> str:
 from rearq_tasks.ops.cron import register_cron_tasks  # noqa: E402
 
 register_cron_tasks(rearq, alerts="0 0 1 1 *", cleanup="0 0 1 1 *")
+
+
+@rearq.task()
+async def gated(key: str, data: str = "", password: str = "") -> str:
+    """Fails until the test opens its gate; returns a digest of what it received, so the
+    test can check the arguments without the secret itself being stored anywhere."""
+    if not await rearq.redis.get(f"test:gate:{key}"):
+        raise RuntimeError(f"gate {key} is closed")
+    return hashlib.sha256(f"{password}|{data}".encode()).hexdigest()

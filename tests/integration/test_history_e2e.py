@@ -91,7 +91,7 @@ def test_failing_twice_then_succeeding_is_three_attempts_matching_rearq(
     assert [e["event"] for e in body] == [e.event for e in history]
     assert [e["worker_id"] for e in body if e["event"] == "started"] == [r.worker for r in results]
     assert [e["error_message"] for e in body if e["event"] == "retry_scheduled"] == [
-        r.result for r in results[:2]
+        prepare_text("fail_twice", r.result) for r in results[:2]
     ]
     assert all(e["queue_wait_ms"] >= 0 for e in body if e["event"] == "started")
     html = client.get(f"/admin/tasks/tasklog/{log.pk}/change/").content.decode()

@@ -50,4 +50,6 @@ def test_soak_1000_jobs_nothing_lost_under_faults(tmp_path, capsys) -> None:
     assert c.rearq_jobs >= 1000 and c.rows == c.rearq_jobs, report
     assert (c.missing, c.duplicated, c.wrong, c.extra) == (0, 0, 0, 0), report
     assert c.left_in_progress == 0, report
+    # Every job a killed worker fetched but never started ran exactly once, as its re-run.
+    assert (c.unstarted_left_lost, c.recovered_not_run_once) == (0, 0), report
     assert len(result.faults) == 5, report

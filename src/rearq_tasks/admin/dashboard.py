@@ -63,12 +63,12 @@ def dashboard_context(now: dt.datetime | None = None) -> dict[str, Any]:
     ``QUEUED`` backlog.
     """
     now = now or timezone.now()
-    recent = TaskLog.objects.since(now - dt.timedelta(hours=PERIOD_HOURS))
+    recent = queries.Scope(now - dt.timedelta(hours=PERIOD_HOURS))
     summary = queries.summary(recent)
     stuck = TaskLog.objects.stuck().count()
     backlog = TaskLog.objects.filter(QUEUED).count()
     workers = read_workers()
-    timeline = queries.timeline(TaskLog.objects, PERIOD_HOURS, "hour", now=now)
+    timeline = queries.timeline(queries.Scope(), PERIOD_HOURS, "hour", now=now)
     # One grouped query for both panels: the rows are per task (a few dozen), not per job.
     tasks = queries.by_task(recent, "-failures", limit=None)
     top_failing = [row for row in tasks if row["failures"]][:TOP]

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from django.template.loader import render_to_string
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
@@ -250,4 +250,18 @@ def attempt_timeline(log: TaskLog, events: list[Any]) -> SafeString:
         render_to_string(
             "rearq_tasks/admin/attempt_timeline.html", {"attempts": list(attempts.values())}
         )
+    )
+
+
+def rerun_links(rows: list[tuple[Any, str | None, str]], link_classes: str) -> SafeString:
+    """``(label, change URL or None, job id)`` rows as a list; a job without a row unlinked."""
+    items = [
+        format_html('{} <a href="{}" class="{}">{}</a>', label, url, link_classes, job_id)
+        if url
+        else format_html("{} {}", label, job_id)
+        for label, url, job_id in rows
+    ]
+    return format_html(
+        '<ul class="flex flex-col gap-1">{}</ul>',
+        format_html_join("", "<li>{}</li>", ((item,) for item in items)),
     )

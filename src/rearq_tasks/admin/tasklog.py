@@ -183,7 +183,7 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
     # --- detail page ---
     def get_fieldsets(self, request: HttpRequest, obj: TaskLog | None = None) -> list:
         info = ["id", "job_id", "task_name", "queue_display", "status_badge", "user_display",
-                "related_runs"]  # fmt: skip
+                "reruns", "related_runs"]  # fmt: skip
         if conf.REARQ_UI_URL:
             info.append("rearq_link")
         fieldsets: list = [
@@ -253,6 +253,18 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
             LINK_CLASSES,
             _("Open this job in ReArq's web UI"),
         )
+
+    @display(description=_("re-runs"))
+    def reruns(self, obj: TaskLog) -> SafeString | None:
+        """The job this one runs again (``retry_of``) and the jobs that run it again."""
+        rows: list[tuple[Any, str | None, str]] = []
+        if obj.retry_of:
+            original = TaskLog.objects.filter(job_id=obj.retry_of).only("pk").first()
+            url = self._change_url(original) if original is not None else None
+            rows.append((_("retry of"), url, obj.retry_of))
+        again = TaskLog.objects.filter(retry_of=obj.job_id).only("pk", "job_id").order_by("pk")
+        rows += [(_("run again as"), self._change_url(o), o.job_id) for o in again[:RELATED_LIMIT]]
+        return show.rerun_links(rows, LINK_CLASSES) if rows else None
 
     @display(description=_("same task and arguments"))
     def related_runs(self, obj: TaskLog) -> SafeString | None:

@@ -107,11 +107,9 @@ def typed(filter_: Any, schema: dict[str, Any]) -> Any:
 
 
 BOOLEAN = {"type": "boolean"}
-COUNT = {"type": "integer", "minimum": 0}
-
-
 # The largest value a count filter accepts: every database binds a signed 64-bit integer.
 MAX_INTEGER = 2**63 - 1
+COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER}
 
 
 def count_filter(field_name: str | None = None, lookup_expr: str = "exact", **kwargs: Any) -> Any:

@@ -18,7 +18,7 @@ DETAIL_FIELDS: tuple[str, ...] = (
     "args", "kwargs", "result", "error_message", "duration_ms", "duration_seconds",
     "job_retry", "job_retries", "job_retry_after", "worker_id", "enqueue_time",
     "expire_time", "start_time", "finish_time", "created_at", "updated_at", "user",
-    "user_display",
+    "user_display", "retry_of",
 )  # fmt: skip
 EVENT_FIELDS: tuple[str, ...] = (
     "id", "event", "event_display", "attempt", "timestamp", "worker_id", "duration_ms",
@@ -145,6 +145,11 @@ class TaskAggregateSerializer(serializers.Serializer):
 # --- query parameters of the actions (their errors name the parameter) -----------
 
 
+def max_period_hours() -> int:
+    """Aggregates read the rollups, kept STATS_RETENTION_DAYS: periods may reach that far."""
+    return max(conf.MAX_PERIOD_HOURS, conf.STATS_RETENTION_DAYS * 24)
+
+
 class PeriodParams(serializers.Serializer):
     period_hours = serializers.IntegerField(required=False, default=24, min_value=1)
     task_name = serializers.CharField(required=False, allow_blank=True, default="")
@@ -154,7 +159,7 @@ class PeriodParams(serializers.Serializer):
         super().__init__(*args, **kwargs)
         # MAX_PERIOD_HOURS is read per request so override_settings applies.
         self.fields["period_hours"] = serializers.IntegerField(
-            required=False, default=24, min_value=1, max_value=conf.MAX_PERIOD_HOURS
+            required=False, default=24, min_value=1, max_value=max_period_hours()
         )
 
 

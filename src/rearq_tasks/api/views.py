@@ -59,9 +59,9 @@ def _params(serializer_class: type[BaseSerializer], request: Request) -> dict[st
     return dict(params.validated_data)
 
 
-def _scoped(params: dict[str, Any]) -> TaskLogQuerySet:
-    qs = TaskLog.objects.since(params["period_hours"]).for_task(params["task_name"])
-    return qs.filter(queue_name=params["queue_name"]) if params["queue_name"] else qs
+def _scoped(params: dict[str, Any]) -> queries.Scope:
+    """The period, task and queue of an aggregate request: all served by the rollups."""
+    return queries.Scope.period(params["period_hours"], params["task_name"], params["queue_name"])
 
 
 def documented(**kwargs: Any) -> Any:
@@ -129,16 +129,15 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
     def timeline(self, request: Request) -> Response:
         """Every hour or day of the period (zeros when empty), in the project's time zone."""
         params = _params(TimelineParams, request)
-        scope = TaskLog.objects.for_task(params["task_name"])
-        if params["queue_name"]:
-            scope = scope.filter(queue_name=params["queue_name"])
+        scope = queries.Scope(task_name=params["task_name"] or None)
+        scope = scope.narrowed(queue_name=params["queue_name"] or None)
         return Response(queries.timeline(scope, params["period_hours"], params["interval"]))
 
     @documented(responses={200: OverviewSerializer}, filters=False)
     @action(detail=False, pagination_class=None, filter_backends=[], schema=AutoSchema)
     def overview(self, request: Request) -> Response:
         """Totals by queue and status; active queues and failures of the last RECENT_HOURS."""
-        data = queries.overview(TaskLog.objects.all(), recent_hours=conf.RECENT_HOURS)
+        data = queries.overview(queries.Scope(), recent_hours=conf.RECENT_HOURS)
         data["recent_hours"] = conf.RECENT_HOURS
         return Response(data)
 

@@ -38,7 +38,10 @@ FIELDS: tuple[str, ...] = (
     "error_message",
     "worker_id",
     "user_id",
+    "retry_of",
 )
+# Columns filled once and never replaced, whatever the order of events (not lifecycle state).
+FILL_ONCE: tuple[str, ...] = ("user_id", "retry_of")
 TIME_FIELDS = frozenset({"enqueue_time", "expire_time", "start_time", "finish_time"})
 
 
@@ -122,18 +125,16 @@ def may_replace(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    if not may_replace(old, new):
-        if old.get("user_id") is None and new.get("user_id") is not None:
-            return {**old, "user_id": new["user_id"]}
-        return old
     merged = dict(old)
-    for key, value in new.items():
-        if value is not None and key != "user_id":
-            merged[key] = value
-    if merged.get("user_id") is None:
-        merged["user_id"] = new.get("user_id")
-    # Prepared (payloads.prepare_record) only if every payload field in it was.
-    merged["prepared"] = old.get("prepared") is True and new.get("prepared") is True
+    if may_replace(old, new):
+        for key, value in new.items():
+            if value is not None and key not in FILL_ONCE:
+                merged[key] = value
+        # Prepared (payloads.prepare_record) only if every payload field in it was.
+        merged["prepared"] = old.get("prepared") is True and new.get("prepared") is True
+    for key in FILL_ONCE:
+        if merged.get(key) is None and new.get(key) is not None:
+            merged[key] = new[key]
     return merged
 
 

@@ -11,8 +11,9 @@ row may move is taken *inside* the statement, against the row as it is in the da
 The rule is :func:`rearq_tasks.lifecycle.may_replace`, in SQL
 :func:`rearq_tasks.lifecycle.guard_sql`.
 
-Fields an event does not know (NULL) keep their stored value; ``user_id`` is filled once
-and never replaced. No read-modify-write, so concurrent writers cannot lose an update.
+Fields an event does not know (NULL) keep their stored value; ``user_id`` and ``retry_of``
+are filled once and never replaced. No read-modify-write, so concurrent writers cannot lose
+an update.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from typing import Any
 from django.db import connections, transaction
 from django.utils import timezone
 
-from rearq_tasks.capture.events import FIELDS, TIME_FIELDS, from_ms
+from rearq_tasks.capture.events import FIELDS, FILL_ONCE, TIME_FIELDS, from_ms
 from rearq_tasks.lifecycle import guard_sql
 from rearq_tasks.models import TaskLog
 from rearq_tasks.payloads import dumps, payload_rules, prepare_record
 
 TABLE = TaskLog._meta.db_table
 COLUMNS: tuple[str, ...] = (*FIELDS, "created_at", "updated_at")
-# Columns the guard decides; job_id is the key, user_id/created_at have their own rules.
-GUARDED = tuple(c for c in COLUMNS if c not in {"job_id", "user_id", "created_at"})
+# Columns the guard decides; job_id is the key, the FILL_ONCE columns and created_at have
+# their own rules.
+GUARDED = tuple(c for c in COLUMNS if c not in {"job_id", "created_at", *FILL_ONCE})
 NOT_NULL_DEFAULTS: dict[str, Any] = {
     "task_name": "",
     "queue_name": "",
@@ -69,7 +71,7 @@ def build_sql(vendor: str, rows: int) -> str:
             else:
                 value = f"COALESCE(VALUES({c}), {c})"
             sets.append(f"{c} = IF({marker}, {value}, {c})")
-        sets.append("user_id = COALESCE(user_id, VALUES(user_id))")
+        sets += [f"{c} = COALESCE({c}, VALUES({c}))" for c in FILL_ONCE]
         return f"{head} ON DUPLICATE KEY UPDATE {', '.join(sets)}"
     old, new = f"{TABLE}.", "excluded."
     guard = guard_sql(lambda c: old + c, lambda c: new + c)
@@ -77,7 +79,7 @@ def build_sql(vendor: str, rows: int) -> str:
     for c in GUARDED:
         value = _queue_value(old, new) if c == "queue_name" else f"COALESCE({new}{c}, {old}{c})"
         sets.append(f"{c} = CASE WHEN {guard} THEN {value} ELSE {old}{c} END")
-    sets.append(f"user_id = COALESCE({old}user_id, {new}user_id)")
+    sets += [f"{c} = COALESCE({old}{c}, {new}{c})" for c in FILL_ONCE]
     return f"{head} ON CONFLICT (job_id) DO UPDATE SET {', '.join(sets)}"
 
 
@@ -136,6 +138,7 @@ _STAGE_TYPES = {
     "error_message": "text",
     "worker_id": "text",
     "user_id": "integer",
+    "retry_of": "text",
 }
 CREATE_STAGE = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} ("

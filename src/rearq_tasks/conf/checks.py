@@ -110,6 +110,17 @@ def _check_relations(valid: Mapping[str, Any]) -> list[CheckMessage]:
                 id="rearq_tasks.E005",
             )
         )
+    rows_days = max(value("RETENTION_DAYS"), failed_days or 0)
+    if value("STATS_RETENTION_DAYS") < rows_days:
+        errors.append(
+            Warning(
+                f"{SETTING_NAME}['STATS_RETENTION_DAYS'] ({value('STATS_RETENTION_DAYS')}) is "
+                f"shorter than the rows' retention ({rows_days} days): statistics of jobs "
+                "still listed would be deleted.",
+                hint="Keep statistics at least as long as rows (default 400 days).",
+                id="rearq_tasks.W016",
+            )
+        )
     return errors
 
 

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,37 +14,106 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='TaskLog',
+            name="TaskLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('job_id', models.CharField(max_length=100, unique=True, verbose_name='job id')),
-                ('task_name', models.CharField(db_index=True, max_length=200, verbose_name='task name')),
-                ('queue_name', models.CharField(db_index=True, max_length=100, verbose_name='queue name')),
-                ('args', models.JSONField(blank=True, default=list, verbose_name='args')),
-                ('kwargs', models.JSONField(blank=True, default=dict, verbose_name='kwargs')),
-                ('status', models.CharField(choices=[('deferred', 'Deferred'), ('queued', 'Queued'), ('in_progress', 'In progress'), ('success', 'Success'), ('failed', 'Failed'), ('expired', 'Expired'), ('canceled', 'Canceled')], db_index=True, default='queued', max_length=20, verbose_name='status')),
-                ('duration_ms', models.IntegerField(blank=True, null=True, verbose_name='duration (ms)')),
-                ('job_retry', models.IntegerField(default=0, verbose_name='retry limit')),
-                ('job_retries', models.IntegerField(default=0, verbose_name='retries')),
-                ('job_retry_after', models.IntegerField(default=60, verbose_name='retry after (s)')),
-                ('success', models.BooleanField(blank=True, null=True, verbose_name='success')),
-                ('result', models.TextField(blank=True, null=True, verbose_name='result')),
-                ('error_message', models.TextField(blank=True, null=True, verbose_name='error message')),
-                ('worker_id', models.CharField(blank=True, max_length=100, null=True, verbose_name='worker')),
-                ('enqueue_time', models.DateTimeField(db_index=True, verbose_name='enqueued at')),
-                ('expire_time', models.DateTimeField(blank=True, null=True, verbose_name='expires at')),
-                ('start_time', models.DateTimeField(blank=True, null=True, verbose_name='started at')),
-                ('finish_time', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='task_logs', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("job_id", models.CharField(max_length=100, unique=True, verbose_name="job id")),
+                (
+                    "task_name",
+                    models.CharField(db_index=True, max_length=200, verbose_name="task name"),
+                ),
+                (
+                    "queue_name",
+                    models.CharField(db_index=True, max_length=100, verbose_name="queue name"),
+                ),
+                ("args", models.JSONField(blank=True, default=list, verbose_name="args")),
+                ("kwargs", models.JSONField(blank=True, default=dict, verbose_name="kwargs")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("deferred", "Deferred"),
+                            ("queued", "Queued"),
+                            ("in_progress", "In progress"),
+                            ("success", "Success"),
+                            ("failed", "Failed"),
+                            ("expired", "Expired"),
+                            ("canceled", "Canceled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "duration_ms",
+                    models.IntegerField(blank=True, null=True, verbose_name="duration (ms)"),
+                ),
+                ("job_retry", models.IntegerField(default=0, verbose_name="retry limit")),
+                ("job_retries", models.IntegerField(default=0, verbose_name="retries")),
+                (
+                    "job_retry_after",
+                    models.IntegerField(default=60, verbose_name="retry after (s)"),
+                ),
+                ("success", models.BooleanField(blank=True, null=True, verbose_name="success")),
+                ("result", models.TextField(blank=True, null=True, verbose_name="result")),
+                (
+                    "error_message",
+                    models.TextField(blank=True, null=True, verbose_name="error message"),
+                ),
+                (
+                    "worker_id",
+                    models.CharField(blank=True, max_length=100, null=True, verbose_name="worker"),
+                ),
+                ("enqueue_time", models.DateTimeField(db_index=True, verbose_name="enqueued at")),
+                (
+                    "expire_time",
+                    models.DateTimeField(blank=True, null=True, verbose_name="expires at"),
+                ),
+                (
+                    "start_time",
+                    models.DateTimeField(blank=True, null=True, verbose_name="started at"),
+                ),
+                (
+                    "finish_time",
+                    models.DateTimeField(blank=True, null=True, verbose_name="finished at"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="task_logs",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'task log',
-                'verbose_name_plural': 'task logs',
-                'db_table': 'django_cfg_task_log',
-                'ordering': ['-enqueue_time'],
-                'indexes': [models.Index(fields=['task_name', '-enqueue_time'], name='tasklog_task_enq_idx'), models.Index(fields=['status', '-enqueue_time'], name='tasklog_status_enq_idx'), models.Index(fields=['queue_name', 'status'], name='tasklog_queue_status_idx'), models.Index(fields=['success', '-enqueue_time'], name='tasklog_success_enq_idx'), models.Index(fields=['-created_at'], name='tasklog_created_idx')],
+                "verbose_name": "task log",
+                "verbose_name_plural": "task logs",
+                "db_table": "django_cfg_task_log",
+                "ordering": ["-enqueue_time"],
+                "indexes": [
+                    models.Index(
+                        fields=["task_name", "-enqueue_time"], name="tasklog_task_enq_idx"
+                    ),
+                    models.Index(fields=["status", "-enqueue_time"], name="tasklog_status_enq_idx"),
+                    models.Index(fields=["queue_name", "status"], name="tasklog_queue_status_idx"),
+                    models.Index(
+                        fields=["success", "-enqueue_time"], name="tasklog_success_enq_idx"
+                    ),
+                    models.Index(fields=["-created_at"], name="tasklog_created_idx"),
+                ],
             },
         ),
     ]

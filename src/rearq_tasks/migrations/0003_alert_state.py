@@ -4,33 +4,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0002_api_search_and_stats_indexes'),
+        ("tasks", "0002_api_search_and_stats_indexes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AlertState',
+            name="AlertState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255, unique=True, verbose_name='key')),
-                ('rule', models.CharField(db_index=True, max_length=50, verbose_name='rule')),
-                ('firing', models.BooleanField(default=False, verbose_name='firing')),
-                ('value', models.FloatField(blank=True, null=True, verbose_name='value')),
-                ('threshold', models.FloatField(blank=True, null=True, verbose_name='threshold')),
-                ('message', models.TextField(blank=True, default='', verbose_name='message')),
-                ('sent_value', models.FloatField(blank=True, null=True, verbose_name='value last sent')),
-                ('first_seen_at', models.DateTimeField(blank=True, null=True, verbose_name='firing since')),
-                ('last_sent_at', models.DateTimeField(blank=True, null=True, verbose_name='last sent at')),
-                ('resolved_at', models.DateTimeField(blank=True, null=True, verbose_name='resolved at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=255, unique=True, verbose_name="key")),
+                ("rule", models.CharField(db_index=True, max_length=50, verbose_name="rule")),
+                ("firing", models.BooleanField(default=False, verbose_name="firing")),
+                ("value", models.FloatField(blank=True, null=True, verbose_name="value")),
+                ("threshold", models.FloatField(blank=True, null=True, verbose_name="threshold")),
+                ("message", models.TextField(blank=True, default="", verbose_name="message")),
+                (
+                    "sent_value",
+                    models.FloatField(blank=True, null=True, verbose_name="value last sent"),
+                ),
+                (
+                    "first_seen_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="firing since"),
+                ),
+                (
+                    "last_sent_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last sent at"),
+                ),
+                (
+                    "resolved_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="resolved at"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'alert state',
-                'verbose_name_plural': 'alert states',
-                'db_table': 'django_cfg_task_alert_state',
-                'ordering': ['key'],
+                "verbose_name": "alert state",
+                "verbose_name_plural": "alert states",
+                "db_table": "django_cfg_task_alert_state",
+                "ordering": ["key"],
             },
         ),
     ]

@@ -6,22 +6,21 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0003_alert_state'),
+        ("tasks", "0003_alert_state"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='tasklog',
+            name="tasklog",
             options={
-                'ordering': ['-enqueue_time'],
-                'permissions': [
-                    ('retry_tasklog', 'Can retry task jobs'),
-                    ('cancel_tasklog', 'Can cancel task jobs'),
+                "ordering": ["-enqueue_time"],
+                "permissions": [
+                    ("retry_tasklog", "Can retry task jobs"),
+                    ("cancel_tasklog", "Can cancel task jobs"),
                 ],
-                'verbose_name': 'task log',
-                'verbose_name_plural': 'task logs',
+                "verbose_name": "task log",
+                "verbose_name_plural": "task logs",
             },
         ),
     ]

@@ -7,31 +7,80 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0005_failed_partial_indexes'),
+        ("tasks", "0005_failed_partial_indexes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TaskEvent',
+            name="TaskEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(choices=[('enqueued', 'Enqueued'), ('deferred', 'Deferred'), ('started', 'Started'), ('retry_scheduled', 'Retry scheduled'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('expired', 'Expired'), ('canceled', 'Canceled'), ('lost', 'Lost'), ('repaired', 'Repaired')], max_length=20, verbose_name='event')),
-                ('attempt', models.PositiveIntegerField(default=1, verbose_name='attempt')),
-                ('timestamp', models.DateTimeField(verbose_name='time')),
-                ('worker_id', models.CharField(blank=True, max_length=100, null=True, verbose_name='worker')),
-                ('duration_ms', models.IntegerField(blank=True, null=True, verbose_name='attempt duration (ms)')),
-                ('error_message', models.TextField(blank=True, null=True, verbose_name='error message')),
-                ('traceback', models.TextField(blank=True, null=True, verbose_name='traceback')),
-                ('job', models.ForeignKey(db_column='job_id', db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='events', to='tasks.tasklog', to_field='job_id', verbose_name='job')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("enqueued", "Enqueued"),
+                            ("deferred", "Deferred"),
+                            ("started", "Started"),
+                            ("retry_scheduled", "Retry scheduled"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("expired", "Expired"),
+                            ("canceled", "Canceled"),
+                            ("lost", "Lost"),
+                            ("repaired", "Repaired"),
+                        ],
+                        max_length=20,
+                        verbose_name="event",
+                    ),
+                ),
+                ("attempt", models.PositiveIntegerField(default=1, verbose_name="attempt")),
+                ("timestamp", models.DateTimeField(verbose_name="time")),
+                (
+                    "worker_id",
+                    models.CharField(blank=True, max_length=100, null=True, verbose_name="worker"),
+                ),
+                (
+                    "duration_ms",
+                    models.IntegerField(
+                        blank=True, null=True, verbose_name="attempt duration (ms)"
+                    ),
+                ),
+                (
+                    "error_message",
+                    models.TextField(blank=True, null=True, verbose_name="error message"),
+                ),
+                ("traceback", models.TextField(blank=True, null=True, verbose_name="traceback")),
+                (
+                    "job",
+                    models.ForeignKey(
+                        db_column="job_id",
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="events",
+                        to="tasks.tasklog",
+                        to_field="job_id",
+                        verbose_name="job",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'task event',
-                'verbose_name_plural': 'task events',
-                'db_table': 'django_cfg_task_event',
-                'ordering': ['attempt', 'timestamp', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('job', 'attempt', 'event'), name='taskevent_job_attempt_event_uniq')],
+                "verbose_name": "task event",
+                "verbose_name_plural": "task events",
+                "db_table": "django_cfg_task_event",
+                "ordering": ["attempt", "timestamp", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("job", "attempt", "event"), name="taskevent_job_attempt_event_uniq"
+                    )
+                ],
             },
         ),
     ]

@@ -123,7 +123,7 @@ class TaskQueue(HealthCheck):
             )
 
     def _check_failure_rate(self, problems: list[HealthCheckException]) -> None:
-        summary = queries.summary(TaskLog.objects.since(self.period))
+        summary = queries.summary(queries.Scope.period(self.period))
         failed, rate = summary["failed"], summary["failure_rate"]
         ended = summary["successful"] + failed  # the rate's denominator (canceled: neither)
         if ended < self.failure_rate_min_sample:

@@ -21,7 +21,8 @@ from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from rearq_tasks.conf import conf
-from rearq_tasks.models import FAILED, TaskEvent, TaskLog
+from rearq_tasks.models import FAILED, TaskEvent, TaskLog, TaskStat, TaskStatBin
+from rearq_tasks.rollups import DAY, floor_bucket
 
 DEFAULT_BATCH_SIZE = 5000
 
@@ -128,6 +129,25 @@ def _delete_ids(ids: list[int], using: str) -> int:
     return queryset.delete()[0]
 
 
+def purge_stats(
+    days: int | None = None, now: dt.datetime | None = None, using: str = "default"
+) -> int:
+    """Delete rollup buckets older than ``days`` (default ``STATS_RETENTION_DAYS``).
+
+    Rows and rollups have their own retention: deleting rows never touches the rollups.
+    Rollup tables hold a few rows per task and bucket, so one statement per table is short.
+    """
+    days = conf.STATS_RETENTION_DAYS if days is None else days
+    if days < 1:
+        raise ValueError(f"days must be 1 or more, got {days}")
+    cutoff = floor_bucket((now or timezone.now()) - dt.timedelta(days=days), DAY)
+    with transaction.atomic(using=using):
+        deleted = TaskStat.objects.using(using).filter(bucket__lt=cutoff).delete()[0]
+        deleted += TaskStatBin.objects.using(using).filter(bucket__lt=cutoff).delete()[0]
+    return deleted
+
+
 def purge_task_logs() -> int:
-    """Entry point for a ReArq cron task: apply the configured retention; returns rows deleted."""
+    """Entry point for a ReArq cron task: apply the configured retentions; returns rows deleted."""
+    purge_stats()
     return purge().deleted

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Avg, Case, Count, F, IntegerField, When
 
+import rearq_tasks.queries.rollup_figures as rollup_figures
 from rearq_tasks.lifecycle import ATTEMPT_END_EVENTS, duration_ms
 from rearq_tasks.models import (
     ATTEMPT_ERROR,
@@ -23,6 +24,7 @@ from rearq_tasks.models import (
     TaskLog,
 )
 from rearq_tasks.queries.expressions import parse_order
+from rearq_tasks.queries.rollup import Scope
 
 if TYPE_CHECKING:
     from rearq_tasks.models import TaskLogQuerySet
@@ -107,7 +109,7 @@ def attempts_expression() -> Case:
 
 
 def retries_by_task(
-    qs: TaskLogQuerySet,
+    qs: Scope | TaskLogQuerySet,
     limit: int | None = 20,
     errors: int = 3,
     order_by: str = "-retry_share",
@@ -115,9 +117,13 @@ def retries_by_task(
     """Per task, over completed jobs: how many needed a retry, how many of those recovered,
     the mean number of attempts, and the most common errors of first attempts.
 
-    One GROUP BY query, then one LIMIT-ed GROUP BY on the events per returned task.
+    One GROUP BY query (or the rollups, for a :class:`Scope`), then one LIMIT-ed GROUP BY
+    on the events per returned task.
     """
     field, descending = parse_order(order_by, RETRY_ORDERINGS)
+    if isinstance(qs, Scope):
+        rows = rollup_figures.order_rows(rollup_figures.retry_rows(qs), field, descending)
+        return _with_errors(qs.rows().order_by().filter(COMPLETED), rows, limit, errors)
     scope = qs.order_by().filter(COMPLETED)
     grouped = (
         scope.values("task_name")
@@ -132,7 +138,14 @@ def retries_by_task(
     column = F(field)
     ordering = column.desc(nulls_last=True) if descending else column.asc()
     grouped = grouped.order_by(ordering, "task_name")
-    rows = list(grouped[:limit] if limit else grouped)
+    return _with_errors(scope, list(grouped), limit, errors)
+
+
+def _with_errors(
+    scope: TaskLogQuerySet, rows: list[dict[str, Any]], limit: int | None, errors: int
+) -> list[dict[str, Any]]:
+    """The first ``limit`` rows as the API gives them, each with its first-attempt errors."""
+    rows = rows[:limit] if limit else rows
     result = []
     for row in rows:
         first_errors = (

@@ -13,11 +13,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import Count, QuerySet
 from django.db.models.functions import Coalesce
 
-from rearq_tasks.models import COMPLETED, QUEUED, TaskLog
-from rearq_tasks.queries.stats import by_task
+import rearq_tasks.queries.rollup_figures as rollup_figures
+from rearq_tasks.models import QUEUED, TaskLog
+from rearq_tasks.queries.rollup import Scope, histograms, records
+from rearq_tasks.rollups import DURATION, WAIT, bin_value
 
 DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 WAIT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
@@ -61,100 +63,90 @@ class TaskWindow:
 
 
 def per_task_window(since: dt.datetime) -> list[TaskWindow]:
-    """Per task in the window: ``stats.by_task`` figures plus average retries of finished jobs.
-
-    ``by_task`` has no retries figure, so that one is a second grouped query composed here
-    (``Avg("job_retries")`` over ``COMPLETED``).
-    """
-    window = TaskLog.objects.since(since)
-    retries = dict(
-        window.filter(COMPLETED)
-        .order_by()
-        .values_list("task_name")
-        .annotate(avg=Avg("job_retries"))
-    )
-    return [
-        TaskWindow(
-            task_name=row["task_name"],
-            completed=row["completed"],
-            failed=row["failures"],
-            successful=row["successful"],
-            failure_rate=row["failure_rate"] if row["successful"] + row["failures"] else None,
-            avg_duration_ms=row["avg_duration_ms"],
-            avg_retries=None
-            if retries.get(row["task_name"]) is None
-            else float(retries[row["task_name"]]),
-            latest_error=row["latest_error"],
+    """Per task in the window: ``stats.by_task`` figures plus average retries of finished jobs,
+    read from the rollups; the latest error from rows (one index look-up per task)."""
+    scope = Scope(since)
+    rows = rollup_figures.order_rows(rollup_figures.task_rows(scope), "task_name", False)
+    out = []
+    for row in rows:
+        latest = (
+            scope.rows()
+            .with_error()
+            .filter(task_name=row["task_name"])
+            .order_by("-enqueue_time")
+            .values_list("error_message", flat=True)
+            .first()
         )
-        for row in by_task(window, order_by="task_name", limit=None)
-    ]
+        out.append(
+            TaskWindow(
+                task_name=row["task_name"],
+                completed=row["completed"],
+                failed=row["failures"],
+                successful=row["successful"],
+                failure_rate=row["failure_rate"] if row["successful"] + row["failures"] else None,
+                avg_duration_ms=row["avg_duration_ms"],
+                avg_retries=row["avg_retries"],
+                latest_error=latest,
+            )
+        )
+    return out
 
 
 def jobs_by_task_queue_status(since: dt.datetime) -> list[tuple[str, str, str, int]]:
-    rows = (
-        TaskLog.objects.since(since)
-        .order_by()
-        .values_list("task_name", "queue_name", "status")
-        .annotate(n=Count("id"))
-    )
-    return [(task, queue, status, n) for task, queue, status, n in rows]
+    rows = records(Scope(since), ("task_name", "queue_name", "status"))
+    return [(r["task_name"], r["queue_name"], r["status"], r["jobs"]) for r in rows]
 
 
 def _bucket_key(bound: float) -> str:
     return f"le_{str(bound).replace('.', '_')}"
 
 
+def _cumulative(bins: dict[int, int], buckets: Sequence[float]) -> list[int]:
+    """Jobs at or below each bound (seconds), a bin counted by the value it stands for."""
+    return [
+        sum(n for index, n in bins.items() if bin_value(index) <= bound * 1000) for bound in buckets
+    ]
+
+
+def _histogram(
+    scope: Scope, dim: str, kind: int, buckets: Sequence[float], terminal_only: bool
+) -> dict[str, tuple[list[int], int, float]]:
+    count, total = (
+        ("duration_count", "duration_sum")
+        if kind == DURATION
+        else (
+            "wait_count",
+            "wait_sum",
+        )
+    )
+    sums: dict[str, list[int]] = {}
+    for row in records(scope, (dim,), terminal_only=terminal_only):
+        acc = sums.setdefault(row[dim], [0, 0])
+        acc[0] += row[count]
+        acc[1] += row[total]
+    bins = histograms(scope, (dim,), (kind,), terminal_only=terminal_only)
+    return {
+        name: (_cumulative(bins.get((kind, name), {}), buckets), n, ms / 1000)
+        for name, (n, ms) in sorted(sums.items())
+        if n
+    }
+
+
 def duration_histogram(
     since: dt.datetime, buckets: Sequence[float] = DURATION_BUCKETS
 ) -> dict[str, tuple[list[int], int, float]]:
-    """Per task: cumulative bucket counts, total count and sum (s) of finished jobs' durations."""
-    counts = {
-        _bucket_key(bound): Count("id", filter=Q(duration_ms__lte=bound * 1000))
-        for bound in buckets
-    }
-    rows = (
-        TaskLog.objects.since(since)
-        .filter(COMPLETED, duration_ms__isnull=False)
-        .order_by()
-        .values("task_name")
-        .annotate(total=Count("id"), total_ms=Sum("duration_ms"), **counts)
-    )
-    return {
-        row["task_name"]: (
-            [row[_bucket_key(bound)] for bound in buckets],
-            row["total"],
-            float(row["total_ms"] or 0) / 1000,
-        )
-        for row in rows
-    }
+    """Per task: cumulative bucket counts, total count and sum (s) of finished jobs' durations.
+
+    Count and sum are exact; a job within 1 % of a bound may be counted on its other side.
+    """
+    return _histogram(Scope(since), "task_name", DURATION, buckets, terminal_only=True)
 
 
 def wait_histogram(
     since: dt.datetime, buckets: Sequence[float] = WAIT_BUCKETS
 ) -> dict[str, tuple[list[int], int, float]]:
     """Per queue: cumulative bucket counts, count and sum (s) of enqueue→start waits."""
-    counts = {
-        _bucket_key(bound): Count(
-            "id", filter=Q(start_time__lte=F("enqueue_time") + dt.timedelta(seconds=bound))
-        )
-        for bound in buckets
-    }
-    wait = ExpressionWrapper(F("start_time") - F("enqueue_time"), output_field=DurationField())
-    rows = (
-        TaskLog.objects.since(since)
-        .filter(start_time__isnull=False)
-        .order_by()
-        .values("queue_name")
-        .annotate(total=Count("id"), total_wait=Sum(wait), **counts)
-    )
-    return {
-        row["queue_name"]: (
-            [row[_bucket_key(bound)] for bound in buckets],
-            row["total"],
-            _as_seconds(row["total_wait"]),
-        )
-        for row in rows
-    }
+    return _histogram(Scope(since), "queue_name", WAIT, buckets, terminal_only=False)
 
 
 def _as_seconds(value: dt.timedelta | float | int | None) -> float:

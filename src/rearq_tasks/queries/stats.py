@@ -15,7 +15,9 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Avg, Case, Count, ExpressionWrapper, F, FloatField, Value, When
+from django.db.models.expressions import RawSQL
 
+import rearq_tasks.queries.rollup_figures as rollup_figures
 from rearq_tasks.models import (
     ACTIVE,
     COMPLETED,
@@ -32,6 +34,7 @@ from rearq_tasks.queries.expressions import (
     queue_wait_ms,
     vendor,
 )
+from rearq_tasks.queries.rollup import Scope, int_or_none, outcome_rate, rate, wait_expression
 from rearq_tasks.queries.timeseries import INTERVALS, bucket_starts, timeline
 
 if TYPE_CHECKING:
@@ -54,21 +57,8 @@ PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99
 # from the index alone: COUNT(*) and, with a filter, COUNT of the NOT NULL enqueue_time.
 
 
-def _rate(part: int, whole: int) -> float:
-    return round(part * 100 / whole, 2) if whole else 0.0
-
-
-def outcome_rate(part: int, successful: int, failed: int) -> float:
-    """``part`` as a % of the jobs that succeeded or failed, as the seed's view computes it.
-
-    A canceled job neither succeeded nor failed, so it does not dilute either rate:
-    ``success_rate + failure_rate`` is 100 whenever one job ended either way.
-    """
-    return _rate(part, successful + failed)
-
-
-def _int_or_none(value: float | None) -> int | None:
-    return None if value is None else int(round(value))
+_rate = rate
+_int_or_none = int_or_none
 
 
 def _percentile_by_offset(values: TaskLogQuerySet, n: int, fraction: float) -> float | None:
@@ -88,15 +78,18 @@ def _percentile_by_offset(values: TaskLogQuerySet, n: int, fraction: float) -> f
     return float(rows[0]) + (float(rows[1]) - float(rows[0])) * (position - low)
 
 
-def summary(qs: TaskLogQuerySet) -> dict[str, Any]:
+def summary(qs: Scope | TaskLogQuerySet) -> dict[str, Any]:
     """Counts, rates, average and percentile durations and queue waits of ``qs``.
 
     Success and failure rates are % of successful + failed (:func:`outcome_rate`), the retry
     rate % of total, 2 decimals (0.0 when there is nothing to divide by); durations and
     waits are whole milliseconds, ``None`` when no row has one (``avg_duration_ms`` is 0).
+    A :class:`Scope` is read from the rollups, a queryset from its rows.
     """
+    if isinstance(qs, Scope):
+        return rollup_figures.summary(qs)
     qs = qs.order_by()
-    wait = queue_wait_ms()
+    wait = RawSQL(wait_expression(qs.db), ())
     aggregates: dict[str, Any] = {
         "total": Count("*"),
         "successful": Count("enqueue_time", filter=SUCCESSFUL),
@@ -113,7 +106,7 @@ def summary(qs: TaskLogQuerySet) -> dict[str, Any]:
     if on_postgres:
         for label, fraction in PERCENTILES:
             aggregates[f"{label}_duration"] = PercentileCont("duration_ms", fraction)
-        aggregates["p95_wait"] = PercentileCont(queue_wait_ms(), 0.95)
+        aggregates["p95_wait"] = PercentileCont(wait, 0.95)
     row = qs.aggregate(**aggregates)
     if not on_postgres:
         durations = qs.filter(duration_ms__isnull=False).order_by("duration_ms")
@@ -124,11 +117,15 @@ def summary(qs: TaskLogQuerySet) -> dict[str, Any]:
             )
         waits = (
             qs.filter(start_time__isnull=False)
-            .annotate(_wait=queue_wait_ms())
+            .annotate(_wait=wait)
             .order_by("_wait")
             .values_list("_wait")
         )
         row["p95_wait"] = _percentile_by_offset(waits, row["with_wait"], 0.95)
+    return _summary_figures(row)
+
+
+def _summary_figures(row: dict[str, Any]) -> dict[str, Any]:
     avg_duration = row["avg_duration"] or 0
     total, completed = row["total"], row["completed"]
     return {
@@ -153,13 +150,20 @@ def summary(qs: TaskLogQuerySet) -> dict[str, Any]:
 # --- overview and per task ----------------------------------------------------
 
 
-def overview(qs: TaskLogQuerySet, recent_hours: int = 24) -> dict[str, Any]:
+def overview(qs: Scope | TaskLogQuerySet, recent_hours: int = 24) -> dict[str, Any]:
     """Totals by queue and status over ``qs``; failures and active queues of the recent past.
 
     "Recent" means enqueued in the last ``recent_hours``; a queue is "active" when it had at
     least one job enqueued in that window. Two GROUP BY queries (``.order_by()`` first, so
-    ``Meta.ordering`` cannot leak into the grouping).
+    ``Meta.ordering`` cannot leak into the grouping). A :class:`Scope` is read from the
+    rollups: its totals include jobs whose rows retention has deleted.
     """
+    if isinstance(qs, Scope):
+        recent = Scope.period(recent_hours)
+        if qs.since is not None and qs.since > recent.since:  # type: ignore[operator]
+            recent = recent.narrowed(since=qs.since)
+        recent = recent.narrowed(task_name=qs.task_name, queue_name=qs.queue_name)
+        return rollup_figures.overview(qs, recent)
     qs = qs.order_by()
     by_queue: dict[str, int] = {}
     by_status: dict[str, int] = {}
@@ -199,7 +203,7 @@ BY_TASK_ORDERINGS: tuple[str, ...] = (
 
 
 def by_task(
-    qs: TaskLogQuerySet, order_by: str = "-failures", limit: int | None = 20
+    qs: Scope | TaskLogQuerySet, order_by: str = "-failures", limit: int | None = 20
 ) -> list[dict[str, Any]]:
     """One row per task name: count, failures, failure rate, avg/p95 duration, latest error.
 
@@ -210,6 +214,11 @@ def by_task(
     per returned task with two-row OFFSET look-ups (and p95 ordering happens after that).
     """
     field, descending = parse_order(order_by, BY_TASK_ORDERINGS)
+    if isinstance(qs, Scope):
+        rows = rollup_figures.order_rows(rollup_figures.task_rows(qs), field, descending)
+        rows = rows[:limit] if limit else rows
+        _add_latest_errors(qs.rows(), rows)
+        return [{k: v for k, v in row.items() if k != "avg_retries"} for row in rows]
     qs = qs.order_by()
     on_postgres = vendor(qs) == "postgresql"
     grouped = _grouped_by_task(qs, on_postgres)

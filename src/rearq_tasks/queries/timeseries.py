@@ -26,8 +26,10 @@ from django.db.models import (
 from django.db.models.functions import Floor
 from django.utils import timezone
 
+import rearq_tasks.queries.rollup_figures as rollup_figures
 from rearq_tasks.models import FAILED, SUCCESSFUL, since_q
 from rearq_tasks.queries.expressions import MillisecondsBetween, vendor
+from rearq_tasks.queries.rollup import Scope
 
 if TYPE_CHECKING:
     from rearq_tasks.models import TaskLogQuerySet
@@ -81,7 +83,7 @@ def _timeline_tz() -> dt.tzinfo:
 
 
 def timeline(
-    qs: TaskLogQuerySet,
+    qs: Scope | TaskLogQuerySet,
     period_hours: int | float,
     interval: Interval = "hour",
     now: dt.datetime | None = None,
@@ -91,6 +93,8 @@ def timeline(
     Rows are those enqueued within the period (``since_q``), so the buckets sum to the
     ``summary`` total of the same period; the first and last buckets may be partial.
     Buckets are hours or days in the current time zone (``TIME_ZONE`` unless activated).
+    A :class:`Scope` (its task and queue; the period is ``period_hours``) is read from the
+    15-minute rollups, which any local hour or day is a union of; a queryset from its rows.
     """
     if interval not in INTERVALS:
         raise ValueError(f"interval must be one of {', '.join(INTERVALS)}")
@@ -98,8 +102,16 @@ def timeline(
     start = now - dt.timedelta(hours=period_hours)
     tz = _timeline_tz()
     starts = bucket_starts(start, now, interval, tz)
-    rows = qs.order_by().filter(since_q(start))
-    counted = _count_buckets(rows, starts, interval, tz)
+    if isinstance(qs, Scope):
+        index_of = _bucket_index(starts, interval, tz)
+        origin = starts[0]
+
+        def instant_index(instant: dt.datetime) -> int | None:
+            return index_of(int((instant - origin).total_seconds() // 3600))
+
+        counted = rollup_figures.timeline_counts(qs.narrowed(since=start), instant_index)
+    else:
+        counted = _count_buckets(qs.order_by().filter(since_q(start)), starts, interval, tz)
     series = []
     for index, bucket in enumerate(starts):
         total, successful, failed, avg = counted.get(index, (0, 0, 0, None))

@@ -133,7 +133,7 @@ def _register_sync_cron(rearq: ReArq) -> None:
 
     async def rearq_tasks_sync_task_logs() -> str:
         # In the worker's own loop: Tortoise's connections belong to it.
-        return str(await reconcile(rearq.task_map))
+        return str(await reconcile(rearq.task_map, redis=rearq.redis))
 
     rearq.task(cron=cron, name=SYNC_TASK_NAME)(rearq_tasks_sync_task_logs)
 

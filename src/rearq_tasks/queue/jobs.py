@@ -17,16 +17,10 @@ from rearq_tasks.capture.history_writer import write_events
 from rearq_tasks.capture.hooks import current_user_id
 from rearq_tasks.lifecycle import RETRYABLE_STATUSES, TERMINAL_STATUSES, duration_ms
 from rearq_tasks.queue.client import get_rearq_client
-from rearq_tasks.queue.keys import (
-    CANCEL_TASK,
-    CHANNEL,
-    TASK_DISABLED,
-    TASK_KEY,
-    job_status,
-    queue_key,
-)
+from rearq_tasks.queue.keys import CANCEL_TASK, CHANNEL, job_status, queue_key
 from rearq_tasks.queue.loop import run_async, run_sync
 from rearq_tasks.queue.reconcile import Progress, SyncReport, reconcile
+from rearq_tasks.queue.requeue import enqueue_again, original_arguments, queue_for
 
 if TYPE_CHECKING:
     from rearq.task import Task
@@ -128,22 +122,16 @@ def enqueue_sync(
 
 # --- retry and cancel from TaskLog -----------------------------------------------------------
 def _queue_key(task_log: TaskLog) -> str:
-    task = get_rearq_client().task_map.get(task_log.task_name)
-    if task is not None:
-        return task.queue
-    if not task_log.queue_name:
-        raise ValueError(
-            f"the queue of job {task_log.job_id} is unknown (task {task_log.task_name!r} is "
-            "not registered here): it cannot be re-enqueued"
-        )
-    return queue_key(task_log.queue_name)
+    task_map = get_rearq_client().task_map
+    return queue_for(task_log.job_id, task_log.task_name, task_log.queue_name, task_map)
 
 
 def retry_job(task_log: TaskLog, user: Any = None) -> str:
-    """Enqueue the same task with the same args/kwargs on the same queue; the new job id.
+    """Run the job again with its original arguments, on the same queue; the new job id.
 
-    Works without the task function: it writes the ``rearq_job`` row and adds the message
-    to the queue's stream exactly as ``Task.delay`` does.
+    The arguments are ReArq's own (``rearq_job``), never TaskLog's redacted or truncated
+    copy: ValueError when ReArq's row is gone and the copy lost something. The new row's
+    ``retry_of`` names this job. Works without the task function.
     """
     if task_log.status not in RETRYABLE_STATUSES:
         raise ValueError(
@@ -155,31 +143,18 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
     new_id = uuid.uuid4().hex
 
     async def go() -> Any:
-        from rearq.enums import JobStatus
-        from rearq.server.models import Job
-        from tortoise import timezone
-
-        rearq = get_rearq_client()
-        if await rearq.redis.hget(TASK_KEY, task_log.task_name) == TASK_DISABLED:
-            raise ValueError(f"task {task_log.task_name!r} is disabled in ReArq")
-        job = Job(
-            task=task_log.task_name,
-            args=list(task_log.args or []),
-            kwargs=dict(task_log.kwargs or {}),
-            job_retry=task_log.job_retry,
-            job_retry_after=task_log.job_retry_after,
-            job_id=new_id,
-            enqueue_time=timezone.now(),
-            status=JobStatus.queued,
-        )
-        await job.save()
-        await rearq.redis.xadd(queue, {"job_id": new_id})
-        return job
+        args, kwargs = await original_arguments(task_log.job_id, task_log.args, task_log.kwargs)
+        return await enqueue_again(
+            get_rearq_client().redis, queue, new_id, task_log.task_name, args, kwargs,
+            task_log.job_retry, task_log.job_retry_after,
+        )  # fmt: skip
 
     job = run_sync(go)
+    if job is None:  # a fresh uuid4 that ReArq already has: never in practice
+        raise ValueError(f"job id {new_id} exists already in ReArq; try again")
     from rearq_tasks.capture.upsert import upsert_records  # models: needs Django set up
 
-    upsert_records([job_event(job, "queued", queue, user_id=user_id)])
+    upsert_records([job_event(job, "queued", queue, user_id=user_id, retry_of=task_log.job_id)])
     return new_id
 
 
@@ -271,5 +246,8 @@ def sync_task_logs(
 
     Runs :func:`rearq_tasks.queue.reconcile.reconcile` on the client's private loop.
     """
-    task_map = get_rearq_client().task_map
-    return run_sync(lambda: reconcile(task_map, since, batch_size, progress), timeout=None)
+    rearq = get_rearq_client()
+    return run_sync(
+        lambda: reconcile(rearq.task_map, since, batch_size, progress, redis=rearq.redis),
+        timeout=None,
+    )

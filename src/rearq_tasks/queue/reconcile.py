@@ -6,8 +6,10 @@ or while workers write, changes nothing that is already right and never moves a 
 row backwards. It imports history from before installation and repairs what a dropped
 event, a database outage or a killed worker left behind.
 
-Jobs ReArq itself lost stay truthful: a job still in progress well past its timeout (its
-worker was killed; ReArq never runs it again) becomes ``failed`` with a "lost" error.
+Jobs ReArq itself lost stay truthful: a job a dead worker fetched but never started is
+re-enqueued once (:mod:`rearq_tasks.queue.recovery`, ``RECOVER_UNSTARTED_JOBS``); any other
+job still in progress well past its timeout (its worker was killed mid-run; ReArq never runs
+it again) becomes ``failed`` with a "lost" error, and is never re-run automatically.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from rearq_tasks.conf import conf
 from rearq_tasks.lifecycle import duration_ms, may_replace
 from rearq_tasks.payloads import parse_result_text
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
+from rearq_tasks.queue.recovery import (
+    closing_connections,
+    lost_events,
+    overdue_q,
+    recover_unstarted,
+)
 
 Progress = Callable[[int, int], None]
-
-# ReArq reads up to max(max_jobs * 5, 100) messages at once and marks them all in progress
-# before they get a slot: a fetched job may wait several timeouts before it starts.
-UNSTARTED_TIMEOUTS = 5
 
 
 @dataclass
@@ -45,10 +49,14 @@ class SyncReport:
     scanned: int = 0
     written: int = 0
     lost: int = 0
+    recovered: int = 0
 
     def __str__(self) -> str:
         # written: rows inserted or changed; a run over rows that are right writes none.
-        return f"{self.scanned} jobs scanned, {self.written} rows written, {self.lost} lost"
+        return (
+            f"{self.scanned} jobs scanned, {self.written} rows written, {self.recovered} "
+            f"re-enqueued (fetched but never started), {self.lost} lost"
+        )
 
 
 def record_from_rearq(job: Any, latest: Any, queue: str | None) -> dict[str, Any]:
@@ -90,10 +98,13 @@ async def reconcile(
     since: dt.datetime | None = None,
     batch_size: int = 1000,
     progress: Progress | None = None,
+    redis: Any = None,
 ) -> SyncReport:
     """Import/repair every ``rearq_job`` row (enqueued at/after ``since``) in this loop.
 
     ``task_map`` is the client's (``rearq.task_map``): it tells each task's queue and timeout.
+    ``redis`` (the client's) is needed to re-enqueue the jobs ReArq dropped; without it they
+    are only marked lost.
     """
     from asgiref.sync import sync_to_async
     from rearq.server.models import Job, JobResult
@@ -104,7 +115,7 @@ async def reconcile(
     total = await base.count()
     report = SyncReport()
     last_id = 0
-    write = sync_to_async(_closing(write_batch), thread_sensitive=True)
+    write = sync_to_async(closing_connections(write_batch), thread_sensitive=True)
     while True:
         jobs = await base.filter(id__gt=last_id).order_by("id").limit(batch_size)
         if not jobs:
@@ -125,7 +136,13 @@ async def reconcile(
         report.scanned += len(jobs)
         if progress is not None:
             progress(report.scanned, total)
-    report.lost = await sync_to_async(_closing(mark_lost_jobs), thread_sensitive=True)(task_map)
+    from django.utils import timezone
+
+    now = timezone.now()
+    if redis is not None and conf.RECOVER_UNSTARTED_JOBS:
+        report.recovered = await recover_unstarted(task_map, redis, now)
+    mark = sync_to_async(closing_connections(mark_lost_jobs), thread_sensitive=True)
+    report.lost = await mark(task_map, now)
     return report
 
 
@@ -225,48 +242,18 @@ def _differs(name: str, new: Any, old: Any) -> bool:
     return bool(new != old)
 
 
-def _closing(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Run in asgiref's worker thread and close that thread's connection afterwards."""
-
-    def run(*args: Any) -> Any:
-        from django.db import connections
-
-        try:
-            return function(*args)
-        finally:
-            connections.close_all()
-
-    return run
-
-
 def mark_lost_jobs(
     task_map: Mapping[str, Any] | None = None, now: dt.datetime | None = None
 ) -> int:
     """Fail rows in progress long past their task's timeout: their worker is gone."""
     from django.db import transaction
-    from django.db.models import Q
     from django.utils import timezone
 
     from rearq_tasks.capture.upsert import upsert_records
-    from rearq_tasks.models import TaskLog, stuck_q
+    from rearq_tasks.models import TaskLog
 
     now = now or timezone.now()
-    task_map = task_map or {}
-    grace = conf.LOST_JOB_GRACE_SECONDS
-    default_timeout = conf.JOB_TIMEOUT
-    timeouts: dict[str | None, int | None] = {
-        name: getattr(task, "job_timeout", default_timeout) for name, task in task_map.items()
-    }
-
-    def overdue(timeout: int) -> Q:
-        started = stuck_q(timeout + grace, now) & Q(start_time__isnull=False)
-        waiting = stuck_q(UNSTARTED_TIMEOUTS * timeout + grace, now) & Q(start_time__isnull=True)
-        return started | waiting
-
-    condition = overdue(default_timeout) & ~Q(task_name__in=list(timeouts))
-    for name, timeout in timeouts.items():
-        if timeout is not None:
-            condition |= overdue(timeout) & Q(task_name=name)
+    condition = overdue_q(task_map or {}, now)
     records = []
     rows = TaskLog.objects.filter(condition).values(*ROW_FIELDS).iterator(chunk_size=1000)
     for row in rows:
@@ -288,29 +275,5 @@ def mark_lost_jobs(
         part = records[start : start + 1000]
         with transaction.atomic():
             upsert_records(part)
-            insert_rows([row for record in part for row in _lost_events(record)])
+            insert_rows([row for record in part for row in lost_events(record)])
     return len(records)
-
-
-def _lost_events(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Closes the attempt whose ``started`` event has no end: its worker died.
-
-    The ``started`` row is stored with it: attempt 1's start was implicit in the row while
-    it ran (a no-op for a retry, whose start the capture stored).
-    """
-    base = {
-        "job_id": record["job_id"],
-        "task_name": record["task_name"],
-        "attempt": (record.get("job_retries") or 0) + 1,
-        "worker_id": record.get("worker_id"),
-    }
-    lost = {
-        **base,
-        "event": "lost",
-        "timestamp": record["finish_time"],
-        "duration_ms": record.get("duration_ms"),
-        "error_message": record["error_message"],
-    }
-    if record.get("start_time") is None:
-        return [lost]
-    return [{**base, "event": "started", "timestamp": record["start_time"]}, lost]

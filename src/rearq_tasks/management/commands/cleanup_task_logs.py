@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from rearq_tasks.conf import conf
-from rearq_tasks.ops.retention import DEFAULT_BATCH_SIZE, purge
+from rearq_tasks.ops.retention import DEFAULT_BATCH_SIZE, purge, purge_stats
 
 MAX_DAYS = 36_500  # a timedelta holds at most 999,999,999 days; no retention is longer
 MAX_BATCH_SIZE = 1_000_000
@@ -83,6 +83,13 @@ class Command(BaseCommand):
                     f"  {deleted:,}/{matched:,} deleted ({100 * deleted / matched:.0f} %)"
                 )
 
+        if not options["dry_run"]:
+            stats = purge_stats(using=options["database"])
+            if verbose:
+                self.stdout.write(
+                    f"deleted {stats:,} statistics rows older than "
+                    f"{conf.STATS_RETENTION_DAYS} days (STATS_RETENTION_DAYS)"
+                )
         result = purge(
             days=days,
             failed_days=failed_days,

@@ -39,8 +39,9 @@ def parse_since(value: str) -> dt.datetime:
 
 class Command(BaseCommand):
     help = (
-        "Import and repair TaskLog rows from ReArq's rearq_job/rearq_job_results tables, and "
-        "fail jobs a killed worker left in progress. Safe to run at any time, repeatedly."
+        "Import and repair TaskLog rows from ReArq's rearq_job/rearq_job_results tables, "
+        "re-enqueue (once) jobs a dead worker fetched but never started, and fail jobs a "
+        "killed worker left in progress mid-run. Safe to run at any time, repeatedly."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tasks", "0006_task_event"),
+        ("tasks", "0008_stat_rollups"),
     ]
 
     operations = [
