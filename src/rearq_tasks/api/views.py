@@ -36,7 +36,6 @@ from rearq_tasks.api.serializers import (
     ExportParams,
     OverviewSerializer,
     PeriodParams,
-    RelatedSerializer,
     RetriesParams,
     RetryAggregateSerializer,
     StatsSerializer,
@@ -249,11 +248,15 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         log = self.get_object()
         return Response(TaskEventSerializer(_history(log), many=True).data)
 
-    @documented(responses={200: RelatedSerializer, 404: NOT_FOUND}, filters=False)
+    @documented(responses={200: TaskLogListSerializer(many=True), 404: NOT_FOUND}, filters=False)
     @action(detail=True, pagination_class=None, filter_backends=[], schema=AutoSchema)
     def related(self, request: Request, pk: str | None = None) -> Response:
-        """This job's attempts, and rows of the same task nearest in time (at most
-        RELATED_LIMIT)."""
+        """Other rows of the same task, nearest in enqueue time first, never the row itself
+        (at most RELATED_LIMIT). The seed's contract: a JSON list; attempts are in events/.
+
+        Two index-served reads on ``(task_name, -enqueue_time)``, the rows just before and
+        just after, so it costs the same at any table size.
+        """
         log = self.get_object()
         limit = conf.RELATED_LIMIT
         same = (
@@ -267,14 +270,10 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         after = list(
             same.filter(enqueue_time__gt=log.enqueue_time).order_by("enqueue_time", "id")[:limit]
         )
-        nearest = sorted(before + after, key=lambda row: abs(row.enqueue_time - log.enqueue_time))
-        return Response(
-            {
-                "job_id": log.job_id,
-                "attempts": TaskEventSerializer(_history(log), many=True).data,
-                "results": TaskLogListSerializer(nearest[:limit], many=True).data,
-            }
+        nearest = sorted(
+            before + after, key=lambda row: (abs(row.enqueue_time - log.enqueue_time), row.pk)
         )
+        return Response(TaskLogListSerializer(nearest[:limit], many=True).data)
 
 
 class OperationViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
@@ -330,6 +329,7 @@ def strings_without_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
                     target.get("type") == "string"
                     and "enum" not in target
                     and "format" not in target
+                    and "pattern" not in target  # e.g. the row id's digits
                 ):
                     target["pattern"] = NO_NUL
     return result

@@ -125,16 +125,27 @@ class _HttpChannel:
         return f"{type(self).__name__}({_where(self.url)})"
 
 
+def slack_escape(text: str) -> str:
+    """Slack's three control characters as entities, so job text stays text.
+
+    Without it a task name or error message could mention ``<!channel>``/``<!here>``/
+    ``<@U…>`` or show a disguised link ``<http://evil|click here>``. Slack decodes exactly
+    these three entities and nothing else.
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass(repr=False)
 class SlackChannel(_HttpChannel):
     name: str = "slack"
 
     def send(self, notifications: Sequence[Notification]) -> None:
         icons = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}
-        lines = [f"*{summary(notifications)}*"]
+        esc = slack_escape
+        lines = [f"*{esc(summary(notifications))}*"]
         for n in notifications:
-            lines.append(f"{icons[n.status]} *{n.label}* `{n.key}`: {n.message}")
-            lines.extend(f"    • {detail}" for detail in n.details)
+            lines.append(f"{icons[n.status]} *{esc(n.label)}* `{esc(n.key)}`: {esc(n.message)}")
+            lines.extend(f"    • {esc(detail)}" for detail in n.details)
         post_json(self.url, {"text": "\n".join(lines)}, self.timeout, self.name)
 
 

@@ -4,6 +4,11 @@ Every benchmark and volume test generates its data here so their figures are
 comparable: the same task mix, log-normal durations, retries, errors and users for a
 given ``seed``. On PostgreSQL rows are streamed with COPY; elsewhere batched
 ``bulk_create`` is used.
+
+Generated rows are marked so they never pass for real jobs: every task name starts with
+:data:`SEED_PREFIX` (``seed.send_email``), every worker id with ``seed-`` and every user is
+``seed_user_N``. The marker is also how ``seed_task_logs`` tells a table of generated rows
+(safe to add to or empty) from one holding real jobs (refused without ``--force``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from rearq_tasks.models import StatusChoices, TaskLog
+from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog
+
+SEED_PREFIX = "seed."  # every generated task name starts with it
+SEED_WORKER_PREFIX = "seed-"  # every generated worker id too
 
 
 @dataclass(frozen=True)
@@ -36,18 +44,18 @@ class TaskProfile:
 
 
 TASKS: tuple[TaskProfile, ...] = (
-    TaskProfile("send_email", "default", 30, 180, 0.6, 0.03, 3),
-    TaskProfile("send_sms", "high", 8, 250, 0.5, 0.05, 3),
-    TaskProfile("resize_image", "default", 14, 900, 0.8, 0.02, 2),
-    TaskProfile("generate_report", "low", 4, 12000, 0.9, 0.06, 1),
-    TaskProfile("sync_inventory", "background", 6, 4000, 0.7, 0.04, 3),
-    TaskProfile("charge_payment", "critical", 7, 600, 0.5, 0.02, 5),
-    TaskProfile("refund_payment", "critical", 1, 700, 0.5, 0.03, 5),
-    TaskProfile("index_document", "background", 10, 350, 0.7, 0.01, 2),
-    TaskProfile("webhook_dispatch", "high", 12, 300, 1.0, 0.08, 3),
-    TaskProfile("cleanup_sessions", "low", 2, 2500, 0.4, 0.0, 0),
-    TaskProfile("export_csv", "low", 3, 30000, 0.8, 0.07, 1),
-    TaskProfile("flaky_partner_api", "default", 3, 1200, 1.1, 0.25, 3),
+    TaskProfile(SEED_PREFIX + "send_email", "default", 30, 180, 0.6, 0.03, 3),
+    TaskProfile(SEED_PREFIX + "send_sms", "high", 8, 250, 0.5, 0.05, 3),
+    TaskProfile(SEED_PREFIX + "resize_image", "default", 14, 900, 0.8, 0.02, 2),
+    TaskProfile(SEED_PREFIX + "generate_report", "low", 4, 12000, 0.9, 0.06, 1),
+    TaskProfile(SEED_PREFIX + "sync_inventory", "background", 6, 4000, 0.7, 0.04, 3),
+    TaskProfile(SEED_PREFIX + "charge_payment", "critical", 7, 600, 0.5, 0.02, 5),
+    TaskProfile(SEED_PREFIX + "refund_payment", "critical", 1, 700, 0.5, 0.03, 5),
+    TaskProfile(SEED_PREFIX + "index_document", "background", 10, 350, 0.7, 0.01, 2),
+    TaskProfile(SEED_PREFIX + "webhook_dispatch", "high", 12, 300, 1.0, 0.08, 3),
+    TaskProfile(SEED_PREFIX + "cleanup_sessions", "low", 2, 2500, 0.4, 0.0, 0),
+    TaskProfile(SEED_PREFIX + "export_csv", "low", 3, 30000, 0.8, 0.07, 1),
+    TaskProfile(SEED_PREFIX + "flaky_partner_api", "default", 3, 1200, 1.1, 0.25, 3),
 )
 
 ERRORS: tuple[str, ...] = (
@@ -60,7 +68,9 @@ ERRORS: tuple[str, ...] = (
     "PermissionError: [Errno 13] Permission denied: '/var/exports/{n}.csv'",
     "RuntimeError: payment provider declined the charge (code {n})",
 )
-WORKERS: tuple[str, ...] = tuple(f"worker-{h}-{p}" for h in ("a", "b", "c") for p in (101, 202))
+WORKERS: tuple[str, ...] = tuple(
+    f"{SEED_WORKER_PREFIX}worker-{h}-{p}" for h in ("a", "b", "c") for p in (101, 202)
+)
 
 COLUMNS: tuple[str, ...] = (
     "job_id", "task_name", "queue_name", "args", "kwargs", "status", "duration_ms",
@@ -187,16 +197,28 @@ def seed(
     return _bulk_create(rows, using, batch_size, progress)
 
 
+def foreign_rows(using: str = "default") -> bool:
+    """Whether the table holds a row this module did not generate (no ``seed.`` marker).
+
+    Stops at the first such row; only a table of generated rows is read through.
+    """
+    return TaskLog.objects.using(using).exclude(task_name__startswith=SEED_PREFIX).exists()
+
+
 def truncate(using: str = "default") -> int:
-    """Empty the table (TRUNCATE on PostgreSQL: a DELETE of 1M rows takes minutes)."""
+    """Empty TaskLog and its history, TaskEvent (TRUNCATE on PostgreSQL: a DELETE of 1M
+    rows takes minutes). Returns the number of TaskLog rows there were."""
     count = TaskLog.objects.using(using).count()
     connection = connections[using]
+    tables = f"{TaskLog._meta.db_table}, {TaskEvent._meta.db_table}"
     # Inside a transaction with pending deferred FK checks PostgreSQL refuses TRUNCATE.
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         with connection.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {TaskLog._meta.db_table}")
+            cursor.execute(f"TRUNCATE {tables}")
     else:
-        TaskLog.objects.using(using).all()._raw_delete(using)
+        with transaction.atomic(using=using):
+            TaskEvent.objects.using(using).all()._raw_delete(using)
+            TaskLog.objects.using(using).all()._raw_delete(using)
     return count
 
 
