@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from bench.api import p95  # noqa: E402
 from harness.databases import ensure_database  # noqa: E402
 
 TOKEN = "bench-metrics-token-0123456789"
@@ -107,11 +108,6 @@ def row_scan() -> Iterator[None]:
     finally:
         for name, fn in originals.items():
             setattr(queries, name, fn)
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def load() -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 from typing import Any
 
@@ -20,7 +19,8 @@ from harness.factories import UserFactory
 from harness.waiting import wait_for
 from rearq_tasks.models import TaskLog, TaskStat, TaskStatBin
 from rearq_tasks.ops.rebuild import rebuild
-from tests.integration.test_capture import rearq_state, wait_status
+from tests.integration.test_capture import wait_status
+from tests.integration.test_retry_e2e import kill_a_busy_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -129,7 +129,6 @@ def test_stats_and_timeline_outlive_cleanup_and_rebuild_matches(worker_pool, cli
 def test_reconcile_after_a_sigkilled_worker_keeps_rollups_equal_to_rows(
     worker_pool, settings
 ) -> None:
-    from rearq_tasks.queue.connection import redis_client
     from rearq_tasks.queue.jobs import enqueue_sync, sync_task_logs
     from rearq_tasks.queue.recovery import recovered_id
 
@@ -137,20 +136,7 @@ def test_reconcile_after_a_sigkilled_worker_keeps_rollups_equal_to_rows(
     proc = worker_pool.start("slowq")
     done = enqueue_sync("sleep", 0.01)
     wait_status(done, "success", timeout=20)
-    # ReArq's default max_jobs is 10: the last two are fetched and wait for a slot.
-    running = [enqueue_sync("sleep", 30.0) for _ in range(10)]
-    waiting = [enqueue_sync("sleep", 0.2) for _ in range(2)]
-    wait_for(
-        lambda: TaskLog.objects.filter(job_id__in=running, start_time__isnull=False).count() == 10,
-        15, "ten jobs to start",
-    )  # fmt: skip
-    wait_for(lambda: all(rearq_state(j)[0].status.value == "in_progress" for j in waiting), 10)
-    worker_pool.kill(proc)
-    beats = redis_client().hgetall("rearq:worker")
-    wait_for(
-        lambda: all(time.time() - json.loads(v)["ms"] / 1000 > 11.5 for v in beats.values()),
-        20, "the killed worker's heartbeat to go stale",
-    )  # fmt: skip
+    _running, waiting = kill_a_busy_worker(proc, worker_pool)
     since = TaskLog.objects.get(job_id=done).enqueue_time
     assert sync_task_logs(since=since).recovered == 2
     assert TaskLog.objects.filter(job_id__in=waiting, status="failed").count() == 2
