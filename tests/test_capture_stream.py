@@ -128,3 +128,24 @@ def test_metrics_show_dropped_and_refused_events(rearq_redis) -> None:
         assert found[("rearq_tasks_capture_stream_length", None)] == 1
     finally:
         rearq_redis.delete(key, conf.CAPTURE_STREAM)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unknown_user_does_not_hold_back_its_batch() -> None:
+    """A user id that names no user (deleted since the enqueue) fails the foreign key: the
+    batch is written all the same, that row without its user, and counted."""
+    from rearq_tasks.capture import counters
+    from rearq_tasks.capture.collector import _write
+    from rearq_tasks.models import TaskLog
+
+    counters.reset_capture_stats()
+    base = {"task_name": "t", "queue_name": "default", "status": "queued",
+            "enqueue_time": 1_764_000_000_000.0}  # fmt: skip
+    records = [
+        {**base, "job_id": "known-user-less"},
+        {**base, "job_id": "ghost", "user_id": 987654},
+    ]
+    assert _write(records) == 2
+    assert TaskLog.objects.get(job_id="ghost").user_id is None
+    assert TaskLog.objects.filter(job_id="known-user-less").exists()
+    assert counters.get_capture_stats()["unknown_users"] == 1

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from django.forms.models import model_to_dict
 
+from harness.waiting import wait_for
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskEvent, TaskLog
 from rearq_tasks.payloads import REDACTED, TRUNCATED_KEY
 from rearq_tasks.queue.recovery import recovered_id
-from tests.integration.conftest import flush_redis, wait_for
+from tests.integration.conftest import flush_redis
 from tests.integration.test_capture import rearq_state, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -38,16 +38,15 @@ LOG_EVERY_S = 60.0
 
 
 def _write(records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ()) -> int:
-    from django.db import close_old_connections, connection, transaction
-
-    from rearq_tasks.capture.history_writer import write_events
-    from rearq_tasks.capture.upsert import upsert_records
+    from django.db import IntegrityError, close_old_connections, connection
 
     try:
-        with transaction.atomic():
-            written = upsert_records(records)
-            write_events(events)
-        return written
+        try:
+            return _write_batch(records, events)
+        except IntegrityError:
+            # A user id that names no user (deleted, another database) would fail the batch
+            # for ever and hold back every job in it: write those rows without their user.
+            return _write_batch(_without_unknown_users(records), events)
     except Exception:
         # A broken connection must not be reused: the next attempt reconnects.
         try:
@@ -56,6 +55,34 @@ def _write(records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ())
             pass
         close_old_connections()
         raise
+
+
+def _write_batch(records: list[dict[str, Any]], events: Sequence[dict[str, Any]]) -> int:
+    from django.db import transaction
+
+    from rearq_tasks.capture.history_writer import write_events
+    from rearq_tasks.capture.upsert import upsert_records
+
+    with transaction.atomic():
+        written = upsert_records(records)
+        write_events(events)
+    return written
+
+
+def _without_unknown_users(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from django.contrib.auth import get_user_model
+
+    ids = {r["user_id"] for r in records if r.get("user_id") is not None}
+    known = set(get_user_model()._default_manager.filter(pk__in=ids).values_list("pk", flat=True))
+    unknown = ids - known
+    if not unknown:
+        return records
+    counters.incr("unknown_users", sum(r.get("user_id") in unknown for r in records))
+    logger.warning(
+        "capture collector: user id(s) %s do not exist; their jobs are recorded without a user",
+        sorted(unknown)[:10],
+    )
+    return [{**r, "user_id": None} if r.get("user_id") in unknown else r for r in records]
 
 
 def _connect() -> None:

@@ -17,6 +17,7 @@ class CaptureStats:
     written: int = 0  # TaskLog rows upserted by a collector in this process
     retried: int = 0  # write batches retried after a database error
     claimed: int = 0  # events taken over from a collector that died
+    unknown_users: int = 0  # rows written without their user: no such user in the database
 
 
 _lock = threading.Lock()
