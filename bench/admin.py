@@ -60,7 +60,7 @@ def main() -> int:
         print(f"seeding {args.count:,} rows over {args.days} days (had {have:,}) ...")
         call_command(
             "seed_task_logs", count=str(args.count), days=str(args.days), seed="1",
-            truncate=True, verbosity=0,
+            truncate=True, force=True, verbosity=0,  # force: its own database
         )  # fmt: skip
     user, _ = get_user_model().objects.get_or_create(
         username="bench-admin", defaults={"is_staff": True, "is_superuser": True}

@@ -80,7 +80,10 @@ def ensure_data(rows: int) -> None:
     if count == rows and newest and timezone.now() - newest < dt.timedelta(hours=2):
         return
     print(f"seeding {rows:,} rows over 30 days (found {count:,}, newest {newest}) …", flush=True)
-    call_command("seed_task_logs", count=str(rows), days="30", seed="1", truncate=True, verbosity=0)
+    call_command(  # force: a dedicated database, where the load bench also captures real jobs
+        "seed_task_logs", count=str(rows), days="30", seed="1", truncate=True, force=True,
+        verbosity=0,
+    )  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE django_cfg_task_log")
 

@@ -10,8 +10,11 @@ Django and ReArq share one PostgreSQL database; Redis is ``BENCH_REDIS_URL`` (it
 flushed). Drain time = first XADD -> last JobResult.finish_time. Printed: the median of
 per-round throughput ratios against ``plain``, the capture lag (JobResult.finish_time ->
 TaskLog row written, p50/p95), the job history rows stored per job, and CPU microseconds
-per job of the worker, the collector and the PostgreSQL backends of the benchmark database
-(from /proc).
+per job of the worker, the collector (in embedded mode the worker's child process), the
+PostgreSQL backends of the benchmark database and redis-server (from /proc). Redis is a
+private ``redis-server`` on a free port started for the run, so its CPU is the benchmark's
+alone; ``--shared-redis`` uses ``BENCH_REDIS_URL`` instead (its server's CPU then includes
+other users' load).
 """
 
 from __future__ import annotations
@@ -57,6 +60,38 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (the embedded collector of a worker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def redis_server_pid(redis: object) -> int | None:
+    """The PID of the redis-server answering ``redis`` (when it runs on this machine)."""
+    try:
+        return int(redis.info("server")["process_id"])  # type: ignore[attr-defined]
+    except Exception:
+        return None
+
+
+def private_redis() -> object:
+    """A redis-server of this run only, its URL in ``BENCH_REDIS_URL`` for every child."""
+    import tempfile
+
+    from harness.network import RedisServer
+
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="capture-bench-")))
+    server.start()
+    os.environ["BENCH_REDIS_URL"] = server.url
+    return server
 
 
 def setup_database() -> None:
@@ -152,7 +187,13 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
     try:
         wait_ready(redis, mode, procs)
         pg0 = {pid: cpu_seconds(pid) for pid in backend_pids(conn)}
-        cpu0 = [cpu_seconds(p.pid) for p in procs]
+        if mode == "embedded":
+            procs_pids = [procs[0].pid, *children(procs[0].pid)]
+        else:
+            procs_pids = [p.pid for p in procs]
+        server = redis_server_pid(redis)
+        redis0 = cpu_seconds(server) if server else 0.0
+        cpu0 = [cpu_seconds(pid) for pid in procs_pids]
         t0 = enqueue(conn, redis, n)
         deadline = time.monotonic() + 300
         while conn.execute("SELECT count(*) FROM rearq_job_results").fetchone()[0] < n:  # type: ignore[attr-defined]
@@ -185,10 +226,13 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
                 "SELECT count(*) FROM django_cfg_task_event"
             ).fetchone()[0]
             out["history_rows_per_job"] = stored / n
-        cpu1 = [cpu_seconds(p.pid) for p in procs]
+        cpu1 = [cpu_seconds(pid) for pid in procs_pids]
         out["worker_us_per_job"] = (cpu1[0] - cpu0[0]) * 1e6 / n
-        if len(procs) > 1:
-            out["collector_us_per_job"] = (cpu1[1] - cpu0[1]) * 1e6 / n
+        if len(procs_pids) > 1:
+            out["collector_us_per_job"] = sum(cpu1[1:]) - sum(cpu0[1:])
+            out["collector_us_per_job"] *= 1e6 / n
+        if server:
+            out["redis_us_per_job"] = (cpu_seconds(server) - redis0) * 1e6 / n
         # Backends opened during the drain count from zero.
         pg1 = {pid: cpu_seconds(pid) for pid in backend_pids(conn)}
         pg_used = sum(cpu - pg0.get(pid, 0.0) for pid, cpu in pg1.items())
@@ -204,15 +248,26 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--shared-redis", action="store_true",
+                        help="use BENCH_REDIS_URL rather than a private redis-server")  # fmt: skip
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     if "plain" not in modes or any(m not in MODES for m in modes):
         raise SystemExit(f"--modes must include plain and be among {MODES}")
     import redis as redis_lib
 
+    server = None if args.shared_redis else private_redis()
     setup_database()
     conn = pg()
-    redis = redis_lib.Redis.from_url(REDIS_URL, decode_responses=True)
+    redis = redis_lib.Redis.from_url(os.environ["BENCH_REDIS_URL"], decode_responses=True)
+    try:
+        rounds(args, modes, conn, redis)
+    finally:
+        if server is not None:
+            server.stop()  # type: ignore[attr-defined]
+
+
+def rounds(args: argparse.Namespace, modes: list[str], conn: object, redis: object) -> None:
     results_dir = ROOT / "bench" / "results"
     results_dir.mkdir(exist_ok=True)
     log = results_dir / "capture.log"
@@ -246,7 +301,12 @@ def main() -> None:
     for m in modes:
         parts = [
             f"{key.replace('_us_per_job', '')} {statistics.median(row[m][key] for row in rows):.0f}"
-            for key in ("worker_us_per_job", "collector_us_per_job", "postgres_us_per_job")
+            for key in (
+                "worker_us_per_job",
+                "collector_us_per_job",
+                "postgres_us_per_job",
+                "redis_us_per_job",
+            )  # fmt: skip
             if key in rows[0][m]
         ]
         print(f"  {m:9} " + ", ".join(parts))

@@ -174,6 +174,9 @@ def prepare(args: argparse.Namespace) -> tuple[str, list[int]]:
     from rearq_tasks.models import TaskLog
 
     asyncio.run(rearq_schemas())
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a fresh database has no TaskLog table yet
     with connection.cursor() as cursor:
         # Rows captured by an earlier run would change the count and force a reseed.
         cursor.execute(

@@ -108,7 +108,7 @@ def main() -> int:
         started = time.perf_counter()
         call_command(
             "seed_task_logs", count=str(args.count), days=str(args.days), truncate=True,
-            verbosity=0,
+            force=True, verbosity=0,  # force: its own database
         )  # fmt: skip
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {snapshot}")

@@ -297,16 +297,17 @@ class Supervisor(ProcessPool):
             super().stop_all(grace)
 
     def capture_counters(self) -> dict[str, int]:
-        """The last counters line each process lifetime logged (killed ones: their last
-        periodic line, at most 60 s old), summed."""
+        """Each process lifetime's counters (killed ones: their last periodic line, at most
+        60 s old), summed. A worker and its embedded collector process log to one file, each
+        its own counters (cumulative): the largest value of each counter in a file."""
         total: Counter[str] = Counter()
         for log in self.logs:
-            last = None
+            seen: Counter[str] = Counter()
             for line in log.read_text(errors="replace").splitlines():
                 if "capture: {" in line:
-                    last = line[line.index("capture: {") + len("capture: ") :]
-            if last:
-                for key, value in ast.literal_eval(last).items():
-                    if key != "buffered":
-                        total[key] += value
+                    found = ast.literal_eval(line[line.index("capture: {") + len("capture: ") :])
+                    for key, value in found.items():
+                        if key != "buffered":
+                            seen[key] = max(seen[key], value)
+            total.update(seen)
         return dict(total)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,187 @@ def test_admin_in_a_real_browser(browser, live_server, data, shots, settings) ->
     }  # fmt: skip
     console.check("dashboard")
     browser.save_screenshot(str(shots / "dashboard.png"))
+
+
+def test_search_language_and_export_in_a_real_browser(browser, live_server, data) -> None:
+    """A qualifier search from the box (its suggestions are there), then the Export buttons
+    download exactly the rows on screen, for the same search."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 15)
+    console = Console(browser)
+    base = live_server.url
+    browser.get_log("browser")
+    browser.get(f"{base}/admin/login/?next=/admin/tasks/tasklog/")
+    browser.find_element(By.NAME, "username").send_keys("admin")
+    browser.find_element(By.NAME, "password").send_keys("admin", Keys.ENTER)
+    wait.until(ec.presence_of_element_located((By.ID, "result_list")))
+    options = browser.find_elements(By.CSS_SELECTOR, "#tasklog-search-suggestions option")
+    values = {option.get_attribute("value") for option in options}
+    assert {"status:failed", "task:charge_payment", "queue:critical"} <= values, values
+
+    search = browser.find_element(By.NAME, "q")
+    assert search.get_attribute("list") == "tasklog-search-suggestions"
+    search.clear()
+    search.send_keys("kwargs.customer_id:42 status:failed status:expired", Keys.ENTER)
+    wait.until(ec.url_contains("q=kwargs.customer_id"))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    assert len(rows) == 1 and "charge_payment" in rows[0].text
+    console.check("qualifier search")
+
+    link = browser.find_element(By.CSS_SELECTOR, "a[data-export='jsonl']")
+    href = link.get_attribute("href")
+    assert "q=kwargs.customer_id" in href and href.endswith("format=jsonl")
+    text = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(r => r.text()).then(done);",
+        href,
+    )
+    assert [line for line in text.splitlines() if line] and all(
+        '"job_id": "e2e-failed-job"' in line for line in text.splitlines() if line
+    ), text[:500]
+
+    search = browser.find_element(By.NAME, "q")
+    search.clear()
+    search.send_keys("colour:red", Keys.ENTER)
+    wait.until(ec.url_contains("q=colour"))
+    assert 'unknown qualifier "colour:"' in browser.find_element(By.TAG_NAME, "body").text
+    console.check("bad search")
+
+
+def _capture(job_id: str, status: str = "queued", task: str | None = None) -> None:
+    """Write a job the way the collector writes captured events (stream batch -> upsert);
+    its task name (shown in the changelist) is the job id with underscores."""
+    from rearq_tasks.capture.collector import _write
+    from rearq_tasks.capture.events import fold, now_ms
+
+    task = task or job_id.replace("-", "_")
+    event = {"job_id": job_id, "task_name": task, "queue_name": "default", "args": [],
+             "kwargs": {}, "status": status, "job_retry": 0, "job_retries": 0,
+             "enqueue_time": now_ms()}  # fmt: skip
+    if status == "failed":
+        event.update(start_time=now_ms(), finish_time=now_ms(), success=False, duration_ms=1)
+    _write(fold([event]), [event])
+
+
+def _set_hidden(driver, hidden: bool) -> None:
+    """What the browser does when the tab is hidden or shown (headless tabs never are)."""
+    driver.execute_script(
+        "Object.defineProperty(document, 'hidden', {value: arguments[0], configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'));",
+        hidden,
+    )
+
+
+@pytest.fixture
+def clean_browser(browser):
+    """The module's browser, left as the other test expects it: no stored refresh choice
+    (a live page would swap rows under its clicks), no session, its window size."""
+    yield browser
+    try:
+        browser.execute_script("window.localStorage.clear()")
+    finally:
+        browser.delete_all_cookies()
+        browser.set_window_size(1440, 1000)
+
+
+def test_live_refresh_in_a_real_browser(
+    clean_browser, live_server, transactional_db, settings
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser = clean_browser
+    settings.DEBUG = False
+    cache.clear()
+    admin_user = UserFactory(username="live-admin", is_staff=True, is_superuser=True)
+    admin_user.set_password("admin")
+    admin_user.save()
+    for n in range(60):  # more than a page: the window scrolls
+        _capture(f"live-old-{n:03d}")
+    wait = WebDriverWait(browser, 15)
+    console = Console(browser)
+    base = live_server.url
+    browser.set_window_size(1440, 700)
+    browser.get_log("browser")
+
+    browser.get(f"{base}/admin/login/?next=/admin/tasks/tasklog/")
+    browser.find_element(By.NAME, "username").send_keys("live-admin")
+    browser.find_element(By.NAME, "password").send_keys("admin", Keys.ENTER)
+    wait.until(ec.presence_of_element_located((By.ID, "result_list")))
+    browser.execute_script("localStorage.clear()")
+    browser.refresh()
+    interval = Select(wait.until(ec.presence_of_element_located((By.ID, "live-refresh-interval"))))
+    assert interval.first_selected_option.get_attribute("value") == "0", "off by default"
+
+    def table_text() -> str:  # read in one script: the table may be swapped meanwhile
+        return browser.execute_script("return document.getElementById('result_list').innerText")
+
+    # On at 2 s: a job captured now appears without a reload, the scroll position stays.
+    interval.select_by_value("2")
+    browser.execute_script("window.__notReloaded = true; window.scrollTo(0, 300);")
+    scrolled = browser.execute_script("return window.scrollY")
+    assert scrolled > 0
+    _capture("live-new-job")
+    wait.until(lambda d: "live_new_job" in table_text())
+    assert browser.execute_script("return window.__notReloaded === true"), "no page load"
+    assert abs(browser.execute_script("return window.scrollY") - scrolled) <= 1
+    console.check("live changelist")
+
+    # Remembered across a reload.
+    browser.refresh()
+    interval = Select(wait.until(ec.presence_of_element_located((By.ID, "live-refresh-interval"))))
+    assert interval.first_selected_option.get_attribute("value") == "2"
+
+    # Hidden tab: nothing is fetched; shown again: refreshed at once (long before 15 s).
+    browser.execute_script("window.__notReloaded = true;")
+    _set_hidden(browser, True)
+    _capture("live-while-hidden")
+    time.sleep(3.5)
+    assert "live_while_hidden" not in table_text()
+    interval.select_by_value("15")
+    _set_hidden(browser, False)
+    WebDriverWait(browser, 10).until(lambda d: "live_while_hidden" in table_text())
+    interval.select_by_value("2")
+
+    # Rows selected: paused, so an action never lands on rows that moved.
+    browser.find_element(By.CSS_SELECTOR, "#result_list input.action-select").click()
+    _capture("live-while-selected")
+    time.sleep(3.5)
+    assert "live_while_selected" not in table_text()
+    assert "Paused" in browser.find_element(By.ID, "live-refresh").text
+    browser.find_element(By.CSS_SELECTOR, "#result_list input.action-select:checked").click()
+    wait.until(lambda d: "live_while_selected" in table_text())
+    assert browser.execute_script("return window.__notReloaded === true")
+    console.check("live changelist, paused and resumed")
+
+    # Dashboard: its own choice (off), then on: figures and charts update in place.
+    browser.get(f"{base}/admin/tasks/tasklog/dashboard/")
+    wait.until(ec.presence_of_element_located((By.ID, "tasks-dashboard")))
+    interval = Select(browser.find_element(By.ID, "live-refresh-interval"))
+    assert interval.first_selected_option.get_attribute("value") == "0"
+    interval.select_by_value("2")
+    browser.execute_script("window.__notReloaded = true;")
+
+    def failures() -> str:
+        return browser.execute_script(
+            "return document.querySelector(\"[data-kpi='failures']\").textContent.trim()"
+        )
+
+    before = failures()
+    for n in range(3):
+        _capture(f"live-failed-{n}", status="failed", task="live_failing")
+    wait.until(lambda d: failures() != before)
+    assert failures() == str(int(before) + 3)
+    top_failing = "return document.getElementById('top-failing').innerText"
+    wait.until(lambda d: "live_failing" in d.execute_script(top_failing))
+    assert browser.execute_script(
+        "return window.__notReloaded === true && [...document.querySelectorAll('canvas.chart')]"
+        ".every(c => Chart.getChart(c))"
+    )
+    console.check("live dashboard")

@@ -126,6 +126,17 @@ def test_failure_rate_alert_goes_to_every_channel(channels) -> None:
     assert state.firing and state.sent_value == 25.0 and state.last_sent_at is not None
 
 
+def test_failure_rate_alert_counts_only_succeeded_and_failed_jobs(channels) -> None:
+    finished_jobs("send_email", 40, failed=10)
+    TaskLogFactory.create_batch(
+        60, task_name="send_email", status=StatusChoices.CANCELED,
+        enqueue_time=timezone.now() - dt.timedelta(minutes=10),
+    )  # fmt: skip
+    code, out = run()
+    assert code == 1
+    assert "FIRING failure_rate:send_email: 25.0 % of 40 finished jobs failed" in out
+
+
 def test_minimum_sample_is_respected(channels) -> None:
     finished_jobs("send_email", 9, failed=9)
     assert run()[0] == 0
@@ -305,6 +316,32 @@ def test_cron_task_entry_point_returns_the_exit_code(channels) -> None:
     finished_jobs("send_email", 40, failed=10)
     assert check_task_alerts() == 1
     assert len(mail.outbox) == 1
+
+
+def test_slack_text_escapes_control_characters_so_jobs_cannot_ping_or_disguise_links(
+    channels,
+) -> None:
+    slack, webhook = channels
+    task = "evil<!channel>&<@U123>"
+    finished_jobs(task, 30, failed=0)
+    TaskLogFactory.create_batch(
+        10,
+        task_name=task,
+        status=StatusChoices.FAILED,
+        success=False,
+        enqueue_time=timezone.now() - dt.timedelta(minutes=10),
+        error_message="see <http://evil.example|click> <!here>",
+    )
+    code, _ = run()
+    assert code == 1
+    text = slack.bodies[0]["text"]
+    assert "<!channel>" not in text and "<!here>" not in text and "<@U123>" not in text
+    assert "<http://evil.example|click>" not in text
+    assert "<" not in text and ">" not in text
+    assert "`failure_rate:evil&lt;!channel&gt;&amp;&lt;@U123&gt;`" in text
+    assert "latest error: see &lt;http://evil.example|click&gt; &lt;!here&gt;" in text
+    # The webhook's JSON and the e-mail keep the text as it is (they are not markup).
+    assert webhook.bodies[0]["notifications"][0]["key"] == f"failure_rate:{task}"
 
 
 def test_no_channel_says_not_sent_and_dry_run_exits_the_same(settings) -> None:

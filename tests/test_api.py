@@ -372,6 +372,7 @@ def test_tasks_action(client, rows) -> None:
             "task_name": "charge_payment",
             "total": 2,
             "failures": 2,
+            "successful": 0,
             "completed": 2,
             "failure_rate": 100.0,
             "avg_duration_ms": 3000,
@@ -387,14 +388,27 @@ def test_related_nearest_in_time_and_bounded(client, settings) -> None:
     for hours in (1, 9, 11, 12, 30):
         TaskLogFactory(task_name="report", job_id=f"r{hours}", enqueue_time=ago(hours=hours))
     TaskLogFactory(task_name="other", job_id="other", enqueue_time=ago(hours=10))
-    body = client.get(f"{BASE}{anchor.pk}/related/").json()
-    assert body["job_id"] == anchor.job_id
-    # no stored event: the attempts are the ones its row implies, as events/ gives them
-    assert body["attempts"] == client.get(f"{BASE}{anchor.pk}/events/").json()
-    assert body["attempts"][0]["event"] == "enqueued" and body["attempts"][0]["id"] is None
-    rows = body["results"]
+    rows = client.get(f"{BASE}{anchor.pk}/related/").json()
+    # The seed's contract: a plain list of rows shaped like the list's, never the row itself.
+    assert isinstance(rows, list)
     assert [row["job_id"] for row in rows] in (["r9", "r11", "r12"], ["r11", "r9", "r12"])
     assert all(set(row) == LIST_KEYS for row in rows)
+    assert anchor.job_id not in {row["job_id"] for row in rows}
+
+
+def test_related_orders_by_distance_in_enqueue_time_both_ways(client) -> None:
+    anchor = TaskLogFactory(task_name="report", enqueue_time=ago(hours=10))
+    for minutes in (-300, -5, 2, 60, 61):  # negative: enqueued before the anchor
+        TaskLogFactory(
+            task_name="report", job_id=f"m{minutes}", enqueue_time=ago(hours=10, minutes=-minutes)
+        )
+    rows = client.get(f"{BASE}{anchor.pk}/related/").json()
+    assert [row["job_id"] for row in rows] == ["m2", "m-5", "m60", "m61", "m-300"]
+
+
+def test_related_of_a_lone_row_is_an_empty_list(client) -> None:
+    anchor = TaskLogFactory(task_name="alone")
+    assert client.get(f"{BASE}{anchor.pk}/related/").json() == []
 
 
 # --- access -----------------------------------------------------------------------
@@ -476,8 +490,8 @@ def test_action_query_counts(client, rows) -> None:
     assert queries(client, f"{BASE}stats/") == 4
     assert queries(client, f"{BASE}timeline/?period_hours=168") == 2
     assert queries(client, f"{BASE}overview/") == 4
-    # row + events + before + after
-    assert queries(client, f"{BASE}{rows['ok'].pk}/related/") == 4
+    # row + before + after
+    assert queries(client, f"{BASE}{rows['ok'].pk}/related/") == 3
     assert queries(client, f"{BASE}{rows['ok'].pk}/events/") == 2  # row + events
 
 

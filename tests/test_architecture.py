@@ -29,6 +29,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "conf.reporting",
         "conf.checks",
         "queue.connection",
+        "operation_models",
+        "audit",
     ),
     ("queries",),
     ("capture",),

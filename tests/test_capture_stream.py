@@ -130,6 +130,47 @@ def test_metrics_show_dropped_and_refused_events(rearq_redis) -> None:
         rearq_redis.delete(key, conf.CAPTURE_STREAM)
 
 
+def _send_keeping(stream: str, cap: int, events: list[str], keep_ms: int) -> int:
+    from redis.asyncio import Redis
+
+    async def go() -> int:
+        client = Redis.from_url(settings.REARQ_TASKS["REDIS_URL"], decode_responses=True)
+        try:
+            return await send(client, stream, cap, events, keep_ms=keep_ms)
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def _ack_all(client, stream: str) -> None:
+    _read(client, stream)
+    pending = client.xpending_range(stream, GROUP, "-", "+", 1000)
+    client.xack(stream, GROUP, *[p["message_id"] for p in pending])
+
+
+def test_written_events_stay_for_live_feeds_while_the_stream_has_room(rearq_redis, stream):
+    rearq_redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    assert _send_keeping(stream, 100, ["a", "b", "c"], keep_ms=60_000) == 3
+    _ack_all(rearq_redis, stream)
+    assert _send_keeping(stream, 100, ["d"], keep_ms=60_000) == 1
+    kept = [fields["e"] for _id, fields in rearq_redis.xrange(stream)]
+    assert kept == ["a", "b", "c", "d"], "written, but young: a feed may still resume from them"
+    assert _send_keeping(stream, 100, ["e"], keep_ms=0) == 1
+    assert [f["e"] for _i, f in rearq_redis.xrange(stream)] == ["c", "d", "e"], "trimmed at once"
+
+
+def test_kept_events_never_take_the_room_of_unwritten_ones(rearq_redis, stream):
+    rearq_redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    assert _send_keeping(stream, 10, [f"w{i}" for i in range(6)], keep_ms=60_000) == 6
+    _ack_all(rearq_redis, stream)
+    # At half the cap written entries are trimmed as without a window: all 10 slots are free
+    # for unwritten events again (the group's last delivered entry stays as its mark).
+    added = _send_keeping(stream, 10, [f"u{i}" for i in range(20)], keep_ms=60_000)
+    assert added == 9
+    assert [f["e"] for _i, f in rearq_redis.xrange(stream)][0] == "w5"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_unknown_user_does_not_hold_back_its_batch() -> None:
     """A user id that names no user (deleted since the enqueue) fails the foreign key: the
@@ -149,3 +190,46 @@ def test_an_unknown_user_does_not_hold_back_its_batch() -> None:
     assert TaskLog.objects.get(job_id="ghost").user_id is None
     assert TaskLog.objects.filter(job_id="known-user-less").exists()
     assert counters.get_capture_stats()["unknown_users"] == 1
+
+
+def test_one_argument_carries_a_flush_and_each_event_is_one_entry(rearq_redis, stream) -> None:
+    events = ['{"job_id":"a","e":"x\\ny"}', "{}", '{"s":"\\u00e9 \\" ,"}']
+    assert _send(stream, 10, events) == 3
+    assert [fields["e"] for _id, fields in rearq_redis.xrange(stream)] == events
+    with pytest.raises(ValueError, match="raw newline"):
+        _send(stream, 10, ["{}", '{"a":\n1}'])
+    assert rearq_redis.xlen(stream) == 3  # nothing of the refused call went in
+
+
+def test_start_is_built_at_flush_only_while_the_job_runs(rearq_redis, stream) -> None:
+    import datetime as dt
+    import json
+    from types import SimpleNamespace
+
+    from redis.asyncio import Redis
+
+    from rearq_tasks.capture.emitter import Emitter
+
+    def job(job_id: str) -> SimpleNamespace:
+        return SimpleNamespace(job_id=job_id, task="t", args=[1], kwargs={}, job_retry=0,
+                               job_retries=0, job_retry_after=60, expire_time=None,
+                               enqueue_time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))  # fmt: skip
+
+    async def go() -> None:
+        client = Redis.from_url(settings.REARQ_TASKS["REDIS_URL"], decode_responses=True)
+        emitter = Emitter(client, stream, maxlen=100, buffer_size=100, interval_ms=50)
+        emitter.started(job("ended"), "rearq:queue:q", "w", 1.5)
+        emitter.started(job("running"), "rearq:queue:q", "w", 2.5)
+        emitter.emit({"job_id": "ended", "status": "success"})
+        assert await emitter.flush()
+        await client.close()
+
+    asyncio.run(go())
+    sent = [json.loads(f["e"]) for _id, f in rearq_redis.xrange(stream)]
+    assert [(e["job_id"], e["status"]) for e in sent] == [
+        ("ended", "success"),
+        ("running", "in_progress"),
+    ]
+    start = sent[1]
+    assert (start["start_time"], start["worker_id"], start["queue_name"]) == (2.5, "w", "q")
+    assert start["args"] == [1] and start["enqueue_time"] == 1767225600000.0

@@ -4,14 +4,17 @@ import datetime as dt
 import json
 
 import pytest
+from django.core import mail
+from django.urls import include, path
 from django.utils import timezone
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
+from health_check.views import HealthCheckView
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from harness.factories import TaskLogFactory, consume, finished_jobs, push_heartbeat
 from harness.network import free_port
 from rearq_tasks.models import StatusChoices
-from rearq_tasks.ops.health import ReArqRedis, ReArqWorkers, TaskQueue
+from rearq_tasks.ops.health import HealthView, ReArqRedis, ReArqWorkers, TaskQueue
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +74,17 @@ def test_failure_rate_warns_at_half_the_threshold() -> None:
         TaskQueue().run()
     assert not isinstance(exc.value, ServiceUnavailable)
     assert "7.0 %" in exc.value.message and "threshold 10 %" in exc.value.message
+
+
+def test_failure_rate_ignores_canceled_jobs_like_the_summary() -> None:
+    finished_jobs("send_email", 20, failed=5)
+    TaskLogFactory.create_batch(
+        30, task_name="send_email", status=StatusChoices.CANCELED,
+        enqueue_time=timezone.now() - dt.timedelta(minutes=5),
+    )  # fmt: skip
+    with pytest.raises(ServiceUnavailable) as exc:
+        TaskQueue().run()
+    assert "failure rate 25.0 % (5/20 jobs of all tasks together" in exc.value.message
 
 
 def test_old_failures_do_not_count() -> None:
@@ -225,5 +239,47 @@ def test_health_view_formats(client, rearq_redis, settings) -> None:
 def test_health_view_reports_a_dead_worker(client, rearq_redis) -> None:
     push_heartbeat(rearq_redis, age_seconds=300)
     response = client.get("/health/?format=json")
-    assert response.status_code == 500
+    assert response.status_code == 503
     assert "Unavailable: no live ReArq worker" in response.content.decode()
+
+
+# --- the view: unhealthy answers mail nobody ---------------------------------------
+
+urlpatterns = [
+    path("ours/", HealthView.as_view(checks=["rearq_tasks.ops.health.TaskQueue"])),
+    path("upstream/", HealthCheckView.as_view(checks=["rearq_tasks.ops.health.TaskQueue"])),
+    path("", include("example_project.urls")),
+]
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.django_db(transaction=True)  # the checks run in a thread: rows must be committed
+@pytest.mark.parametrize("fmt", ["json", "text", "html"])
+def test_unhealthy_view_answers_503_without_mailing_admins(client, settings, caplog, fmt):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.DEBUG = False
+    finished_jobs("send_email", 20, failed=5)  # failure rate 25 %: TaskQueue unavailable
+    query = "" if fmt == "html" else f"?format={fmt}"
+    # The control: django-health-check's own view is a 500, which Django mails to ADMINS.
+    upstream = client.get(f"/upstream/{query}", HTTP_ACCEPT="text/html")
+    assert upstream.status_code == 500
+    assert len(mail.outbox) == 1 and "ERROR" in mail.outbox[0].subject
+    mail.outbox.clear()
+    caplog.clear()
+    for _ in range(3):  # a probe every few seconds
+        response = client.get(f"/ours/{query}", HTTP_ACCEPT="text/html")
+        assert response.status_code == 503
+        assert "failure rate 25.0 %" in response.content.decode()
+    assert mail.outbox == []
+    logged = [
+        (r.name, r.levelname) for r in caplog.records if r.name.startswith(("django", "rearq"))
+    ]
+    assert logged == [("rearq_tasks.health", "WARNING")] * 3
+    assert "TaskQueue: Unavailable: failure rate 25.0 %" in caplog.records[-1].getMessage()
+
+
+@pytest.mark.urls(__name__)
+def test_healthy_view_is_200_and_logs_nothing(client, caplog) -> None:
+    response = client.get("/ours/?format=json")
+    assert response.status_code == 200 and set(response.json().values()) == {"OK"}
+    assert not [r for r in caplog.records if r.name.startswith(("django.request", "rearq"))]

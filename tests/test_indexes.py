@@ -1,4 +1,4 @@
-"""Migrations 0002 and 0005: the API's PostgreSQL indexes exist there and nowhere else."""
+"""Migrations 0002, 0005 and 0009: the API's PostgreSQL indexes exist there and nowhere else."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ API_INDEXES = {
     "tasklog_error_message_trgm_idx",
     "tasklog_failed_task_idx",
     "tasklog_failed_enq_idx",
+    "tasklog_kwargs_gin_idx",
+    "tasklog_args_gin_idx",
 }
 
 
@@ -145,3 +147,52 @@ def test_failed_list_plan_uses_the_partial_indexes() -> None:
             for query in (qs.order_by().values("id")[:1001], qs.order_by("-enqueue_time")[:50])
         ]
     assert all("tasklog_failed_" in plan for plan in plans), plans
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL-only plan")
+def test_argument_containment_plan_uses_the_gin_indexes() -> None:
+    """``?kwargs=``/``?args=`` and ``kwargs.<path>:`` in a search are answered by the GIN
+    indexes of migration 0009 (a bitmap scan), not by reading every row."""
+    from rearq_tasks.queries import language, search
+    from rearq_tasks.queries.arguments import args_q, kwargs_q
+
+    now = timezone.now()
+    only_these_rows([
+        TaskLog(job_id=f"gin-{i}", task_name="t", queue_name="q", status="success",
+                kwargs={"order_id": i, "user": {"plan": "free" if i % 9 else "business"}},
+                args=[i, "eur"], enqueue_time=now - dt.timedelta(seconds=i))
+        for i in range(3000)
+    ])  # fmt: skip
+    searched = language.query_q(language.parse("kwargs.order_id:17"), lambda t: search.words_q(t))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plans = {
+            "kwargs": plan_of(cursor, TaskLog.objects.filter(kwargs_q({"order_id": 17}))),
+            "args": plan_of(cursor, TaskLog.objects.filter(args_q([17]))),
+            "search": plan_of(cursor, TaskLog.objects.filter(searched).order_by()),
+        }
+    assert "tasklog_kwargs_gin_idx" in plans["kwargs"], plans
+    assert "tasklog_args_gin_idx" in plans["args"], plans
+    assert "tasklog_kwargs_gin_idx" in plans["search"], plans
+    assert TaskLog.objects.filter(searched).count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL-only plan")
+def test_an_argument_search_page_is_sorted_from_the_gin_matches() -> None:
+    """``index_first``: the newest-first page of an argument search does not walk the
+    ``enqueue_time`` index (which, for a rare value, reads the whole table)."""
+    from rearq_tasks.queries.arguments import index_first, kwargs_q
+
+    now = timezone.now()
+    only_these_rows([
+        TaskLog(job_id=f"first-{i}", task_name="t", queue_name="q", status="success",
+                kwargs={"order_id": i}, enqueue_time=now - dt.timedelta(seconds=i))
+        for i in range(3000)
+    ])  # fmt: skip
+    wanted = kwargs_q({"order_id": 2999}) | kwargs_q({"order_id": "2999"})
+    page = index_first(TaskLog.objects.filter(wanted))[:1]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = plan_of(cursor, page)
+    assert "tasklog_kwargs_gin_idx" in plan and "enqueue_time" not in plan.split("Sort Key")[0]
+    assert [row.job_id for row in page] == ["first-2999"]

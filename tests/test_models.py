@@ -30,6 +30,15 @@ def test_status_choices_are_rearq_job_statuses() -> None:
     assert ALL_STATUSES == [status.value for status in JobStatus]
 
 
+def test_status_labels_are_exactly_the_seeds() -> None:
+    """The API's ``status_display`` and the admin show these; clients compare them."""
+    assert [str(choice.label) for choice in StatusChoices] == [
+        "Deferred", "Queued", "In Progress", "Success", "Failed", "Expired", "Canceled"
+    ]  # fmt: skip
+    row = TaskLogFactory(status=StatusChoices.IN_PROGRESS)
+    assert row.get_status_display() == "In Progress"
+
+
 def test_meta_matches_the_seed_schema() -> None:
     meta = TaskLog._meta
     assert meta.db_table == "django_cfg_task_log"

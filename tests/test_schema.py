@@ -58,18 +58,28 @@ def test_schema_documents_every_endpoint_and_filter(staff_headers) -> None:
         "/cfg/tasks/logs/",
         "/cfg/tasks/logs/{id}/",
         "/cfg/tasks/logs/{id}/related/",
+        "/cfg/tasks/logs/bulk/",
+        "/cfg/tasks/operations/",
+        "/cfg/tasks/operations/{id}/",
+        "/cfg/tasks/operations/{id}/cancel/",
         "/cfg/tasks/logs/{id}/events/",
         "/cfg/tasks/logs/overview/",
         "/cfg/tasks/logs/retries/",
         "/cfg/tasks/logs/stats/",
         "/cfg/tasks/logs/tasks/",
         "/cfg/tasks/logs/timeline/",
+        "/cfg/tasks/logs/export/",
     }
     list_params = {p["name"] for p in document["paths"]["/cfg/tasks/logs/"]["get"]["parameters"]}
     assert {"page", "page_size", "search", "ordering", "is_failed", "status_in"} <= list_params
     timeline = document["paths"]["/cfg/tasks/logs/timeline/"]["get"]["parameters"]
     assert {p["name"] for p in timeline} == {"period_hours", "task_name", "queue_name", "interval"}
     assert "post" not in document["paths"]["/cfg/tasks/logs/"]
+    export = document["paths"]["/cfg/tasks/logs/export/"]["get"]
+    assert {"format", "kwargs", "args", "search", "status"} <= {
+        p["name"] for p in export["parameters"]
+    }
+    assert set(export["responses"]["200"]["content"]) == {"text/csv", "application/x-ndjson"}
 
 
 def test_api_conforms_to_its_schema(api_schema, staff_headers) -> None:
@@ -79,7 +89,7 @@ def test_api_conforms_to_its_schema(api_schema, staff_headers) -> None:
     fixture loader does not support pytest 9 yet).
     """
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 9
+    assert len(operations) == 14
     for operation in operations:
 
         @given(case=operation.as_strategy())

@@ -82,3 +82,45 @@ def test_truncate_empties_the_table_and_reports_the_count() -> None:
     call_command("seed_task_logs", count="30", days="1", verbosity=0)
     assert truncate() == 30
     assert TaskLog.objects.count() == 0
+
+
+def test_generated_rows_carry_the_seed_marker() -> None:
+    from rearq_tasks.ops.seeding import SEED_PREFIX, SEED_WORKER_PREFIX
+
+    call_command("seed_task_logs", count="500", days="1", seed="2", verbosity=0)
+    assert not TaskLog.objects.exclude(task_name__startswith=SEED_PREFIX).exists()
+    workers = TaskLog.objects.filter(worker_id__isnull=False).values_list("worker_id", flat=True)
+    assert workers and all(w.startswith(SEED_WORKER_PREFIX) for w in workers)
+    users = TaskLog.objects.filter(user__isnull=False).values_list("user__username", flat=True)
+    assert users and all(u.startswith("seed_user_") for u in users)
+
+
+def test_seed_refuses_a_table_holding_rows_it_did_not_generate() -> None:
+    from harness.factories import TaskLogFactory
+
+    call_command("seed_task_logs", count="20", days="1", verbosity=0)
+    call_command("seed_task_logs", count="20", days="1", seed="4", verbosity=0)  # its own: fine
+    real = TaskLogFactory(task_name="send_email")  # no "seed." marker: a real job
+    for extra in ({}, {"truncate": True}):
+        with pytest.raises(CommandError, match=r"did not generate.*'seed\.'.*--force") as exc:
+            call_command("seed_task_logs", count="20", days="1", verbosity=0, **extra)
+        assert ("--truncate would delete them" in str(exc.value)) is bool(extra)
+        assert TaskLog.objects.count() == 41 and TaskLog.objects.filter(pk=real.pk).exists()
+    call_command("seed_task_logs", count="10", days="1", seed="5", force=True, verbosity=0)
+    assert TaskLog.objects.count() == 51 and TaskLog.objects.filter(pk=real.pk).exists()
+
+
+def test_truncate_also_clears_the_history() -> None:
+    from rearq_tasks.models import TaskEvent
+    from rearq_tasks.ops.seeding import SEED_PREFIX
+
+    call_command("seed_task_logs", count="30", days="1", verbosity=0)
+    log = TaskLog.objects.first()
+    TaskEvent.objects.create(
+        job_id=log.job_id, event="started", attempt=1, timestamp=timezone.now()
+    )
+    TaskEvent.objects.create(job_id="gone", event="failed", attempt=1, timestamp=timezone.now())
+    call_command("seed_task_logs", count="5", days="1", truncate=True, verbosity=0)
+    assert TaskEvent.objects.count() == 0
+    assert TaskLog.objects.count() == 5
+    assert TaskLog.objects.filter(task_name__startswith=SEED_PREFIX).count() == 5

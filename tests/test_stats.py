@@ -63,8 +63,9 @@ def test_summary_counts_rates_and_percentiles(mixed) -> None:
     assert result["failed"] == 2  # failed + expired
     assert result["in_progress"] == 2  # queued + in_progress, not deferred
     assert result["completed"] == 8
-    assert result["success_rate"] == round(5 * 100 / 8, 2)
-    assert result["failure_rate"] == round(2 * 100 / 8, 2)
+    # Of successful + failed, as the seed's view: the canceled job is neither.
+    assert result["success_rate"] == round(5 * 100 / 7, 2)
+    assert result["failure_rate"] == round(2 * 100 / 7, 2)
     assert result["retry_rate"] == round(2 * 100 / 11, 2)
     assert result["avg_duration_ms"] == round(sum(durations) / 5)
     assert result["avg_duration_seconds"] == round(sum(durations) / 5 / 1000, 2)
@@ -73,6 +74,21 @@ def test_summary_counts_rates_and_percentiles(mixed) -> None:
     assert result["p99_duration_ms"] == round(percentile_cont(durations, 0.99))
     assert result["avg_queue_wait_ms"] == round(sum(waits) / len(waits))
     assert result["p95_queue_wait_ms"] == round(percentile_cont(waits, 0.95))
+
+
+def test_canceled_jobs_dilute_neither_rate() -> None:
+    for _ in range(3):
+        make(S.SUCCESS)
+    make(S.FAILED, error_message="boom")
+    for _ in range(4):
+        make(S.CANCELED)
+    result = queries.summary(TaskLog.objects.all())
+    assert result["completed"] == 8
+    assert (result["success_rate"], result["failure_rate"]) == (75.0, 25.0)
+    (row,) = queries.by_task(TaskLog.objects.all())
+    assert row["completed"] == 8 and row["successful"] == 3 and row["failure_rate"] == 25.0
+    only_canceled = queries.summary(TaskLog.objects.canceled())
+    assert only_canceled["success_rate"] == only_canceled["failure_rate"] == 0.0
 
 
 def test_summary_of_nothing_is_zeros_not_errors() -> None:
@@ -227,6 +243,7 @@ def test_by_task_top_failing_and_slowest() -> None:
     assert [r["task_name"] for r in failing] == ["fast", "slow"]
     fast = failing[0]
     assert fast["total"] == 5 and fast["failures"] == 2 and fast["completed"] == 5
+    assert fast["successful"] == 3
     assert fast["failure_rate"] == 40.0
     assert fast["avg_duration_ms"] == 200
     assert fast["p95_duration_ms"] == round(percentile_cont([100, 200, 300], 0.95))

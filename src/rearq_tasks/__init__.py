@@ -31,6 +31,7 @@ _LAZY = {
     "TaskQueue": "rearq_tasks.ops.health",
     "ReArqWorkers": "rearq_tasks.ops.health",
     "ReArqRedis": "rearq_tasks.ops.health",
+    "HealthView": "rearq_tasks.ops.health",
 }
 __all__ = sorted(_LAZY)
 

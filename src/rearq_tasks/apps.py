@@ -17,3 +17,4 @@ class TasksConfig(AppConfig):
             # The admin is a package (admin/tasklog.py …): autodiscover imports only its
             # empty __init__, so the ModelAdmin module is registered here.
             importlib.import_module("rearq_tasks.admin.tasklog")
+            importlib.import_module("rearq_tasks.admin.audit")

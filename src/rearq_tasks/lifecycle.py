@@ -23,7 +23,7 @@ class StatusChoices(TextChoices):
 
     DEFERRED = "deferred", _("Deferred")
     QUEUED = "queued", _("Queued")
-    IN_PROGRESS = "in_progress", _("In progress")
+    IN_PROGRESS = "in_progress", _("In Progress")
     SUCCESS = "success", _("Success")
     FAILED = "failed", _("Failed")
     EXPIRED = "expired", _("Expired")

@@ -359,5 +359,8 @@ class TaskEvent(models.Model):
         return f"{self.job_id} #{self.attempt} {self.event}"
 
 
+# Registered with the app here: the operation and audit rows live in their own module.
+from rearq_tasks.operation_models import AuditEntry, TaskOperation  # noqa: E402, F401
+
 # The rollup models live beside their bucket arithmetic; importing them here registers them.
 from rearq_tasks.rollups import TaskStat, TaskStatBin  # noqa: E402, F401

@@ -26,7 +26,7 @@ REARQ_TASKS = {
 if os.environ.get("REARQ_TASKS_WORKER_SENTINELS"):  # Redis through Sentinel (test_sentinel.py)
     REARQ_TASKS["REDIS_SENTINELS"] = os.environ["REARQ_TASKS_WORKER_SENTINELS"].split(",")
     REARQ_TASKS["REDIS_SENTINEL_MASTER"] = os.environ["REARQ_TASKS_WORKER_SENTINEL_MASTER"]
-for _name in ("CAPTURE_STREAM_MAXLEN", "CAPTURE_BUFFER_SIZE"):
+for _name in ("CAPTURE_STREAM_MAXLEN", "CAPTURE_BUFFER_SIZE", "OPERATION_CHUNK_SIZE"):
     if os.environ.get(f"REARQ_TASKS_WORKER_{_name}"):
         REARQ_TASKS[_name] = int(os.environ[f"REARQ_TASKS_WORKER_{_name}"])
 LOGGING = {

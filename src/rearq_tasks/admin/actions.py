@@ -20,6 +20,8 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from rearq_tasks import audit
+from rearq_tasks.access import VIEW_PERMISSION
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog
 
@@ -30,9 +32,18 @@ CANCEL_PERMISSION = "tasks.cancel_tasklog"
 
 
 def can_operate(request: HttpRequest, permission: str) -> bool:
-    """Retry/Cancel: active staff granted ``permission`` (superusers hold every permission)."""
+    """Retry/Cancel: active staff granted ``permission`` *and* ``tasks.view_tasklog``.
+
+    Acting on a job one may not look at would be blind (and the confirmation page shows
+    the job); superusers hold every permission.
+    """
     user = request.user
-    return bool(user.is_active and user.is_staff and user.has_perm(permission))
+    return bool(
+        user.is_active
+        and user.is_staff
+        and user.has_perm(VIEW_PERMISSION)
+        and user.has_perm(permission)
+    )
 
 
 class JobActionsMixin:
@@ -72,6 +83,15 @@ class JobActionsMixin:
             ok, message = self._operate_one(request, kind, log)
             done += ok
             self.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
+        audit.record(
+            kind,
+            source="admin",
+            request=request,
+            job_ids=[log.job_id for log in rows],
+            matched=len(rows),
+            done=done,
+            failed=len(rows) - done,
+        )
         if len(rows) > 1:
             verb = _("retried") if kind == "retry" else _("canceled")
             self.message_user(

@@ -102,7 +102,9 @@ def _kpis(
         {
             "key": "success_rate",
             "title": _("Success rate"),
-            "value": f"{summary['success_rate']} %" if summary["completed"] else "–",
+            "value": f"{summary['success_rate']} %"
+            if summary["successful"] + summary["failed"]
+            else "–",
         },
         {"key": "failures", "title": _("Failures"), "value": summary["failed"]},
         {

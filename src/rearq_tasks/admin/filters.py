@@ -14,7 +14,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
@@ -22,6 +24,7 @@ from django.http import HttpRequest
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from unfold.views import ChangeList
 
 from rearq_tasks.conf import conf
 from rearq_tasks.queries.distinct import distinct_values
@@ -91,6 +94,40 @@ class QuickFilter(admin.SimpleListFilter):
         if value == "retried":
             return queryset.retried()
         return queryset
+
+
+class FiltersOnlyChangeList(ChangeList):
+    """A changelist that accepts only the lookups its own filters offer.
+
+    Django applies every query parameter no filter consumed as a lookup on the model, so
+    ``?job_id__regex=…`` (catastrophic backtracking in the database) or
+    ``?args__contains=x`` (a 500 on SQLite) would reach the database from any user who may
+    view the list. Here a parameter left over after the filters and the date hierarchy took
+    theirs is refused before any query runs: Django's invalid-lookup path redirects to
+    ``?e=1`` (the plain list) and an admin message names what was ignored. Search, ordering,
+    pagination and the admin's own switches are not lookups and pass as usual.
+    """
+
+    def get_filters(self, request: HttpRequest) -> tuple[Any, ...]:
+        asked = set(self.get_filters_params())
+        try:
+            specs, has_filters, remaining, duplicates, active = super().get_filters(request)
+        except DisallowedModelAdminLookup as exc:  # a lookup through a relation
+            self._refuse(request, sorted(asked))
+            raise IncorrectLookupParameters(exc) from exc
+        unknown = sorted(set(remaining) & asked)  # not what the date hierarchy derived
+        if unknown:
+            self._refuse(request, unknown)
+            raise IncorrectLookupParameters(f"no filter offers {', '.join(unknown)}")
+        return specs, has_filters, remaining, duplicates, active
+
+    def _refuse(self, request: HttpRequest, names: list[str]) -> None:
+        self.model_admin.message_user(
+            request,
+            _("Ignored %(names)s: only the filters in the sidebar, search and ordering apply.")
+            % {"names": ", ".join(name[:60] for name in names[:5])},
+            messages.WARNING,
+        )
 
 
 def bounded_date_hierarchy(cl: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
@@ -28,6 +28,7 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 from unfold.paginator import InfinitePaginator
 
+from rearq_tasks import audit
 from rearq_tasks.admin import display as show
 from rearq_tasks.admin.actions import (  # noqa: F401 - part of this module's interface
     CANCEL_PERMISSION,
@@ -35,7 +36,14 @@ from rearq_tasks.admin.actions import (  # noqa: F401 - part of this module's in
     JobActionsMixin,
     can_operate,
 )
-from rearq_tasks.admin.filters import QueueNameFilter, QuickFilter, TaskNameFilter
+from rearq_tasks.admin.bulk import BulkAdminMixin
+from rearq_tasks.admin.filters import (
+    FiltersOnlyChangeList,
+    QueueNameFilter,
+    QuickFilter,
+    TaskNameFilter,
+)
+from rearq_tasks.admin.search import SearchExportMixin
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog
 
@@ -45,7 +53,7 @@ LINK_CLASSES = "text-primary-600 dark:text-primary-500 hover:underline"
 
 
 @admin.register(TaskLog)
-class TaskLogAdmin(JobActionsMixin, ModelAdmin):
+class TaskLogAdmin(SearchExportMixin, BulkAdminMixin, JobActionsMixin, ModelAdmin):
     list_display = (
         "task_name",
         "queue_display",
@@ -63,7 +71,8 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
         "=job_id", "=task_name", "=worker_id", "error_message", "=user__username", "=user__email"
     )  # fmt: skip
     search_help_text = _(
-        "An exact job id, task name, worker or user name/e-mail, or words of the error message."
+        "task: queue: status: worker: user: id: error: kwargs.<key>: args: after:-2h before: "
+        "or an exact job id, task, worker, user, or words of the error"
     )
     list_select_related = ("user",)
     list_per_page = 50
@@ -103,6 +112,10 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
         return ("user",) if user_admin is not None and user_admin.search_fields else ()
 
     # --- changelist ---
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type:
+        """Only the filters' own parameters (and search, ordering, pages) reach the query."""
+        return FiltersOnlyChangeList
+
     def get_list_filter(self, request: HttpRequest) -> list:
         """Adds a user filter that autocompletes (never lists every user) when it can."""
         filters = list(super().get_list_filter(request))
@@ -111,30 +124,6 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
 
             filters.append(("user", AutocompleteSelectFilter))
         return filters
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        """Exact matches use their indexes; only the error message is searched by substring.
-
-        A term that is a job id is answered from the unique index alone. Users are looked
-        up in the (small) user table first, so no join sits inside the OR.
-        """
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if TaskLog.objects.filter(job_id=term).exists():
-            return queryset.filter(job_id=term), False
-        User = get_user_model()
-        user_fields = [f for f in ("username", "email") if _has_field(User, f)]
-        user_q = Q()
-        for field in user_fields:
-            user_q |= Q(**{f"{field}__iexact": term})
-        user_ids = list(User._default_manager.filter(user_q).values_list("pk", flat=True)[:100])
-        match = Q(task_name=term) | Q(worker_id=term) | Q(error_message__icontains=term)
-        if user_ids:
-            match |= Q(user_id__in=user_ids)
-        return queryset.filter(match), False
 
     @display(description=_("queue"), ordering="queue_name")
     def queue_display(self, obj: TaskLog) -> SafeString:
@@ -303,15 +292,18 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
         with transaction.atomic():
             TaskEvent.objects.filter(job_id=obj.job_id).delete()
             super().delete_model(request, obj)
+            audit.record("delete", source="admin", request=request, job_ids=[obj.job_id],
+                         matched=1, done=1)  # fmt: skip
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         from rearq_tasks.models import TaskEvent
 
         with transaction.atomic():
-            TaskEvent.objects.filter(
-                job_id__in=list(queryset.values_list("job_id", flat=True))
-            ).delete()
+            job_ids = list(queryset.values_list("job_id", flat=True))
+            TaskEvent.objects.filter(job_id__in=job_ids).delete()
             super().delete_queryset(request, queryset)
+            audit.record("delete", source="admin", request=request, job_ids=job_ids,
+                         matched=len(job_ids), done=len(job_ids))  # fmt: skip
 
     def _change_url(self, obj: TaskLog) -> str:
         return reverse(f"{self.admin_site.name}:tasks_tasklog_change", args=[quote(obj.pk)])
@@ -344,7 +336,7 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
             self.admin_site.admin_view(self.dashboard_view),
             name="tasks_tasklog_dashboard",
         )
-        return [dashboard, *super().get_urls()]
+        return [dashboard, *self.bulk_urls(), *super().get_urls()]
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         from rearq_tasks.admin.dashboard import dashboard_context
@@ -359,11 +351,3 @@ class TaskLogAdmin(JobActionsMixin, ModelAdmin):
             **dashboard_context(),
         }
         return TemplateResponse(request, "rearq_tasks/admin/dashboard.html", context)
-
-
-def _has_field(model: type, name: str) -> bool:
-    try:
-        model._meta.get_field(name)
-    except Exception:
-        return False
-    return True

@@ -17,7 +17,9 @@ from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.drainage import set_override
+from rest_framework.exceptions import ValidationError
 
+from rearq_tasks.api.fields import JSON_ARRAY, JSON_OBJECT, ContainmentField, SearchField
 from rearq_tasks.conf import conf
 from rearq_tasks.models import (
     CANCELED,
@@ -36,7 +38,8 @@ from rearq_tasks.models import (
     since_q,
     stuck_q,
 )
-from rearq_tasks.queries import search
+from rearq_tasks.queries import language, search
+from rearq_tasks.queries.arguments import args_q, index_first, kwargs_q
 from rearq_tasks.queries.expressions import queue_wait_ms
 
 ORDERING_FIELDS: tuple[str, ...] = (
@@ -239,9 +242,25 @@ class TaskLogFilterSet(df.FilterSet):
         method="filter_queue_wait", help_text=_("Start − enqueue ≤ N ms.")
     )
 
+    kwargs = typed(
+        df.CharFilter(
+            method="filter_arguments",
+            help_text=_('Kwargs contain this JSON object, e.g. {"order_id": 123}.'),
+        ),
+        JSON_OBJECT,
+    )
+    args = typed(
+        df.CharFilter(
+            method="filter_arguments", help_text=_('Args contain this JSON array, e.g. [123, "x"].')
+        ),
+        JSON_ARRAY,
+    )
     search = df.CharFilter(
         method="filter_search",
-        help_text=_("Words found in task name, queue, worker, error message; or a job id."),
+        help_text=_(
+            "The search language: task:, queue:, status:, worker:, user:, id:, error:, "
+            "kwargs.<path>:, args:, after:, before: and plain words (see docs/api.md)."
+        ),
     )
     ordering = NullsLastOrderingFilter(
         fields=ORDERING_FIELDS, help_text=_("Sort by one or more fields; prefix - for descending.")
@@ -262,6 +281,15 @@ class TaskLogFilterSet(df.FilterSet):
         self.form.fields["period_hours"] = forms.IntegerField(
             required=False, min_value=1, max_value=conf.MAX_PERIOD_HOURS
         )
+        self.form.fields["kwargs"] = ContainmentField(required=False, shape=dict)
+        self.form.fields["args"] = ContainmentField(required=False, shape=list)
+        self.form.fields["search"] = SearchField(required=False)
+
+    def filter_queryset(self, queryset: QuerySet[TaskLog]) -> QuerySet[TaskLog]:
+        """All filters; with an argument filter, PostgreSQL sorts the GIN index's matches."""
+        self.by_arguments = False
+        queryset = super().filter_queryset(queryset)
+        return index_first(queryset) if self.by_arguments else queryset
 
     def filter_stuck(
         self, queryset: QuerySet[TaskLog], name: str, value: bool | None
@@ -296,7 +324,24 @@ class TaskLogFilterSet(df.FilterSet):
     ) -> QuerySet[TaskLog]:
         return queryset.filter(search.contains_q(name, value, queryset.db)) if value else queryset
 
-    def filter_search(
-        self, queryset: QuerySet[TaskLog], name: str, value: str
+    def filter_arguments(
+        self, queryset: QuerySet[TaskLog], name: str, value: Any
     ) -> QuerySet[TaskLog]:
-        return search.apply(queryset, value)
+        """``kwargs`` (a JSON object) or ``args`` (a JSON array), by containment."""
+        if value is None:
+            return queryset
+        self.by_arguments = True
+        return queryset.filter(kwargs_q(value) if name == "kwargs" else args_q(value))
+
+    def filter_search(
+        self, queryset: QuerySet[TaskLog], name: str, value: language.Query | None
+    ) -> QuerySet[TaskLog]:
+        if not value:
+            return queryset
+        self.by_arguments = self.by_arguments or value.uses_arguments
+        using = queryset.db
+        try:
+            condition = language.query_q(value, lambda t: search.words_q(t, using), using)
+        except language.QueryError as exc:
+            raise ValidationError({"search": [str(exc)]}) from None
+        return queryset.filter(condition)

@@ -79,14 +79,6 @@ class TaskEventSerializer(serializers.ModelSerializer):
         read_only_fields = EVENT_FIELDS
 
 
-class RelatedSerializer(serializers.Serializer):
-    job_id = serializers.CharField()
-    attempts = TaskEventSerializer(many=True, help_text="This job's history, as events/ gives it.")
-    results = TaskLogListSerializer(
-        many=True, help_text="Rows of the same task nearest in time (at most RELATED_LIMIT)."
-    )
-
-
 class FirstAttemptErrorSerializer(serializers.Serializer):
     error_message = serializers.CharField()
     count = serializers.IntegerField()
@@ -108,8 +100,8 @@ class StatsSerializer(serializers.Serializer):
     failed = serializers.IntegerField()
     in_progress = serializers.IntegerField(help_text="queued + in_progress")
     completed = serializers.IntegerField()
-    success_rate = serializers.FloatField(help_text="successful / completed × 100")
-    failure_rate = serializers.FloatField(help_text="failed / completed × 100")
+    success_rate = serializers.FloatField(help_text="successful / (successful + failed) × 100")
+    failure_rate = serializers.FloatField(help_text="failed / (successful + failed) × 100")
     retry_rate = serializers.FloatField(help_text="retried / total × 100")
     avg_duration_ms = serializers.IntegerField()
     avg_duration_seconds = serializers.FloatField()
@@ -142,8 +134,9 @@ class TaskAggregateSerializer(serializers.Serializer):
     task_name = serializers.CharField()
     total = serializers.IntegerField()
     failures = serializers.IntegerField()
+    successful = serializers.IntegerField()
     completed = serializers.IntegerField()
-    failure_rate = serializers.FloatField()
+    failure_rate = serializers.FloatField(help_text="failures / (successful + failures) × 100")
     avg_duration_ms = serializers.IntegerField(allow_null=True)
     p95_duration_ms = serializers.IntegerField(allow_null=True)
     latest_error = serializers.CharField(allow_null=True)
@@ -193,3 +186,9 @@ class RetriesParams(PeriodParams):
     )  # fmt: skip
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=200)
     errors = serializers.IntegerField(required=False, default=3, min_value=0, max_value=20)
+
+
+class ExportParams(serializers.Serializer):
+    """The export's own parameter (the list's filters and search apply too)."""
+
+    format = serializers.ChoiceField(choices=["csv", "jsonl"], default="csv", required=False)

@@ -10,25 +10,32 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import F
+from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.serializers import BaseSerializer
 
 from rearq_tasks import queries
 from rearq_tasks.access import ConfiguredAccessMixin
+from rearq_tasks.api import bulk
 from rearq_tasks.api.filters import TaskLogFilterSet
 from rearq_tasks.api.pagination import TaskLogPagination
 from rearq_tasks.api.serializers import (
     LIST_COLUMNS,
+    ExportParams,
     OverviewSerializer,
     PeriodParams,
-    RelatedSerializer,
     RetriesParams,
     RetryAggregateSerializer,
     StatsSerializer,
@@ -42,7 +49,10 @@ from rearq_tasks.api.serializers import (
 )
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog, TaskLogQuerySet
+from rearq_tasks.operation_models import ACTION_PERMISSIONS, TaskOperation
+from rearq_tasks.queries import export
 from rearq_tasks.queries.history import job_history
+from rearq_tasks.queue import operations
 
 BAD_REQUEST = OpenApiResponse(description="A query parameter is invalid: {parameter: [messages]}.")
 NOT_FOUND = OpenApiResponse(description="No such row, or a page past the end.")
@@ -63,6 +73,16 @@ def _params(serializer_class: type[BaseSerializer], request: Request) -> dict[st
 def _scoped(params: dict[str, Any]) -> queries.Scope:
     """The period, task and queue of an aggregate request: all served by the rollups."""
     return queries.Scope.period(params["period_hours"], params["task_name"], params["queue_name"])
+
+
+class ExportNegotiation(BaseContentNegotiation):
+    """``?format=`` names the export's format, not a DRF renderer; errors are JSON."""
+
+    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: Any = None):
+        return JSONRenderer(), JSONRenderer.media_type
+
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        return parsers[0] if parsers else None
 
 
 def documented(**kwargs: Any) -> Any:
@@ -107,6 +127,38 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         if self.action in ("list", "related"):
             return TaskLogListSerializer
         return TaskLogDetailSerializer
+
+    @documented(
+        parameters=[ExportParams],
+        filters=True,
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="CSV: a header line, then one row per job."
+            ),
+            (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.STR, description="JSON Lines: one object per job."
+            ),
+            400: BAD_REQUEST,
+        },
+    )
+    @action(
+        detail=False,
+        pagination_class=None,
+        content_negotiation_class=ExportNegotiation,
+        schema=AutoSchema,
+    )
+    def export(self, request: Request) -> StreamingHttpResponse:
+        """Every row the same filters and search select (no paging), streamed as CSV or
+        JSON Lines; see docs/api.md."""
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in export.FORMATS:
+            raise ValidationError({"format": [f"One of: {', '.join(export.FORMATS)}."]})
+        queryset = self.filter_queryset(TaskLog.objects.all())
+        response = StreamingHttpResponse(
+            export.stream(queryset, fmt), content_type=export.FORMATS[fmt][0]
+        )
+        response["Content-Disposition"] = f'attachment; filename="{export.filename(fmt)}"'
+        return response
 
     @documented(
         parameters=[PeriodParams],
@@ -172,6 +224,23 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         )
         return Response(rows)
 
+    @documented(
+        request=bulk.BulkRequest,
+        responses={200: bulk.BulkAnswer, 202: bulk.BulkAnswer, 400: BAD_REQUEST},
+        filters=False,
+    )
+    @action(
+        detail=False, methods=["post"], pagination_class=None, filter_backends=[],
+        schema=AutoSchema,
+    )  # fmt: skip
+    def bulk(self, request: Request) -> Response:
+        """Retry, cancel or delete every job the filters match, in the background (202 with
+        the operation's id); ``dry_run`` only counts (200). See docs/api.md."""
+        answer, status = bulk.start(
+            request, lambda pk: reverse("rearq_tasks:operation-detail", args=[pk], request=request)
+        )
+        return Response(answer, status=status)
+
     @documented(responses={200: TaskEventSerializer(many=True), 404: NOT_FOUND}, filters=False)
     @action(detail=True, pagination_class=None, filter_backends=[], schema=AutoSchema)
     def events(self, request: Request, pk: str | None = None) -> Response:
@@ -179,11 +248,15 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         log = self.get_object()
         return Response(TaskEventSerializer(_history(log), many=True).data)
 
-    @documented(responses={200: RelatedSerializer, 404: NOT_FOUND}, filters=False)
+    @documented(responses={200: TaskLogListSerializer(many=True), 404: NOT_FOUND}, filters=False)
     @action(detail=True, pagination_class=None, filter_backends=[], schema=AutoSchema)
     def related(self, request: Request, pk: str | None = None) -> Response:
-        """This job's attempts, and rows of the same task nearest in time (at most
-        RELATED_LIMIT)."""
+        """Other rows of the same task, nearest in enqueue time first, never the row itself
+        (at most RELATED_LIMIT). The seed's contract: a JSON list; attempts are in events/.
+
+        Two index-served reads on ``(task_name, -enqueue_time)``, the rows just before and
+        just after, so it costs the same at any table size.
+        """
         log = self.get_object()
         limit = conf.RELATED_LIMIT
         same = (
@@ -197,14 +270,35 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         after = list(
             same.filter(enqueue_time__gt=log.enqueue_time).order_by("enqueue_time", "id")[:limit]
         )
-        nearest = sorted(before + after, key=lambda row: abs(row.enqueue_time - log.enqueue_time))
-        return Response(
-            {
-                "job_id": log.job_id,
-                "attempts": TaskEventSerializer(_history(log), many=True).data,
-                "results": TaskLogListSerializer(nearest[:limit], many=True).data,
-            }
+        nearest = sorted(
+            before + after, key=lambda row: (abs(row.enqueue_time - log.enqueue_time), row.pk)
         )
+        return Response(TaskLogListSerializer(nearest[:limit], many=True).data)
+
+
+class OperationViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
+    """Bulk operations: state and progress (newest first)."""
+
+    schema = AutoSchema()
+    lookup_value_regex = "[0-9]{1,18}"
+    serializer_class = bulk.OperationSerializer
+    queryset = TaskOperation.objects.all()
+
+    @documented(responses={200: bulk.OperationSerializer, 404: NOT_FOUND})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """One operation: state, counters, skip reasons and progress (0..1)."""
+        return super().retrieve(request, *args, **kwargs)
+
+    @documented(responses={200: bulk.OperationSerializer, 404: NOT_FOUND}, request=None)
+    @action(detail=True, methods=["post"], schema=AutoSchema)
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Stop the operation where it is (needs the permission of its action)."""
+        operation = self.get_object()
+        if not request.user.has_perm(ACTION_PERMISSIONS[operation.action]):
+            raise PermissionDenied(f"You may not {operation.action} jobs.")
+        operations.cancel(operation)
+        operation.refresh_from_db()
+        return Response(bulk.OperationSerializer(operation).data)
 
 
 def _history(log: TaskLog) -> list[Any]:
@@ -217,7 +311,7 @@ def keep_only_this_api(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]
     return [
         endpoint
         for endpoint in endpoints
-        if issubclass(getattr(endpoint[3], "cls", object), TaskLogViewSet)
+        if issubclass(getattr(endpoint[3], "cls", object), TaskLogViewSet | OperationViewSet)
     ]
 
 
@@ -235,6 +329,7 @@ def strings_without_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
                     target.get("type") == "string"
                     and "enum" not in target
                     and "format" not in target
+                    and "pattern" not in target  # e.g. the row id's digits
                 ):
                     target["pattern"] = NO_NUL
     return result

@@ -40,13 +40,15 @@ LOG_EVERY_S = 60.0
 def _write(records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ()) -> int:
     from django.db import IntegrityError, close_old_connections, connection
 
+    from rearq_tasks.capture.job_log import log_transitions
+
     try:
         try:
-            return _write_batch(records, events)
+            written = _write_batch(records, events)
         except IntegrityError:
             # A user id that names no user (deleted, another database) would fail the batch
             # for ever and hold back every job in it: write those rows without their user.
-            return _write_batch(_without_unknown_users(records), events)
+            written = _write_batch(_without_unknown_users(records), events)
     except Exception:
         # A broken connection must not be reused: the next attempt reconnects.
         try:
@@ -55,6 +57,11 @@ def _write(records: list[dict[str, Any]], events: Sequence[dict[str, Any]] = ())
             pass
         close_old_connections()
         raise
+    try:
+        log_transitions(events)  # after the commit: a logged transition is a stored one
+    except Exception as exc:  # a broken log handler must not re-write the batch
+        logger.warning("capture collector: structured job log failed (%s)", exc)
+    return written
 
 
 def _write_batch(records: list[dict[str, Any]], events: Sequence[dict[str, Any]]) -> int:
@@ -121,6 +128,8 @@ class Collector:
         self.log_stats = log_stats
         self.linger = linger_ms / 1000
         self._next_read = 0.0
+        # Set once the group exists and the database connection was tried: it reads now.
+        self.ready = asyncio.Event()
 
     async def ensure_group(self) -> None:
         try:
@@ -139,6 +148,7 @@ class Collector:
         while not self._stopping:
             try:
                 await self.ensure_group()
+                self.ready.set()
                 break
             except Exception as exc:
                 logger.warning("capture collector: Redis unavailable (%s), retrying", exc)

@@ -21,15 +21,19 @@ from collections.abc import Callable
 from typing import Any
 
 from rearq_tasks.capture import counters
-from rearq_tasks.capture.events import dumps
+from rearq_tasks.capture.events import dumps, job_event
 
 logger = logging.getLogger("rearq_tasks.capture")
 
 # KEYS[1] stream, KEYS[2] counters hash; ARGV[1] cap, ARGV[2] events dropped and ARGV[3]
-# events refused since the last send (counted in the hash), ARGV[4..] events. Trims exactly
+# events refused since the last send (counted in the hash), ARGV[4] how many ms written
+# entries are kept for live feeds to resume from (0: none), ARGV[5] the events joined by
+# newlines (compact JSON never holds a raw newline; one argument instead of one per event
+# saves the client encoding and framing each of them: it was most of a flush). Trims exactly
 # the entries every group has read and acknowledged (approximate trimming would leave up to
-# a node of them counted against the cap), adds at most ``cap - XLEN`` events and returns
-# how many it added.
+# a node of them counted against the cap), except written ones younger than ARGV[4] while
+# the stream is under half its cap (so they never take room unwritten events need), adds at
+# most ``cap - XLEN`` events and returns how many it added.
 XADD_MANY = """
 local function before(a, b)
   local ams, aseq = string.match(a, '(%d+)-(%d+)')
@@ -56,15 +60,25 @@ if ok then
     if floor == nil or before(need, floor) then floor = need end
   end
   if floor ~= nil then
+    local keep = tonumber(ARGV[4])
+    if keep > 0 and redis.call('XLEN', KEYS[1]) < tonumber(ARGV[1]) / 2 then
+      local t = redis.call('TIME')
+      local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      local kept = string.format('%d-0', now_ms - keep)
+      if before(kept, floor) then floor = kept end
+    end
     redis.call('XTRIM', KEYS[1], 'MINID', floor)
   end
 end
 local room = tonumber(ARGV[1]) - redis.call('XLEN', KEYS[1])
-local n = 0
-for i = 4, #ARGV do
-  if n >= room then break end
-  redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+local n, blob, pos = 0, ARGV[5], 1
+if blob == '' then return 0 end
+while n < room do
+  local stop = string.find(blob, '\\n', pos, true)
+  redis.call('XADD', KEYS[1], '*', 'e', string.sub(blob, pos, (stop or 0) - 1))
   n = n + 1
+  if not stop then break end
+  pos = stop + 1
 end
 return n
 """
@@ -79,16 +93,27 @@ def counters_key(stream: str) -> str:
 
 
 async def send(
-    redis: Any, stream: str, cap: int, events: list[str], dropped: int = 0, refused: int = 0
-) -> int:
+    redis: Any, stream: str, cap: int, events: list[str], dropped: int = 0, refused: int = 0,
+    keep_ms: int = 0,
+) -> int:  # fmt: skip
     """Append ``events`` to the stream (never past ``cap`` unwritten ones) and add ``dropped``
-    and ``refused`` to the Redis counters; returns how many events went in."""
+    and ``refused`` to the Redis counters; written entries younger than ``keep_ms`` stay for
+    live feeds (``STREAM_RESUME_SECONDS``). Returns how many events went in."""
+    blob = "\n".join(events)
+    if blob.count("\n") != max(0, len(events) - 1):
+        raise ValueError("an event holds a raw newline: events are compact JSON")
     script = _scripts.get(id(redis))
     if script is None or script.registered_client is not redis:
         script = _scripts[id(redis)] = redis.register_script(XADD_MANY)
-    return int(
-        await script(keys=[stream, counters_key(stream)], args=[cap, dropped, refused, *events])
-    )
+    keys = [stream, counters_key(stream)]
+    return int(await script(keys=keys, args=[cap, dropped, refused, keep_ms, blob]))
+
+
+def _start_event(start: Any) -> dict[str, Any]:
+    if isinstance(start, dict):
+        return start
+    job, queue, worker, start_ms = start
+    return job_event(job, "in_progress", queue, start_time=start_ms, worker_id=worker)
 
 
 class Emitter:
@@ -100,8 +125,10 @@ class Emitter:
         buffer_size: int,
         interval_ms: int,
         prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        keep_ms: int = 0,
     ) -> None:
         self.redis = redis
+        self.keep_ms = keep_ms  # written events kept for live feeds (STREAM_RESUME_SECONDS)
         # Payloads are made safe (redacted, bounded) before they are encoded and leave the
         # worker: a secret never reaches the stream. Done at encode time, so the start event
         # of a job that ends within the flush interval is never prepared at all.
@@ -111,8 +138,9 @@ class Emitter:
         self.buffer_size = buffer_size
         self.interval = interval_ms / 1000
         self._buffer: list[str] = []
-        # Start events wait for the next flush: a job that ends before it sends one event.
-        self._starts: dict[str, dict[str, Any]] = {}
+        # Starts wait for the next flush as (job, queue, worker, start_ms), or as an event: a
+        # job that ends before it is neither built, prepared nor encoded (one event per job).
+        self._starts: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -121,6 +149,10 @@ class Emitter:
         self._held = 0  # events at the buffer's head already counted as refused
         self._episode_dropped = 0  # dropped since the last successful send (for the log)
         self._stream_full = False
+
+    def started(self, job: Any, queue: str, worker: str, start_ms: float) -> None:
+        """The true start of ``job``: its event is built at the next flush, if still needed."""
+        self._starts[job.job_id] = (job, queue, worker, start_ms)
 
     def emit(self, event: dict[str, Any]) -> None:
         if event["status"] == "in_progress":
@@ -168,13 +200,14 @@ class Emitter:
         events stay buffered)."""
         if self._starts:
             starts, self._starts = self._starts, {}
-            self._buffer.extend(self._encode(e) for e in starts.values())
+            self._buffer.extend(self._encode(_start_event(e)) for e in starts.values())
         while self._buffer or self._dropped or self._refused:
             batch = self._buffer[:SEND_CHUNK]
             try:
                 added = await send(
-                    self.redis, self.stream, self.maxlen, batch, self._dropped, self._refused
-                )
+                    self.redis, self.stream, self.maxlen, batch, self._dropped, self._refused,
+                    self.keep_ms,
+                )  # fmt: skip
             except Exception as exc:  # Redis down or slow: keep the events, try again later
                 counters.incr("send_failures")
                 counters.set_value("buffered", len(self._buffer))

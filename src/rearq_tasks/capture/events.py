@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -55,8 +56,15 @@ def from_ms(value: float | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
 
 
+def iso_from_ms(value: float | None) -> str | None:
+    """An event time as ISO 8601 UTC text (``...Z``), for JSON read by people and tools."""
+    when = from_ms(value)
+    return when.isoformat().replace("+00:00", "Z") if when else None
+
+
 def now_ms() -> float:
-    return round(dt.datetime.now(tz=dt.UTC).timestamp() * 1000, 3)
+    """Now as epoch milliseconds, from the clock directly (no ``datetime`` round trip)."""
+    return round(time.time() * 1000, 3)
 
 
 def job_event(job: Any, status: str, queue: str | None, **fields: Any) -> dict[str, Any]:

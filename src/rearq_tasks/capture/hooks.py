@@ -52,7 +52,10 @@ async def _send(redis: Any, event: dict[str, Any]) -> None:
     try:
         # Redacted and bounded before it is encoded: a secret never reaches the stream.
         raw = dumps(prepare_record(event))
-        added = await send(redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [raw])
+        keep_ms = int(conf.STREAM_RESUME_SECONDS * 1000)
+        added = await send(
+            redis, conf.CAPTURE_STREAM, conf.CAPTURE_STREAM_MAXLEN, [raw], keep_ms=keep_ms
+        )
     except Exception as exc:
         added, reason = 0, str(exc)
     else:

@@ -19,6 +19,7 @@ from typing import Any
 from rearq_tasks.capture import counters
 from rearq_tasks.capture.collector import Collector
 from rearq_tasks.capture.emitter import Emitter
+from rearq_tasks.capture.supervisor import CollectorProcess, collector_env
 from rearq_tasks.conf import conf
 from rearq_tasks.payloads import payload_rules, prepare_record
 from rearq_tasks.queue.connection import make_redis
@@ -42,15 +43,32 @@ class CaptureRuntime:
             conf.CAPTURE_BUFFER_SIZE,
             conf.CAPTURE_FLUSH_INTERVAL_MS,
             prepare=functools.partial(prepare_record, rules=payload_rules()),
+            keep_ms=int(conf.STREAM_RESUME_SECONDS * 1000),
         )
         self.collector: Collector | None = None
+        self.collector_process: CollectorProcess | None = None
         if conf.CAPTURE_COLLECTOR == "embedded":
-            self.collector = Collector(
-                self.redis, conf.CAPTURE_STREAM, conf.CAPTURE_BATCH_SIZE, log_stats=False
-            )
+            env = collector_env()
+            if env is not None:
+                # Off the job loop: a child process the worker starts, restarts and stops.
+                self.collector_process = CollectorProcess(env)
+            else:  # no settings module to hand a child: the collector shares the loop
+                self.collector = Collector(
+                    self.redis, conf.CAPTURE_STREAM, conf.CAPTURE_BATCH_SIZE, log_stats=False
+                )
         self.canceled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._listener: asyncio.Task[None] | None = None
         self.users = 0
+        # Until the embedded collector process reads the stream (see collector_ready).
+        self.collector_starting: asyncio.Future[bool] | None = None
+
+    async def collector_ready(self) -> None:
+        """Wait for the embedded collector process to read before a job runs: else a job's
+        first events would be written only once it has started, seconds later."""
+        starting = self.collector_starting
+        if starting is not None:
+            await asyncio.shield(starting)
+            self.collector_starting = None
 
     def start(self) -> None:
         _ensure_django()
@@ -62,15 +80,22 @@ class CaptureRuntime:
         self.emitter.start()
         if self.collector is not None:
             self.collector.start()
+        if self.collector_process is not None:
+            self.collector_process.start()
         self._listener = asyncio.ensure_future(self._listen_cancels())
 
     async def stop(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
+        if self.collector_starting is not None:
+            self.collector_starting.cancel()
         await self.emitter.stop()
         if self.collector is not None:
             await self.collector.stop()
         else:
+            if self.collector_process is not None:
+                # After the last flush: the child writes those events before it exits.
+                await self.collector_process.stop()
             logger.info("capture: %s", counters.get_capture_stats())
         try:
             await self.redis.close()
@@ -184,6 +209,11 @@ async def acquire(rearq: Any) -> CaptureRuntime:
     if _runtime is None or _runtime.loop is not asyncio.get_running_loop():
         _runtime = CaptureRuntime(rearq)
         _runtime.start()
+        if _runtime.collector_process is not None:
+            # ReArq starts up meanwhile; the first job waits for the rest (at most 10 s).
+            _runtime.collector_starting = asyncio.ensure_future(
+                _runtime.collector_process.wait_ready()
+            )
     _runtime.users += 1
     return _runtime
 

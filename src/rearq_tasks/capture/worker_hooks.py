@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,12 +35,16 @@ TRACEBACK_FRAMES = 30
 
 
 class _JobContext:
-    __slots__ = ("job", "queue", "worker", "start_ms", "traceback", "returned", "value")
+    __slots__ = ("job", "queue", "worker", "emitter", "canceled", "start_ms", "traceback",
+                 "returned", "value")  # fmt: skip
 
-    def __init__(self, job: Any, queue: str, worker: str) -> None:
+    def __init__(self, job: Any, queue: str, worker: str, runtime: Any) -> None:
         self.job = job
         self.queue = queue
         self.worker = worker
+        # The runtime's parts, looked up once per job rather than per event.
+        self.emitter = runtime.emitter
+        self.canceled = runtime.canceled
         self.start_ms: float | None = None
         self.traceback: str | None = None
         self.returned = False  # the task function returned (ReArq may still fail to record it)
@@ -66,57 +71,54 @@ def _format_traceback(ctx: _JobContext, exc: BaseException) -> None:
 
 
 # --- the task function: the true start --------------------------------------------------
-class _CapturedTask:
-    """A view of a ReArq Task whose ``function`` reports the true start of the job."""
+def _captured_view(task: Any) -> Any:
+    """The ReArq Task as ReArq's ``_run_job`` sees it: the same object's attributes (its
+    ``__dict__`` is shared, so changes to the task show) but a ``function`` that reports the
+    true start of the job. A subclass rather than a proxy: ReArq reads several attributes per
+    job and a ``__getattr__`` proxy paid a Python call for each."""
+    wrapper = _wrap_function(task.function)
+    cls = type(task)
+    view_cls = type(f"Captured{cls.__name__}", (cls,), {"function": property(lambda _: wrapper)})
+    view = view_cls.__new__(view_cls)
+    view.__dict__ = task.__dict__
+    return view
 
-    def __init__(self, task: Any) -> None:
-        self._task = task
-        original = task.function
 
-        @functools.wraps(original)
-        async def function(*args: Any, **kwargs: Any) -> Any:
-            ctx = _running.get()
+def _wrap_function(original: Any) -> Any:
+    @functools.wraps(original)
+    async def function(*args: Any, **kwargs: Any) -> Any:
+        ctx = _running.get()
+        if ctx is not None:
+            if ctx.job.job_id in ctx.canceled:
+                # Cancelled while it waited for a slot: ReArq would still run it.
+                raise asyncio.CancelledError()
+            # The event itself is built at the emitter's next flush, and only if the job has
+            # not ended by then (most have): here it costs a clock read and a dict entry.
+            ctx.start_ms = start = round(time.time() * 1000, 3)
+            ctx.emitter.started(ctx.job, ctx.queue, ctx.worker, start)
+        try:
+            value = await original(*args, **kwargs)
+        except Exception as exc:
             if ctx is not None:
-                runtime = runtime_mod.current()
-                if runtime is not None and ctx.job.job_id in runtime.canceled:
-                    # Cancelled while it waited for a slot: ReArq would still run it.
-                    raise asyncio.CancelledError()
-                ctx.start_ms = now_ms()
-                emit(
-                    job_event(
-                        ctx.job,
-                        "in_progress",
-                        ctx.queue,
-                        start_time=ctx.start_ms,
-                        worker_id=ctx.worker,
-                    )
-                )
-            try:
-                value = await original(*args, **kwargs)
-            except Exception as exc:
-                if ctx is not None:
-                    _format_traceback(ctx, exc)
-                raise
-            if ctx is not None:
-                ctx.returned, ctx.value = True, value
-            return value
+                _format_traceback(ctx, exc)
+            raise
+        if ctx is not None:
+            ctx.returned, ctx.value = True, value
+        return value
 
-        self.function = function
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._task, name)
+    return function
 
 
 class _CapturedTaskMap(Mapping):
     def __init__(self, task_map: dict[str, Any]) -> None:
         self._map = task_map
-        self._views: dict[str, tuple[Any, _CapturedTask]] = {}
+        self._views: dict[str, tuple[Any, Any]] = {}
 
     def __getitem__(self, name: str) -> Any:
         task = self._map[name]
         cached = self._views.get(name)
         if cached is None or cached[0] is not task:
-            cached = (task, _CapturedTask(task))
+            cached = (task, _captured_view(task))
             self._views[name] = cached
         return cached[1]
 
@@ -173,6 +175,7 @@ def _returned(ctx: _JobContext, job_result: Any) -> Any:
 
 
 def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: int) -> None:
+    emit = ctx.emitter.emit
     status = job_status(job)
     finish = to_ms(getattr(job_result, "finish_time", None)) or now_ms()
     start = ctx.start_ms or to_ms(getattr(job_result, "start_time", None))
@@ -212,12 +215,15 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
 def wrap_run_job(original: Any) -> Any:
     @functools.wraps(original)
     async def _run_job(self: Any, queue: str, msg_id: str, job: Any) -> Any:
-        if runtime_mod.current() is None:
+        runtime = runtime_mod.current()
+        if runtime is None:
             job_result = await original(self, queue, msg_id, job)
             await honour_retry_after(self, queue, job)
             return job_result
+        if runtime.collector_starting is not None:
+            await runtime.collector_ready()
         retries = job.job_retries if isinstance(job.job_retries, int) else 0
-        ctx = _JobContext(job, queue, self.worker_name)
+        ctx = _JobContext(job, queue, self.worker_name, runtime)
         token = _running.set(ctx)
         try:
             job_result = await original(self, queue, msg_id, job)

@@ -248,8 +248,23 @@ SPEC: dict[str, Option] = {
         nullable=True,
         secret=True,
     ),
+    "ALERT_PAGERDUTY_ROUTING_KEY": Option(
+        None,
+        (str,),
+        "PagerDuty Events API v2 routing (integration) key: alerts trigger and resolve "
+        "incidents, deduplicated by the alert's key.",
+        min_length(20),
+        nullable=True,
+        secret=True,
+    ),
+    "ALERT_PAGERDUTY_URL": Option(
+        "https://events.pagerduty.com/v2/enqueue",
+        (str,),
+        "PagerDuty Events API v2 endpoint (another region, or a proxy).",
+        url("https", "http"),
+    ),
     "ALERT_HTTP_TIMEOUT_SECONDS": Option(
-        5.0, (int, float), "Timeout of each Slack/webhook request.", positive
+        5.0, (int, float), "Timeout of each Slack/webhook/PagerDuty request.", positive
     ),
     "METRICS_TOKEN": Option(
         None,
@@ -296,8 +311,8 @@ SPEC: dict[str, Option] = {
     "CAPTURE_COLLECTOR": Option(
         "embedded",
         (str,),
-        'Where events are written to TaskLog: "embedded" (inside every worker) or '
-        '"external" (only `manage.py rearq_collector` processes).',
+        'Where events are written to TaskLog: "embedded" (a collector process every worker '
+        'starts and supervises) or "external" (only `manage.py rearq_collector` processes).',
         lambda v: None if v in ("embedded", "external") else 'must be "embedded" or "external"',
     ),
     "LOST_JOB_GRACE_SECONDS": Option(
@@ -319,6 +334,43 @@ SPEC: dict[str, Option] = {
         'Cron expression (e.g. "*/10 * * * *") to run sync_task_logs as a ReArq cron task.',
         nullable=True,
     ),
+    "JOB_LOG_ENABLED": Option(
+        False,
+        (bool,),
+        'One JSON line per job transition on the "rearq_tasks.jobs" logger (redacted), '
+        "written by the collector with each batch.",
+    ),
+    # --- live feed ---
+    "STREAM_RESUME_SECONDS": Option(
+        60,
+        (int, float),
+        "Written events stay in the capture stream this long (while it is under half of "
+        "CAPTURE_STREAM_MAXLEN) so a live feed resumes after a reconnect; 0: trim at once.",
+        non_negative,
+    ),
+    "STREAM_MAX_CONNECTIONS": Option(
+        8,
+        (int,),
+        "Most concurrent /logs/stream/ connections per server process (under WSGI each "
+        "holds a worker thread); more get 503.",
+        positive,
+    ),
+    "STREAM_MAX_SECONDS": Option(
+        300,
+        (int, float),
+        "A /logs/stream/ connection is closed after this long (the client reconnects with "
+        "Last-Event-ID).",
+        positive,
+    ),
+    "STREAM_MAX_EVENTS": Option(
+        10_000, (int,), "A /logs/stream/ connection is closed after this many events.", positive
+    ),
+    "STREAM_HEARTBEAT_SECONDS": Option(
+        15,
+        (int, float),
+        "An idle /logs/stream/ sends a comment this often (keeps proxies from closing it).",
+        positive,
+    ),
     # --- admin ---
     "ADMIN_CHOICES_LIMIT": Option(
         100, (int,), "Most task/queue names listed in the admin's filters.", positive
@@ -329,4 +381,9 @@ SPEC: dict[str, Option] = {
     "ADMIN_ACTION_MAX_ROWS": Option(
         100, (int,), "Most jobs one admin Retry/Cancel may act on at once.", positive
     ),
+    "OPERATION_CHUNK_SIZE": Option(200, (int,), "Jobs per bulk-operation chunk.", positive),
+    "OPERATION_SCAN_IDS": Option(20000, (int,), "Ids one chunk query scans.", positive),
+    "OPERATION_LEASE_SECONDS": Option(30, (int,), "A runner's lease on an operation.", positive),
+    "OPERATION_PAUSE_SECONDS": Option(5, (int,), "Wait before a paused retry.", positive),
+    "AUDIT_RETENTION_DAYS": Option(365, (int,), "Days audit entries are kept.", positive),
 }

@@ -93,7 +93,8 @@ def failure_rate_rule(ctx: Context) -> list[Alert]:
         limit = threshold(row.task_name, "FAILURE_RATE_THRESHOLD", conf.FAILURE_RATE_THRESHOLD)
         sample = threshold(row.task_name, "FAILURE_RATE_MIN_SAMPLE", conf.FAILURE_RATE_MIN_SAMPLE)
         rate = row.failure_rate
-        if limit is None or rate is None or row.completed < (sample or 0) or rate <= limit:
+        ended = row.successful + row.failed  # the rate's denominator (canceled: neither)
+        if limit is None or rate is None or ended < (sample or 0) or rate <= limit:
             continue
         alerts.append(
             Alert(
@@ -101,7 +102,7 @@ def failure_rate_rule(ctx: Context) -> list[Alert]:
                 row.task_name,
                 round(rate, 2),
                 limit,
-                f"{rate:.1f} % of {row.completed} finished jobs failed in the last "
+                f"{rate:.1f} % of {ended} finished jobs failed in the last "
                 f"{ctx.period_minutes} min ({row.failed} failed; threshold {limit:g} %)",
                 (f"latest error: {row.latest_error[:300]}",) if row.latest_error else (),
             )
@@ -311,13 +312,13 @@ def _overall_note(alerts: list[Alert], now: dt.datetime) -> str | None:
     if any(alert.rule == "failure_rate" for alert in alerts):
         return None
     rows = Context(now).tasks()
-    completed = sum(row.completed for row in rows)
     failed = sum(row.failed for row in rows)
+    ended = failed + sum(row.successful for row in rows)  # as the health check counts
     limit, sample = conf.FAILURE_RATE_THRESHOLD, conf.FAILURE_RATE_MIN_SAMPLE
-    if not completed or completed < sample or 100 * failed / completed <= limit:
+    if not ended or ended < sample or 100 * failed / ended <= limit:
         return None
     return (
-        f"all tasks together: {100 * failed / completed:.1f} % of {completed} finished jobs "
+        f"all tasks together: {100 * failed / ended:.1f} % of {ended} finished jobs "
         f"failed in the last {conf.ALERT_PERIOD_MINUTES} min (above {limit:g} %, which the "
         "/health/ check reports), but the failure-rate rule judges each task on its own and "
         f"no task has at least {sample} finished jobs (FAILURE_RATE_MIN_SAMPLE) with a rate "

@@ -1,4 +1,4 @@
-"""Where alerts go: Django mail, a Slack incoming webhook, a generic JSON webhook.
+"""Where alerts go: Django mail, a Slack incoming webhook, a generic JSON webhook, PagerDuty.
 
 Each channel sends one digest per ``check_task_alerts`` run and raises :class:`ChannelError`
 with a message safe to print (no webhook path, no token) when delivery fails; the caller
@@ -125,16 +125,27 @@ class _HttpChannel:
         return f"{type(self).__name__}({_where(self.url)})"
 
 
+def slack_escape(text: str) -> str:
+    """Slack's three control characters as entities, so job text stays text.
+
+    Without it a task name or error message could mention ``<!channel>``/``<!here>``/
+    ``<@U…>`` or show a disguised link ``<http://evil|click here>``. Slack decodes exactly
+    these three entities and nothing else.
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass(repr=False)
 class SlackChannel(_HttpChannel):
     name: str = "slack"
 
     def send(self, notifications: Sequence[Notification]) -> None:
         icons = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}
-        lines = [f"*{summary(notifications)}*"]
+        esc = slack_escape
+        lines = [f"*{esc(summary(notifications))}*"]
         for n in notifications:
-            lines.append(f"{icons[n.status]} *{n.label}* `{n.key}`: {n.message}")
-            lines.extend(f"    • {detail}" for detail in n.details)
+            lines.append(f"{icons[n.status]} *{esc(n.label)}* `{esc(n.key)}`: {esc(n.message)}")
+            lines.extend(f"    • {esc(detail)}" for detail in n.details)
         post_json(self.url, {"text": "\n".join(lines)}, self.timeout, self.name)
 
 
@@ -151,6 +162,50 @@ class WebhookChannel(_HttpChannel):
         post_json(self.url, payload, self.timeout, self.name)
 
 
+PAGERDUTY_SUMMARY_MAX = 1024  # Events API v2 refuses a longer payload.summary
+
+
+@dataclass(repr=False)
+class PagerDutyChannel(_HttpChannel):
+    """PagerDuty Events API v2: one event per notification, ``dedup_key`` = the alert's key.
+
+    A firing alert (new, worse, reminder) is a ``trigger`` (PagerDuty folds repeats of a
+    key into one open incident); a cleared one is a ``resolve`` of the same key. The routing
+    key is a secret: it is sent in the body, never shown in a repr or an error.
+    """
+
+    routing_key: str = ""
+    name: str = "pagerduty"
+
+    def event(self, n: Notification) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "routing_key": self.routing_key,
+            "dedup_key": n.key,
+            "event_action": "resolve" if n.status == "resolved" else "trigger",
+        }
+        if n.status != "resolved":
+            body["payload"] = {
+                "summary": f"{n.label} {n.key}: {n.message}"[:PAGERDUTY_SUMMARY_MAX],
+                "source": SOURCE,
+                "severity": "error",
+                "component": n.rule,
+                "custom_details": n.as_dict(),
+            }
+        return body
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        failures = []
+        for n in notifications:  # the API takes one event per request
+            try:
+                post_json(self.url, self.event(n), self.timeout, self.name)
+            except ChannelError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise ChannelError(
+                f"{failures[0]} ({len(failures)} of {len(notifications)} events not delivered)"
+            )
+
+
 def configured_channels() -> list[Channel]:
     """The channels the settings enable, in a stable order."""
     channels: list[Channel] = []
@@ -162,4 +217,10 @@ def configured_channels() -> list[Channel]:
         channels.append(SlackChannel(conf.ALERT_SLACK_WEBHOOK_URL, timeout))
     if conf.ALERT_WEBHOOK_URL:
         channels.append(WebhookChannel(conf.ALERT_WEBHOOK_URL, timeout))
+    if conf.ALERT_PAGERDUTY_ROUTING_KEY:
+        channels.append(
+            PagerDutyChannel(
+                conf.ALERT_PAGERDUTY_URL, timeout, routing_key=conf.ALERT_PAGERDUTY_ROUTING_KEY
+            )
+        )
     return channels

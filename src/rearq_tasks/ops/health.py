@@ -1,8 +1,8 @@
 """django-health-check 4.x checks for ReArq: the job table, the workers and their Redis.
 
-Add them to any ``HealthCheckView``::
+Add them to :class:`HealthView` (django-health-check's view, minus an e-mail per request)::
 
-    HealthCheckView.as_view(checks=[
+    HealthView.as_view(checks=[
         "health_check.checks.Database",
         "rearq_tasks.ops.health.TaskQueue",
         "rearq_tasks.ops.health.ReArqWorkers",
@@ -20,14 +20,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import redis
 from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse
+from django.utils.log import log_response
 from health_check.base import HealthCheck
 from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
+from health_check.views import HealthCheckView
 
 from rearq_tasks import queries
 from rearq_tasks.conf import conf, redact_url
@@ -120,12 +124,13 @@ class TaskQueue(HealthCheck):
 
     def _check_failure_rate(self, problems: list[HealthCheckException]) -> None:
         summary = queries.summary(queries.Scope.period(self.period))
-        completed, failed, rate = summary["completed"], summary["failed"], summary["failure_rate"]
-        if completed < self.failure_rate_min_sample:
+        failed, rate = summary["failed"], summary["failure_rate"]
+        ended = summary["successful"] + failed  # the rate's denominator (canceled: neither)
+        if ended < self.failure_rate_min_sample:
             return
         hours = _seconds(self.period) / 3600
         text = (
-            f"failure rate {rate:.1f} % ({failed}/{completed} jobs of all tasks together in "
+            f"failure rate {rate:.1f} % ({failed}/{ended} jobs of all tasks together in "
             f"the last {hours:g} h; check_task_alerts judges each task on its own, with at "
             f"least {self.failure_rate_min_sample} finished jobs per task)"
         )
@@ -266,3 +271,38 @@ class ReArqRedis(HealthCheck):
             raise ServiceUnavailable(_unreachable(exc)) from exc
         finally:
             client.close()
+
+
+health_logger = logging.getLogger("rearq_tasks.health")
+
+
+class HealthView(HealthCheckView):
+    """django-health-check's view, but a failing check is a 503 that mails nobody.
+
+    The upstream view answers 500, which Django's ``django.request`` logger records as an
+    error, so ``AdminEmailHandler`` mails ADMINS on every probe of an unhealthy site (any
+    5xx would). Here the answer is ``503 Service Unavailable`` with the checks' messages in
+    the body, logged once as a *warning* on ``rearq_tasks.health``; Django's handler sees
+    the response as already logged and adds nothing. Healthy answers and the
+    openmetrics/atom/rss formats (always 200) are unchanged.
+    """
+
+    async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = await super().get(request, *args, **kwargs)
+        if response.status_code == 500:
+            response.status_code = 503
+            failing = "; ".join(
+                f"{type(result.check).__name__}: {result.error}"
+                for result in self.results
+                if result.error
+            )
+            log_response(
+                "Health check failed: %s (%s)",
+                request.path,
+                failing,
+                response=response,
+                request=request,
+                logger=health_logger,
+                level="warning",
+            )
+        return response

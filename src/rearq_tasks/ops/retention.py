@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.db.models.deletion import Collector
 from django.utils import timezone
 
+from rearq_tasks import audit
 from rearq_tasks.conf import conf
 from rearq_tasks.models import FAILED, TaskEvent, TaskLog, TaskStat, TaskStatBin
 from rearq_tasks.rollups import DAY, floor_bucket
@@ -148,6 +149,9 @@ def purge_stats(
 
 
 def purge_task_logs() -> int:
-    """Entry point for a ReArq cron task: apply the configured retentions; returns rows deleted."""
+    """Entry point for a ReArq cron task: apply the configured retentions (task logs, rollups,
+    the audit log by ``AUDIT_RETENTION_DAYS``); returns task log rows deleted."""
     purge_stats()
-    return purge().deleted
+    deleted = purge().deleted
+    audit.purge()
+    return deleted

@@ -5,6 +5,11 @@ comparable: the same task mix, log-normal durations, retries, errors and users f
 given ``seed``. On PostgreSQL rows are streamed with COPY; elsewhere batched
 ``bulk_create`` is used.
 
+Generated rows are marked so they never pass for real jobs: every task name starts with
+:data:`SEED_PREFIX` (``seed.send_email``), every worker id with ``seed-`` and every user is
+``seed_user_N``. The marker is also how ``seed_task_logs`` tells a table of generated rows
+(safe to add to or empty) from one holding real jobs (refused without ``--force``).
+
 The statistics rollups follow the seeded rows exactly once either way: the database
 triggers add them, except on PostgreSQL as a superuser, where the COPY runs with the
 triggers off (``session_replication_role = replica``, this transaction only) and the
@@ -27,8 +32,11 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from rearq_tasks.models import StatusChoices, TaskLog, TaskStat, TaskStatBin
+from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog, TaskStat, TaskStatBin
 from rearq_tasks.rollup_sql import add_sql, rows_source, terminal_list
+
+SEED_PREFIX = "seed."  # every generated task name starts with it
+SEED_WORKER_PREFIX = "seed-"  # every generated worker id too
 
 
 @dataclass(frozen=True)
@@ -43,18 +51,18 @@ class TaskProfile:
 
 
 TASKS: tuple[TaskProfile, ...] = (
-    TaskProfile("send_email", "default", 30, 180, 0.6, 0.03, 3),
-    TaskProfile("send_sms", "high", 8, 250, 0.5, 0.05, 3),
-    TaskProfile("resize_image", "default", 14, 900, 0.8, 0.02, 2),
-    TaskProfile("generate_report", "low", 4, 12000, 0.9, 0.06, 1),
-    TaskProfile("sync_inventory", "background", 6, 4000, 0.7, 0.04, 3),
-    TaskProfile("charge_payment", "critical", 7, 600, 0.5, 0.02, 5),
-    TaskProfile("refund_payment", "critical", 1, 700, 0.5, 0.03, 5),
-    TaskProfile("index_document", "background", 10, 350, 0.7, 0.01, 2),
-    TaskProfile("webhook_dispatch", "high", 12, 300, 1.0, 0.08, 3),
-    TaskProfile("cleanup_sessions", "low", 2, 2500, 0.4, 0.0, 0),
-    TaskProfile("export_csv", "low", 3, 30000, 0.8, 0.07, 1),
-    TaskProfile("flaky_partner_api", "default", 3, 1200, 1.1, 0.25, 3),
+    TaskProfile(SEED_PREFIX + "send_email", "default", 30, 180, 0.6, 0.03, 3),
+    TaskProfile(SEED_PREFIX + "send_sms", "high", 8, 250, 0.5, 0.05, 3),
+    TaskProfile(SEED_PREFIX + "resize_image", "default", 14, 900, 0.8, 0.02, 2),
+    TaskProfile(SEED_PREFIX + "generate_report", "low", 4, 12000, 0.9, 0.06, 1),
+    TaskProfile(SEED_PREFIX + "sync_inventory", "background", 6, 4000, 0.7, 0.04, 3),
+    TaskProfile(SEED_PREFIX + "charge_payment", "critical", 7, 600, 0.5, 0.02, 5),
+    TaskProfile(SEED_PREFIX + "refund_payment", "critical", 1, 700, 0.5, 0.03, 5),
+    TaskProfile(SEED_PREFIX + "index_document", "background", 10, 350, 0.7, 0.01, 2),
+    TaskProfile(SEED_PREFIX + "webhook_dispatch", "high", 12, 300, 1.0, 0.08, 3),
+    TaskProfile(SEED_PREFIX + "cleanup_sessions", "low", 2, 2500, 0.4, 0.0, 0),
+    TaskProfile(SEED_PREFIX + "export_csv", "low", 3, 30000, 0.8, 0.07, 1),
+    TaskProfile(SEED_PREFIX + "flaky_partner_api", "default", 3, 1200, 1.1, 0.25, 3),
 )
 
 ERRORS: tuple[str, ...] = (
@@ -67,7 +75,9 @@ ERRORS: tuple[str, ...] = (
     "PermissionError: [Errno 13] Permission denied: '/var/exports/{n}.csv'",
     "RuntimeError: payment provider declined the charge (code {n})",
 )
-WORKERS: tuple[str, ...] = tuple(f"worker-{h}-{p}" for h in ("a", "b", "c") for p in (101, 202))
+WORKERS: tuple[str, ...] = tuple(
+    f"{SEED_WORKER_PREFIX}worker-{h}-{p}" for h in ("a", "b", "c") for p in (101, 202)
+)
 
 COLUMNS: tuple[str, ...] = (
     "job_id", "task_name", "queue_name", "args", "kwargs", "status", "duration_ms",
@@ -94,6 +104,21 @@ def _pick_status(rng: random.Random, age: dt.timedelta, profile: TaskProfile) ->
     if roll < profile.failure_rate + 0.0102:
         return StatusChoices.IN_PROGRESS  # a stuck job: a worker died mid-run
     return StatusChoices.SUCCESS
+
+
+# Customer plans of the generated kwargs: "enterprise" is the common-but-selective value
+# (1 % of jobs, 10k at a million rows) that bench/search.py looks for.
+PLANS = (("free", 0.8), ("business", 0.19), ("enterprise", 0.01))
+
+
+def _kwargs(rng: random.Random, i: int) -> dict[str, object]:
+    """A realistic call: a unique order id (job ``i`` has order ``i + 1``), the customer's
+    plan, and a tenant for half of the jobs."""
+    plan = rng.choices([p for p, _ in PLANS], [w for _, w in PLANS])[0]
+    kwargs: dict[str, object] = {"order_id": i + 1, "customer": {"plan": plan}}
+    if rng.random() < 0.5:
+        kwargs["tenant"] = f"t{rng.randint(1, 40)}"
+    return kwargs
 
 
 def generate_rows(
@@ -141,7 +166,7 @@ def generate_rows(
             error = rng.choice(ERRORS).format(n=rng.randint(1, 99999))
         user_id = rng.choice(user_ids) if user_ids and rng.random() < 0.2 else None
         args = [rng.randint(1, 10**6)] if profile.queue != "background" else []
-        kwargs = {"tenant": f"t{rng.randint(1, 40)}"} if rng.random() < 0.5 else {}
+        kwargs = _kwargs(rng, i)
         yield (
             f"{rng.getrandbits(128):032x}", profile.name, profile.queue,
             json.dumps(args), json.dumps(kwargs), str(status), duration_ms,
@@ -179,19 +204,29 @@ def seed(
     return _bulk_create(rows, using, batch_size, progress)
 
 
+def foreign_rows(using: str = "default") -> bool:
+    """Whether the table holds a row this module did not generate (no ``seed.`` marker).
+
+    Stops at the first such row; only a table of generated rows is read through.
+    """
+    return TaskLog.objects.using(using).exclude(task_name__startswith=SEED_PREFIX).exists()
+
+
 def truncate(using: str = "default") -> int:
-    """Empty the table and the statistics rollups (seeded rollups would outlive the rows
-    they count). TRUNCATE on PostgreSQL: a DELETE of 1M rows takes minutes."""
+    """Empty TaskLog, its history (TaskEvent) and the statistics rollups (seeded rollups
+    would outlive the rows they count). TRUNCATE on PostgreSQL: a DELETE of 1M rows takes
+    minutes. Returns the number of TaskLog rows there were."""
     count = TaskLog.objects.using(using).count()
     connection = connections[using]
-    models = (TaskLog, TaskStat, TaskStatBin)
+    models = (TaskEvent, TaskLog, TaskStat, TaskStatBin)
     # Inside a transaction with pending deferred FK checks PostgreSQL refuses TRUNCATE.
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {', '.join(m._meta.db_table for m in models)}")
     else:
-        for model in models:
-            model.objects.using(using).all()._raw_delete(using)
+        with transaction.atomic(using=using):
+            for model in models:
+                model.objects.using(using).all()._raw_delete(using)
     return count
 
 

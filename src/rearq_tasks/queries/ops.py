@@ -55,6 +55,7 @@ class TaskWindow:
     task_name: str
     completed: int
     failed: int
+    successful: int
     failure_rate: float | None
     avg_duration_ms: float | None
     avg_retries: float | None
@@ -81,7 +82,8 @@ def per_task_window(since: dt.datetime) -> list[TaskWindow]:
                 task_name=row["task_name"],
                 completed=row["completed"],
                 failed=row["failures"],
-                failure_rate=row["failure_rate"] if row["completed"] else None,
+                successful=row["successful"],
+                failure_rate=row["failure_rate"] if row["successful"] + row["failures"] else None,
                 avg_duration_ms=row["avg_duration_ms"],
                 avg_retries=row["avg_retries"],
                 latest_error=latest,

@@ -117,6 +117,15 @@ def rate(part: float, whole: float) -> float:
     return round(part * 100 / whole, 2) if whole else 0.0
 
 
+def outcome_rate(part: float, successful: float, failed: float) -> float:
+    """``part`` as a % of the jobs that succeeded or failed, as the seed's view computes it.
+
+    A canceled job neither succeeded nor failed, so it does not dilute either rate:
+    ``success_rate + failure_rate`` is 100 whenever one job ended either way.
+    """
+    return rate(part, successful + failed)
+
+
 def int_or_none(value: float | None) -> int | None:
     return None if value is None else int(round(value))
 

@@ -20,6 +20,7 @@ from rearq_tasks.queries.rollup import (
     is_completed,
     is_failed,
     is_successful,
+    outcome_rate,
     percentile,
     rate,
     records,
@@ -52,8 +53,8 @@ def summary(scope: Scope) -> dict[str, Any]:
         "failed": failed,
         "in_progress": _count(rows, is_active),
         "completed": completed,
-        "success_rate": rate(successful, completed),
-        "failure_rate": rate(failed, completed),
+        "success_rate": outcome_rate(successful, successful, failed),
+        "failure_rate": outcome_rate(failed, successful, failed),
         "retry_rate": rate(_total(rows, "retried"), total),
         "avg_duration_ms": int(round(avg_duration)),
         "avg_duration_seconds": round(avg_duration / 1000, 2),
@@ -77,14 +78,16 @@ def task_rows(scope: Scope) -> list[dict[str, Any]]:
     out = []
     for task, rows in grouped.items():
         completed, failures = _count(rows, is_completed), _count(rows, is_failed)
+        successful = _count(rows, is_successful)
         timed = _total(rows, "duration_count")
         out.append(
             {
                 "task_name": task,
                 "total": _total(rows, "jobs"),
                 "failures": failures,
+                "successful": successful,
                 "completed": completed,
-                "failure_rate": rate(failures, completed),
+                "failure_rate": outcome_rate(failures, successful, failures),
                 "avg_duration_ms": int_or_none(
                     _total(rows, "duration_sum") / timed if timed else None
                 ),

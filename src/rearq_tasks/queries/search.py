@@ -44,6 +44,11 @@ def search_q(term: str, using: str = "default") -> Q:
     return q
 
 
+def words_q(term: str, using: str = "default") -> Q:
+    """The plain words of a search (the first ``MAX_TERM_LENGTH`` characters)."""
+    term = term.strip()[:MAX_TERM_LENGTH].strip()
+    return search_q(term, using) if term else Q()
+
+
 def apply(queryset: QuerySet[TaskLog], term: str) -> QuerySet[TaskLog]:
-    term = term.strip()[:MAX_TERM_LENGTH]
-    return queryset.filter(search_q(term, queryset.db)) if term else queryset
+    return queryset.filter(words_q(term, queryset.db))

@@ -34,7 +34,7 @@ from rearq_tasks.queries.expressions import (
     queue_wait_ms,
     vendor,
 )
-from rearq_tasks.queries.rollup import Scope, int_or_none, rate, wait_expression
+from rearq_tasks.queries.rollup import Scope, int_or_none, outcome_rate, rate, wait_expression
 from rearq_tasks.queries.timeseries import INTERVALS, bucket_starts, timeline
 
 if TYPE_CHECKING:
@@ -81,7 +81,8 @@ def _percentile_by_offset(values: TaskLogQuerySet, n: int, fraction: float) -> f
 def summary(qs: Scope | TaskLogQuerySet) -> dict[str, Any]:
     """Counts, rates, average and percentile durations and queue waits of ``qs``.
 
-    Rates are percentages with 2 decimals (0.0 when nothing completed); durations and
+    Success and failure rates are % of successful + failed (:func:`outcome_rate`), the retry
+    rate % of total, 2 decimals (0.0 when there is nothing to divide by); durations and
     waits are whole milliseconds, ``None`` when no row has one (``avg_duration_ms`` is 0).
     A :class:`Scope` is read from the rollups, a queryset from its rows.
     """
@@ -133,8 +134,8 @@ def _summary_figures(row: dict[str, Any]) -> dict[str, Any]:
         "failed": row["failed"],
         "in_progress": row["in_progress"],
         "completed": completed,
-        "success_rate": _rate(row["successful"], completed),
-        "failure_rate": _rate(row["failed"], completed),
+        "success_rate": outcome_rate(row["successful"], row["successful"], row["failed"]),
+        "failure_rate": outcome_rate(row["failed"], row["successful"], row["failed"]),
         "retry_rate": _rate(row["retried"], total),
         "avg_duration_ms": int(round(avg_duration)),
         "avg_duration_seconds": round(avg_duration / 1000, 2),
@@ -251,6 +252,7 @@ def _grouped_by_task(qs: TaskLogQuerySet, on_postgres: bool) -> TaskLogQuerySet:
     annotations: dict[str, Any] = {
         "total": Count("*"),
         "failures": Count("enqueue_time", filter=FAILED),
+        "successful": Count("enqueue_time", filter=SUCCESSFUL),
         "completed": Count("enqueue_time", filter=COMPLETED),
         "with_duration": Count("duration_ms"),
         "avg_duration": Avg("duration_ms"),
@@ -261,10 +263,11 @@ def _grouped_by_task(qs: TaskLogQuerySet, on_postgres: bool) -> TaskLogQuerySet:
         qs.values("task_name")
         .annotate(**annotations)
         .annotate(
-            failure_rate_raw=Case(
-                When(completed=0, then=Value(0.0)),
+            failure_rate_raw=Case(  # outcome_rate, in SQL
+                When(failures=0, then=Value(0.0)),
                 default=ExpressionWrapper(
-                    F("failures") * 100.0 / F("completed"), output_field=FloatField()
+                    F("failures") * 100.0 / (F("successful") + F("failures")),
+                    output_field=FloatField(),
                 ),
                 output_field=FloatField(),
             ),
@@ -330,8 +333,9 @@ def _task_row(row: dict[str, Any]) -> dict[str, Any]:
         "task_name": row["task_name"],
         "total": row["total"],
         "failures": row["failures"],
+        "successful": row["successful"],
         "completed": row["completed"],
-        "failure_rate": _rate(row["failures"], row["completed"]),
+        "failure_rate": outcome_rate(row["failures"], row["successful"], row["failures"]),
         "avg_duration_ms": _int_or_none(row["avg_duration"]),
         "p95_duration_ms": _int_or_none(row["p95_duration"]),
         "latest_error": row.get("latest_error"),

@@ -47,21 +47,36 @@ def failover_retry(seconds: int | None = None) -> dict[str, Any]:
     }
 
 
-def redis_client(timeout: float | None = None) -> redis.Redis:
-    """A short-timeout sync client on ReArq's Redis (URL or sentinels from settings)."""
+def _client_options(timeout: float | None) -> dict[str, Any]:
     timeout = conf.REDIS_TIMEOUT_SECONDS if timeout is None else timeout
-    options: dict[str, Any] = {
+    return {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "decode_responses": True,
         "retry_on_timeout": False,
     }
+
+
+def redis_client(timeout: float | None = None) -> redis.Redis:
+    """A short-timeout sync client on ReArq's Redis (URL or sentinels from settings)."""
+    options = _client_options(timeout)
     sentinels = conf.REDIS_SENTINELS
     if sentinels:
         return Sentinel(sentinel_nodes(sentinels), **options).master_for(
             conf.REDIS_SENTINEL_MASTER, **options
         )
     return redis.Redis.from_url(conf.REDIS_URL, **options)
+
+
+def async_redis_client(timeout: float | None = None) -> AsyncRedis:
+    """:func:`redis_client` for asyncio code (an ASGI view): same server, same timeouts."""
+    options = _client_options(timeout)
+    sentinels = conf.REDIS_SENTINELS
+    if sentinels:
+        return AsyncSentinel(sentinel_nodes(sentinels), **options).master_for(
+            conf.REDIS_SENTINEL_MASTER, **options
+        )
+    return AsyncRedis.from_url(conf.REDIS_URL, **options)
 
 
 _LOCAL = {"localhost", "127.0.0.1", "::1"}

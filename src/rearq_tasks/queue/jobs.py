@@ -10,14 +10,26 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rearq_tasks.capture.events import job_event, row_event
 from rearq_tasks.capture.history_writer import write_events
 from rearq_tasks.capture.hooks import current_user_id
 from rearq_tasks.lifecycle import RETRYABLE_STATUSES, TERMINAL_STATUSES, duration_ms
+from rearq_tasks.payloads import is_lossy
 from rearq_tasks.queue.client import get_rearq_client
-from rearq_tasks.queue.keys import CANCEL_TASK, CHANNEL, job_status, queue_key
+from rearq_tasks.queue.keys import (
+    CANCEL_TASK,
+    CHANNEL,
+    ENQUEUED_MARK,
+    ENQUEUED_MARK_SECONDS,
+    TASK_DISABLED,
+    TASK_KEY,
+    XADD_ONCE,
+    job_status,
+    queue_key,
+)
 from rearq_tasks.queue.loop import run_async, run_sync
 from rearq_tasks.queue.reconcile import Progress, SyncReport, reconcile
 from rearq_tasks.queue.requeue import enqueue_again, original_arguments, queue_for
@@ -126,6 +138,40 @@ def _queue_key(task_log: TaskLog) -> str:
     return queue_for(task_log.job_id, task_log.task_name, task_log.queue_name, task_map)
 
 
+def _retryable_queue(task_log: TaskLog) -> str:
+    """The queue key to retry ``task_log`` on; ValueError when it may not be retried."""
+    if task_log.status not in RETRYABLE_STATUSES:
+        raise ValueError(
+            f"job {task_log.job_id} is {task_log.status}: only failed, expired or canceled "
+            "jobs can be retried"
+        )
+    return _queue_key(task_log)
+
+
+def _new_job(task_log: TaskLog, job_id: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    from rearq.enums import JobStatus
+    from rearq.server.models import Job
+    from tortoise import timezone
+
+    return Job(
+        task=task_log.task_name,
+        args=args,
+        kwargs=kwargs,
+        job_retry=task_log.job_retry,
+        job_retry_after=task_log.job_retry_after,
+        job_id=job_id,
+        enqueue_time=timezone.now(),
+        status=JobStatus.queued,
+    )
+
+
+async def _disabled_tasks(names: set[str]) -> set[str]:
+    rearq = get_rearq_client()
+    ordered = sorted(names)
+    states = await rearq.redis.hmget(TASK_KEY, ordered) if ordered else []
+    return {name for name, state in zip(ordered, states, strict=True) if state == TASK_DISABLED}
+
+
 def retry_job(task_log: TaskLog, user: Any = None) -> str:
     """Run the job again with its original arguments, on the same queue; the new job id.
 
@@ -133,12 +179,7 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
     copy: ValueError when ReArq's row is gone and the copy lost something. The new row's
     ``retry_of`` names this job. Works without the task function.
     """
-    if task_log.status not in RETRYABLE_STATUSES:
-        raise ValueError(
-            f"job {task_log.job_id} is {task_log.status}: only failed, expired or canceled "
-            "jobs can be retried"
-        )
-    queue = _queue_key(task_log)
+    queue = _retryable_queue(task_log)
     user_id = _user_id(user)
     new_id = uuid.uuid4().hex
 
@@ -156,6 +197,88 @@ def retry_job(task_log: TaskLog, user: Any = None) -> str:
 
     upsert_records([job_event(job, "queued", queue, user_id=user_id, retry_of=task_log.job_id)])
     return new_id
+
+
+async def _fresh_jobs(
+    todo: list[tuple[TaskLog, str, str]], outcome: dict[str, str | ValueError]
+) -> list[Any]:
+    """The new ``rearq_job`` rows, with ReArq's original arguments (as in ``retry_job``);
+    the jobs that cannot be retried get their reason in ``outcome``."""
+    from rearq.server.models import Job
+
+    disabled = await _disabled_tasks({log.task_name for log, _id, _q in todo})
+    originals = {
+        job.job_id: job
+        for job in await Job.filter(job_id__in=[log.job_id for log, _id, _q in todo])
+    }
+    fresh = []
+    for log, new_id, _queue in todo:
+        original = originals.get(log.job_id)
+        if log.task_name in disabled:
+            outcome[log.job_id] = ValueError(f"task {log.task_name!r} is disabled in ReArq")
+        elif original is not None:
+            fresh.append(_new_job(log, new_id, original.args or [], original.kwargs or {}))
+        elif is_lossy(log.args, log.kwargs):
+            lost = f"ReArq no longer has the arguments of job {log.job_id}"
+            outcome[log.job_id] = ValueError(f"{lost} and the stored copy is lossy")
+        else:
+            fresh.append(_new_job(log, new_id, list(log.args or []), dict(log.kwargs or {})))
+    return fresh
+
+
+def retry_jobs(
+    retries: Sequence[tuple[TaskLog, str]], user: Any = None
+) -> dict[str, str | ValueError]:
+    """Retry many jobs at once, each under the new id given with it; idempotent.
+
+    Called again with the same ids (a bulk operation replaying a chunk) it finds their
+    ``rearq_job`` rows and adds no second stream message: each message is added by one Redis
+    script only if the job id's mark is new. One ReArq round trip and one TaskLog write for
+    the whole batch. Returns, per original job id, the new id or why it was not retried.
+    """
+    outcome: dict[str, str | ValueError] = {}
+    todo: list[tuple[TaskLog, str, str]] = []
+    for log, new_id in retries:
+        try:
+            todo.append((log, new_id, _retryable_queue(log)))
+        except ValueError as exc:
+            outcome[log.job_id] = exc
+
+    async def go() -> list[Any]:
+        from rearq.server.models import Job
+
+        rearq = get_rearq_client()
+        fresh = await _fresh_jobs(todo, outcome)
+        live = [item for item in todo if item[0].job_id not in outcome]
+        ids = [new_id for _log, new_id, _queue in live]
+        have = set(await Job.filter(job_id__in=ids).values_list("job_id", flat=True))
+        missing = [job for job in fresh if job.job_id not in have]
+        if missing:
+            await Job.bulk_create(missing)
+        pipe = rearq.redis.pipeline(transaction=False)
+        for _log, new_id, queue in live:
+            mark = ENQUEUED_MARK + new_id
+            pipe.eval(XADD_ONCE, 2, queue, mark, new_id, ENQUEUED_MARK_SECONDS)
+        await pipe.execute()
+        return list(await Job.filter(job_id__in=ids))
+
+    jobs = run_sync(go, timeout=60) if todo else []
+    queues = {new_id: queue for _log, new_id, queue in todo}
+    user_id = _user_id(user)
+    from rearq_tasks.capture.upsert import upsert_records  # models: needs Django set up
+
+    retry_of = {new_id: log.job_id for log, new_id, _queue in todo}
+    upsert_records(
+        [
+            job_event(
+                job, "queued", queues[job.job_id], user_id=user_id, retry_of=retry_of[job.job_id]
+            )  # fmt: skip
+            for job in jobs
+        ]
+    )
+    for log, new_id, _queue in todo:
+        outcome.setdefault(log.job_id, new_id)
+    return outcome
 
 
 def cancel_job(task_log: TaskLog) -> None:

@@ -17,6 +17,17 @@ TASK_KEY = "rearq:task"  # hash: task name -> "enabled" / "disabled"
 TASK_DISABLED = "disabled"
 WORKER_KEY = "rearq:worker"  # hash: worker name -> JSON heartbeat {queue, is_timer, ms, ...}
 TASK_NOT_FOUND = "task not found"  # the JobResult text of a task a worker does not know
+# Ours, not ReArq's: marks a job id whose stream message was added, so an operation that
+# replays a chunk never adds a second message for the same retry (see queue/operations.py).
+ENQUEUED_MARK = "rearq_tasks:enqueued:"
+ENQUEUED_MARK_SECONDS = 7 * 24 * 3600
+# KEYS: the queue stream, the mark; ARGV: job id, mark TTL. XADD only if the mark is new.
+XADD_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  return redis.call('XADD', KEYS[1], '*', 'job_id', ARGV[1])
+end
+return false
+"""
 
 
 def queue_key(name: str | None) -> str:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.contrib.admin.views.main import PAGE_VAR
+from django.urls import NoReverseMatch, reverse
 
 from rearq_tasks.admin.filters import bounded_date_hierarchy
+from rearq_tasks.admin.search import suggestions
 
 register = template.Library()
 
@@ -15,3 +18,20 @@ register = template.Library()
 def tasklog_date_hierarchy(cl: Any) -> dict[str, Any]:
     """Django's date drill-down, computed without ``SELECT DISTINCT date_trunc``."""
     return bounded_date_hierarchy(cl)
+
+
+@register.inclusion_tag("rearq_tasks/admin/search_suggestions.html")
+def tasklog_search_suggestions() -> dict[str, Any]:
+    """Qualifiers, task and queue names for the search box (the cached index walk)."""
+    return {"suggestions": suggestions()}
+
+
+@register.inclusion_tag("rearq_tasks/admin/export_links.html")
+def tasklog_export_links(cl: Any) -> dict[str, Any]:
+    """Export buttons for the changelist's current filters, search and ordering."""
+    try:
+        url = reverse(f"{cl.model_admin.admin_site.name}:tasks_tasklog_export")
+    except NoReverseMatch:
+        return {"export_url": None}
+    query = cl.get_query_string(remove=[PAGE_VAR])
+    return {"export_url": url, "query": query + ("&" if len(query) > 1 else "")}

@@ -1,6 +1,7 @@
 """``manage.py cleanup_task_logs [--days N] [--failed-days N] [--batch-size N] [--dry-run]``.
 
-Deletes TaskLog rows past retention in short batches (see :mod:`rearq_tasks.ops.retention`).
+Deletes TaskLog rows past retention in short batches (see :mod:`rearq_tasks.ops.retention`),
+and audit entries older than ``AUDIT_RETENTION_DAYS`` (:func:`rearq_tasks.audit.purge`).
 Exit status: 0 done (or nothing to do), 1 bad options (CommandError; nothing deleted).
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from rearq_tasks import audit
 from rearq_tasks.conf import conf
 from rearq_tasks.ops.retention import DEFAULT_BATCH_SIZE, purge, purge_stats
 
@@ -101,8 +103,11 @@ class Command(BaseCommand):
         scope = f"enqueued before {result.cutoff:%Y-%m-%d %H:%M %Z}"
         if result.failed_cutoff != result.cutoff:
             scope += f"; failed jobs before {result.failed_cutoff:%Y-%m-%d %H:%M %Z}"
+        audited = audit.purge(batch_size=batch_size, dry_run=result.dry_run)
+        audit_scope = f"audit entries older than {conf.AUDIT_RETENTION_DAYS} days"
         if result.dry_run:
             self.stdout.write(f"dry run: {result.matched:,} rows would be deleted ({scope})")
+            self.stdout.write(f"dry run: {audited:,} {audit_scope} would be deleted")
             return
         elapsed = time.monotonic() - started
         self.stdout.write(
@@ -111,3 +116,4 @@ class Command(BaseCommand):
                 f"{elapsed:.1f} s"
             )
         )
+        self.stdout.write(f"deleted {audited:,} {audit_scope}")

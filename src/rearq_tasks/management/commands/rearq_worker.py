@@ -1,8 +1,14 @@
-"""``manage.py rearq_worker``: ReArq's own worker, with Django set up and capture installed."""
+"""``manage.py rearq_worker``: ReArq's own worker, with Django set up and capture installed.
+
+Before ReArq reads its queues, each queue's stream and consumer group is created on its own
+(:func:`rearq_tasks.queue.streams.ensure_queue_groups`): ReArq 0.2.9 alone crashes with
+``NOGROUP`` when some of the queues it reads have no group yet.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -33,16 +39,19 @@ class Command(BaseCommand):
         from rearq.worker import TimerWorker, Worker
 
         from rearq_tasks.capture.hooks import install_rearq_signal_handlers
+        from rearq_tasks.queue.streams import ensure_queue_groups
 
         rearq = client_with_tasks()
         install_rearq_signal_handlers()
+        group = options["group_name"] or socket.gethostname()  # ReArq's own default
 
         async def main() -> None:
             await rearq.startup()
+            await ensure_queue_groups(rearq.redis, options["queue"], group)
             worker = Worker(
                 rearq,
                 queues=options["queue"] or None,
-                group_name=options["group_name"],
+                group_name=group,
                 consumer_name=options["consumer_name"],
             )
             if options["with_timer"]:

@@ -1,4 +1,8 @@
-"""``manage.py seed_task_logs --count N --days D [--seed S]``: realistic rows, fast."""
+"""``manage.py seed_task_logs --count N --days D [--seed S]``: realistic rows, fast.
+
+Generated rows carry the ``seed.`` marker in their task name. The command refuses to write
+into (or ``--truncate``) a table holding any row without it — real jobs — unless ``--force``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from rearq_tasks.ops.seeding import seed, truncate
+from rearq_tasks.ops.seeding import SEED_PREFIX, foreign_rows, seed, truncate
 
 MAX_COUNT = 100_000_000
 MAX_BATCH_SIZE = 1_000_000
@@ -49,7 +53,14 @@ class Command(BaseCommand):
             "--seed", type=str, default="0", help="random seed (same seed, same rows)"
         )
         parser.add_argument("--batch-size", type=str, default="10000")
-        parser.add_argument("--truncate", action="store_true", help="delete existing rows first")
+        parser.add_argument(
+            "--truncate", action="store_true", help="delete existing rows and their history first"
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="write (or truncate) even though the table holds rows this command did not make",
+        )
         parser.add_argument("--database", default="default", choices=tuple(connections))
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -61,6 +72,15 @@ class Command(BaseCommand):
         except ValueError:
             raise CommandError(f"--seed expects a whole number, got {options['seed']!r}") from None
         using = options["database"]
+        if not options["force"] and foreign_rows(using):
+            raise CommandError(
+                f"the TaskLog table of database {using!r} holds rows seed_task_logs did not "
+                f"generate (task names without the {SEED_PREFIX!r} marker): real jobs, "
+                "presumably. Generated rows would mix into their figures"
+                + (" and --truncate would delete them" if options["truncate"] else "")
+                + ". Use a database of its own (--database), or pass --force if that is "
+                "really what you want."
+            )
         if options["truncate"]:
             self.stdout.write(f"deleted {truncate(using):,} existing rows")
         started = time.monotonic()
