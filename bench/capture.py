@@ -4,7 +4,8 @@
 
 Each round runs, in an alternating order, one worker draining N no-op jobs:
 ``plain`` (ReArq alone), ``embedded`` (capture, the collector inside the worker) and
-``external`` (capture, the worker only sends events; ``manage.py rearq_collector`` writes).
+``external`` (capture, the worker only sends events; ``manage.py rearq_collector`` writes)
+and ``external-norollup`` (the same with the statistics rollup triggers disabled).
 Django and ReArq share one PostgreSQL database; Redis is ``BENCH_REDIS_URL`` (its DB is
 flushed). Drain time = first XADD -> last JobResult.finish_time. Printed: the median of
 per-round throughput ratios against ``plain``, the capture lag (JobResult.finish_time ->
@@ -47,7 +48,10 @@ DB = os.environ.setdefault("BENCH_DB_NAME", "rt_capture_bench")
 QUEUE = "rearq:queue:default"
 GROUP = "bench"
 CLK = os.sysconf("SC_CLK_TCK")
-MODES = ("plain", "embedded", "external")
+MODES = ("plain", "embedded", "external", "external-norollup")
+# The same as ``external`` with the rollup triggers disabled for the round (this scratch
+# database only): what the statistics rollups add to capture.
+NO_ROLLUP = "external-norollup"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -127,18 +131,19 @@ def backend_pids(conn: object) -> list[int]:
 
 def reset(conn: object, redis: object) -> None:
     conn.execute(  # type: ignore[attr-defined]
-        "TRUNCATE rearq_job_results, rearq_job, django_cfg_task_log, django_cfg_task_event"
+        "TRUNCATE rearq_job_results, rearq_job, django_cfg_task_log, django_cfg_task_event,"
+        " django_cfg_task_stat, django_cfg_task_stat_bin"
     )
     redis.flushdb()  # type: ignore[attr-defined]
     redis.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)  # type: ignore[attr-defined]
 
 
 def start(mode: str, log: Path) -> list[subprocess.Popen[bytes]]:
-    collector = "external" if mode == "external" else "embedded"
+    collector = "external" if mode.startswith("external") else "embedded"
     env = child_env(BENCH_COLLECTOR=collector)
     module = "bench.capture_plain:rearq" if mode == "plain" else "bench.capture_tasks:rearq"
     procs = []
-    if mode == "external":
+    if collector == "external":
         procs.append(spawn(manage_argv("rearq_collector"), log, env, append=True))
     worker = spawn(worker_argv(group=GROUP, consumer=mode, app=module), log, env, append=True)
     return [worker, *procs]
@@ -176,6 +181,8 @@ def enqueue(conn: object, redis: object, n: int) -> float:
 
 def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict[str, float]:
     reset(conn, redis)
+    triggers = "DISABLE" if mode == NO_ROLLUP else "ENABLE"
+    conn.execute(f"ALTER TABLE django_cfg_task_log {triggers} TRIGGER USER")  # type: ignore[attr-defined]
     procs = start(mode, log)
     try:
         wait_ready(redis, mode, procs)
@@ -233,6 +240,7 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
         return out
     finally:
         terminate(procs)
+        conn.execute("ALTER TABLE django_cfg_task_log ENABLE TRIGGER USER")  # type: ignore[attr-defined]
 
 
 def main() -> None:

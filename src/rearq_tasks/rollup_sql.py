@@ -52,6 +52,12 @@ def terminal_list() -> str:
     return ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 
 
+def live_list() -> str:
+    """The statuses that are not terminal: ``status IN (…)`` can use the status index,
+    ``NOT IN`` cannot (it scans every row)."""
+    return ", ".join(f"'{s}'" for s in sorted(set(StatusChoices.values) - TERMINAL_STATUSES))
+
+
 def bucket_sql(vendor: str, column: str, span: str) -> str:
     """The UTC start of the 15-minute or day bucket holding ``column``; ``span`` is SQL."""
     if vendor == "postgresql":

@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 import uuid
+from typing import Any
 
 import pytest
 from django.forms.models import model_to_dict
@@ -55,12 +56,12 @@ def test_a_retried_job_runs_with_its_original_secret_and_large_argument(worker_p
     assert secret not in stored_text()
 
 
-def test_jobs_a_killed_worker_never_started_run_once_after_sync(worker_pool, settings) -> None:
+def kill_a_busy_worker(proc: Any, worker_pool: Any) -> tuple[list[str], list[str]]:
+    """SIGKILL a ``slowq`` worker running ten long jobs with two more fetched and waiting
+    for a slot; return (running, waiting) once its heartbeat is stale (past 11 s)."""
     from rearq_tasks.queue.connection import redis_client
-    from rearq_tasks.queue.jobs import enqueue_sync, sync_task_logs
+    from rearq_tasks.queue.jobs import enqueue_sync
 
-    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "WORKER_STALE_SECONDS": 11}
-    proc = worker_pool.start("slowq")
     # ReArq's default max_jobs is 10: the last two are fetched and wait for a slot.
     running = [enqueue_sync("sleep", 30.0) for _ in range(10)]
     waiting = [enqueue_sync("sleep", 0.2) for _ in range(2)]
@@ -70,12 +71,20 @@ def test_jobs_a_killed_worker_never_started_run_once_after_sync(worker_pool, set
     )  # fmt: skip
     wait_for(lambda: all(rearq_state(j)[0].status.value == "in_progress" for j in waiting), 10)
     worker_pool.kill(proc)
-    since = TaskLog.objects.get(job_id=running[0]).enqueue_time
     beats = redis_client().hgetall("rearq:worker")
     wait_for(
         lambda: all(time.time() - json.loads(v)["ms"] / 1000 > 11.5 for v in beats.values()),
         20, "the killed worker's heartbeat to go stale",
     )  # fmt: skip
+    return running, waiting
+
+
+def test_jobs_a_killed_worker_never_started_run_once_after_sync(worker_pool, settings) -> None:
+    from rearq_tasks.queue.jobs import sync_task_logs
+
+    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "WORKER_STALE_SECONDS": 11}
+    running, waiting = kill_a_busy_worker(worker_pool.start("slowq"), worker_pool)
+    since = TaskLog.objects.get(job_id=running[0]).enqueue_time
     report = sync_task_logs(since=since)
     assert (report.recovered, report.lost) == (2, 0)
     assert sync_task_logs(since=since).recovered == 0  # once

@@ -9,6 +9,12 @@ Generated rows are marked so they never pass for real jobs: every task name star
 :data:`SEED_PREFIX` (``seed.send_email``), every worker id with ``seed-`` and every user is
 ``seed_user_N``. The marker is also how ``seed_task_logs`` tells a table of generated rows
 (safe to add to or empty) from one holding real jobs (refused without ``--force``).
+
+The statistics rollups follow the seeded rows exactly once either way: the database
+triggers add them, except on PostgreSQL as a superuser, where the COPY runs with the
+triggers off (``session_replication_role = replica``, this transaction only) and the
+rollups of the transaction's own rows are then added in one grouped ``INSERT … SELECT``:
+a grouped insert instead of a 10M-row transition table.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog
+from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog, TaskStat, TaskStatBin
+from rearq_tasks.rollup_sql import add_sql, rows_source, terminal_list
 
 SEED_PREFIX = "seed."  # every generated task name starts with it
 SEED_WORKER_PREFIX = "seed-"  # every generated worker id too
@@ -206,19 +213,20 @@ def foreign_rows(using: str = "default") -> bool:
 
 
 def truncate(using: str = "default") -> int:
-    """Empty TaskLog and its history, TaskEvent (TRUNCATE on PostgreSQL: a DELETE of 1M
-    rows takes minutes). Returns the number of TaskLog rows there were."""
+    """Empty TaskLog, its history (TaskEvent) and the statistics rollups (seeded rollups
+    would outlive the rows they count). TRUNCATE on PostgreSQL: a DELETE of 1M rows takes
+    minutes. Returns the number of TaskLog rows there were."""
     count = TaskLog.objects.using(using).count()
     connection = connections[using]
-    tables = f"{TaskLog._meta.db_table}, {TaskEvent._meta.db_table}"
+    models = (TaskEvent, TaskLog, TaskStat, TaskStatBin)
     # Inside a transaction with pending deferred FK checks PostgreSQL refuses TRUNCATE.
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         with connection.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {tables}")
+            cursor.execute(f"TRUNCATE {', '.join(m._meta.db_table for m in models)}")
     else:
         with transaction.atomic(using=using):
-            TaskEvent.objects.using(using).all()._raw_delete(using)
-            TaskLog.objects.using(using).all()._raw_delete(using)
+            for model in models:
+                model.objects.using(using).all()._raw_delete(using)
     return count
 
 
@@ -251,6 +259,9 @@ def _copy_postgres(rows, connection, batch_size, progress) -> int:
     sql = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
     chunk: list[str] = []
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        bulk_rollups = _is_superuser(cursor)
+        if bulk_rollups:
+            cursor.execute("SET LOCAL session_replication_role = replica")
         with cursor.cursor.copy(sql) as copy:
             for row in rows:
                 chunk.append("\t".join(map(_copy_value, row)))
@@ -262,11 +273,28 @@ def _copy_postgres(rows, connection, batch_size, progress) -> int:
                         progress(written)
             if chunk:
                 copy.write("\n".join(chunk) + "\n")
+        if bulk_rollups:
+            _add_own_rollups(cursor)
     if progress:
         progress(written)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {table}")
     return written
+
+
+def _is_superuser(cursor) -> bool:
+    cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def _add_own_rollups(cursor) -> None:
+    """Rollups of the rows this transaction wrote (its xid in ``xmin``), triggers back on."""
+    cursor.execute("SET LOCAL session_replication_role = origin")
+    own = "t.xmin = (txid_current() % 4294967296)::text::xid"
+    source = rows_source("postgresql", f"{own} AND t.status IN ({terminal_list()})")
+    for statement in add_sql("postgresql", source):
+        cursor.execute(statement)
 
 
 def _bulk_create(rows, using, batch_size, progress) -> int:

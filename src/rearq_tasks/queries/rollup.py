@@ -27,10 +27,12 @@ from rearq_tasks.lifecycle import (
     StatusChoices,
 )
 from rearq_tasks.models import TaskLog, since_q
+from rearq_tasks.queries.expressions import hours_since
 from rearq_tasks.rollup_sql import (
     LOG_TABLE,
     STAT_SUMS,
     bin_select,
+    live_list,
     rows_source,
     stat_select,
     terminal_list,
@@ -184,7 +186,7 @@ def _row_sources(scope: Scope, plan: _Plan, terminal_only: bool) -> tuple[str, l
         parts.append(rows_source(connection.vendor, where))
         params += [adapt(plan.edge[0]), adapt(plan.edge[1]), *extra_params]
     if not terminal_only:
-        where = f"t.status NOT IN ({terminal_list()})" + extra
+        where = f"t.status IN ({live_list()})" + extra
         if plan.live_from is not None:
             where += " AND t.enqueue_time >= %s"
         parts.append(rows_source(connection.vendor, where))
@@ -222,22 +224,43 @@ def _merge(rows: Iterable[Record], dims: Sequence[str], sums: Sequence[str]) -> 
 
 
 def records(
-    scope: Scope, dims: Sequence[str], quarters_only: bool = False, terminal_only: bool = False
+    scope: Scope,
+    dims: Sequence[str],
+    quarters_only: bool = False,
+    terminal_only: bool = False,
+    hours_from: dt.datetime | None = None,
 ) -> list[Record]:
-    """Figures (``STAT_SUMS``) of ``scope`` grouped by ``dims`` (TaskStat key columns)."""
+    """Figures (``STAT_SUMS``) of ``scope`` grouped by ``dims`` (TaskStat key columns).
+
+    With ``hours_from``, dimension ``hour`` is the whole hours from that instant to the
+    bucket: the database groups the 15-minute buckets into hours, so a timeline reads one
+    row per hour and status instead of four.
+    """
     plan = _plan(scope, quarters_only)
-    stored = (
-        TaskStat.objects.using(scope.using)
-        .filter(plan.quarters)
-        .values(*dims)
-        .annotate(**{s: Sum(s) for s in STAT_SUMS})
-        .order_by()
-    )
+    stored = TaskStat.objects.using(scope.using).filter(plan.quarters)
+    if hours_from is not None:
+        # Buckets lie on the 15-minute grid: half a quarter of slack keeps SQLite's float
+        # day arithmetic from putting a bucket that starts an hour into the hour before.
+        hours_from -= dt.timedelta(seconds=QUARTER / 2)
+        on_postgres = connections[scope.using].vendor == "postgresql"
+        stored = stored.annotate(hour=hours_since(hours_from, "bucket", on_postgres))
+    stored = stored.values(*dims).annotate(**{s: Sum(s) for s in STAT_SUMS}).order_by()
     rows = [*stored, *_raw(scope, stat_select, plan, terminal_only)]
     for row in rows:
         if "bucket" in row:
             row["bucket"] = _as_utc(row["bucket"])
+        if hours_from is not None:
+            row["hour"] = _whole_hours(row.get("hour", row.get("bucket")), hours_from)
     return [r for r in _merge(rows, dims, STAT_SUMS) if r["jobs"]]
+
+
+def _whole_hours(value: Any, origin: dt.datetime) -> int:
+    """An ``hours_since`` value (a datetime on PostgreSQL, a number elsewhere) as hours."""
+    if isinstance(value, str):
+        value = _as_utc(value)
+    if isinstance(value, dt.datetime):
+        return int((_as_utc(value) - origin) // dt.timedelta(hours=1))
+    return int(value)
 
 
 def histograms(

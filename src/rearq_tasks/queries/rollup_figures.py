@@ -133,12 +133,14 @@ def overview(scope: Scope, recent: Scope) -> dict[str, Any]:
 
 
 def timeline_counts(
-    scope: Scope, index_of: Callable[[dt.datetime], int | None]
+    scope: Scope, origin: dt.datetime, index_of: Callable[[int], int | None]
 ) -> dict[int, tuple[int, int, int, float | None]]:
-    """Bucket index → (total, successful, failed, avg duration), from 15-minute buckets."""
+    """Bucket index → (total, successful, failed, avg duration), from 15-minute buckets
+    grouped into whole hours from ``origin`` (``index_of`` maps an hour to its bucket)."""
     sums: dict[int, list[int]] = {}
-    for row in records(scope, ("bucket", "status", "outcome"), quarters_only=True):
-        index = index_of(row["bucket"])
+    rows = records(scope, ("hour", "status", "outcome"), quarters_only=True, hours_from=origin)
+    for row in rows:
+        index = index_of(row["hour"])
         if index is None:
             continue
         acc = sums.setdefault(index, [0, 0, 0, 0, 0])
