@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from rearq_tasks.conf import conf, redact_url
 from rearq_tasks.conf.checks import refuse_bad_settings
+from rearq_tasks.redaction import redact_text
 
 T = TypeVar("T")
 SYNC_TIMEOUT = 15.0
@@ -165,7 +166,11 @@ def unavailable(exc: BaseException) -> ReArqUnavailable:
         where = f"Redis at {_redis_location()} or ReArq's database at {redact_url(conf.DB_URL)}"
     else:
         where = f"ReArq's database at {redact_url(conf.DB_URL)}"
-    return ReArqUnavailable(f"ReArq is unavailable: cannot reach {where} ({type(exc).__name__})")
+    # The reason helps an operator; it goes through the text redaction (a driver's message can
+    # name a URL with its password).
+    reason = redact_text(str(exc), None)[:200]
+    detail = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+    return ReArqUnavailable(f"ReArq is unavailable: cannot reach {where} ({detail})")
 
 
 def _redis_location() -> str:
