@@ -101,7 +101,8 @@ SPEC: dict[str, Option] = {
     "REDACT_PATTERNS": Option(
         DEFAULT_REDACT_PATTERNS,
         (list, tuple),
-        'Regexes (case-insensitive) for keys whose values are stored as "[redacted]".',
+        'Regexes (case-insensitive) matched against whole words of a key (see docs/payloads.md); '
+        'values under a matching key are stored as "[redacted]".',
         regex_list,
     ),
     "REDACT_EXTRA_PATTERNS": Option(
