@@ -185,6 +185,13 @@ def stop_loop_thread() -> None:
     with _state_lock:
         if _loop_thread is not None:
             thread = _loop_thread
+            if id(thread.loop) in _ready_loops:
+                # Close what ensure_ready() opened in that loop: Tortoise's connections belong to
+                # it, and a later loop must not inherit them half-dead.
+                try:
+                    asyncio.run_coroutine_threadsafe(close_running_loop(), thread.loop).result(5)
+                except Exception:
+                    pass
             _ready_loops.discard(id(thread.loop))
             thread.loop.call_soon_threadsafe(thread.loop.stop)
             thread.thread.join(5)
