@@ -43,6 +43,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TIME_ZONE = "Europe/Berlin"
 REARQ_TASKS = {
     "REDIS_URL": os.environ.get("REARQ_TASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+    # The retry defaults of the integration workers: the test process's client (built by
+    # whichever test comes first, in random order) stores them on the jobs it enqueues.
+    "JOB_RETRY": 2,
+    "JOB_RETRY_AFTER": 1,
     "DB_URL": os.environ.get(
         "REARQ_TASKS_TEST_REARQ_DB_URL",
         f"sqlite://{VAR_DIR / f'{DB_NAME}-{DB_KIND}-rearq.sqlite3'}",

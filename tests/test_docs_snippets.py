@@ -15,6 +15,7 @@ from rearq import ReArq
 from rearq.task import CronTask
 
 from harness.factories import TaskLogFactory, UserFactory
+from rearq_tasks.queue import client as rearq_client
 from tests.docs_snippets import (
     Snippet,
     SnippetError,
@@ -89,7 +90,13 @@ def hold(snippet: Snippet, monkeypatch: pytest.MonkeyPatch) -> None:
     elif role == "urls":
         run_urls(snippet)
     elif snippet.mode == "install" and snippet.lang == "python":
-        run_python(snippet, {})  # the page's tasks module: it must import and register
+        # The page's tasks module: it must import and register its tasks, on a client of its
+        # own (a new project's), not on this process's client where other tests' tasks live
+        # (ReArq keeps its task registry on the class: a fresh one for the snippet).
+        monkeypatch.setattr(rearq_client, "_client", None)
+        monkeypatch.setattr(ReArq, "_task_map", {})
+        monkeypatch.setattr(ReArq, "_queue_task_map", {})
+        run_python(snippet, {})
     elif snippet.mode == "install":
         return  # tests/test_install.py runs the page's shell steps in a fresh virtualenv
     else:
