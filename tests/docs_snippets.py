@@ -303,7 +303,7 @@ def run_urls(snippet: Snippet) -> None:
 
 def run_python(snippet: Snippet, given: dict[str, object]) -> dict[str, object]:
     """Exec (top-level ``await`` allowed) with the ``given`` names; returns the namespace."""
-    from asgiref.sync import async_to_sync
+    from rearq_tasks.queue import loop as rearq_loop
 
     code = compile(
         compile_python(snippet), snippet.id, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
@@ -314,7 +314,9 @@ def run_python(snippet: Snippet, given: dict[str, object]) -> dict[str, object]:
         async def main() -> None:
             await eval(code, namespace)
 
-        async_to_sync(main)()
+        # On the client's own loop, as the package runs ReArq's async code from sync code: a
+        # throwaway loop would bind the client's Redis connections to a loop that then dies.
+        rearq_loop.run_sync(main, timeout=120)
     else:
         exec(code, namespace)
     return namespace

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -25,7 +26,9 @@ class ReArqUnavailable(Exception):
     """Redis or ReArq's database cannot be reached (the message never shows a password)."""
 
 
-_ready_loops: set[int] = set()
+# The loops ensure_ready() set up, held weakly: an id() could be reused by a later loop once
+# this one is gone, which would then wrongly count as set up.
+_ready_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _ready_lock: asyncio.Lock | None = None
 _state_lock = threading.RLock()
 # Called in a loop that ensure_ready() set up, the first time it is; the client loads the
@@ -40,20 +43,20 @@ def on_django_setup(callback: Callable[[], None]) -> None:
 
 
 def is_ready(loop: asyncio.AbstractEventLoop) -> bool:
-    return id(loop) in _ready_loops
+    return loop in _ready_loops
 
 
 async def ensure_ready() -> None:
     """Django set up, Tortoise initialised for ReArq's models in *this* loop (idempotent)."""
     global _ready_lock
     loop = asyncio.get_running_loop()
-    if id(loop) in _ready_loops:
+    if loop in _ready_loops:
         return
     if _ready_lock is None or getattr(_ready_lock, "_rearq_loop", None) is not loop:
         _ready_lock = asyncio.Lock()
         _ready_lock._rearq_loop = loop  # type: ignore[attr-defined]
     async with _ready_lock:
-        if id(loop) in _ready_loops:
+        if loop in _ready_loops:
             return
         from django.apps import apps
 
@@ -69,7 +72,7 @@ async def ensure_ready() -> None:
 
         await Tortoise.init(db_url=conf.DB_URL, modules={"rearq": ["rearq.server.models"]})
         await _generate_schemas()
-        _ready_loops.add(id(loop))
+        _ready_loops.add(loop)
 
 
 async def _generate_schemas(attempts: int = 5) -> None:
@@ -92,9 +95,9 @@ async def close_running_loop() -> None:
     """Close ReArq's database if :func:`ensure_ready` opened it in this loop: aiosqlite's
     non-daemon thread would otherwise keep the process alive after the last worker stopped."""
     loop = asyncio.get_running_loop()
-    if id(loop) not in _ready_loops:
+    if loop not in _ready_loops:
         return
-    _ready_loops.discard(id(loop))
+    _ready_loops.discard(loop)
     from tortoise import Tortoise
 
     await Tortoise.close_connections()
@@ -145,7 +148,7 @@ async def run_async(factory: Callable[[], Awaitable[T]]) -> T:
     """In a worker's own loop run directly; elsewhere (ASGI) on the private loop thread."""
     loop = asyncio.get_running_loop()
     try:
-        if id(loop) in _ready_loops:
+        if loop in _ready_loops:
             return await factory()
     except (ValueError, LookupError):
         raise
@@ -185,14 +188,14 @@ def stop_loop_thread() -> None:
     with _state_lock:
         if _loop_thread is not None:
             thread = _loop_thread
-            if id(thread.loop) in _ready_loops:
+            if thread.loop in _ready_loops:
                 # Close what ensure_ready() opened in that loop: Tortoise's connections belong to
                 # it, and a later loop must not inherit them half-dead.
                 try:
                     asyncio.run_coroutine_threadsafe(close_running_loop(), thread.loop).result(5)
                 except Exception:
                     pass
-            _ready_loops.discard(id(thread.loop))
+            _ready_loops.discard(thread.loop)
             thread.loop.call_soon_threadsafe(thread.loop.stop)
             thread.thread.join(5)
             _loop_thread = None
