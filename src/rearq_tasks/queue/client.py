@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import threading
 import warnings
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from rearq_tasks.capture import runtime
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 SYNC_TASK_NAME = "rearq_tasks_sync_task_logs"
 
 _client: ReArq | None = None
-_built: weakref.WeakSet[Any] = weakref.WeakSet()  # the clients _build() made
 _client_lock = threading.RLock()
 
 
@@ -64,13 +62,6 @@ def _build() -> ReArq:
         options["sentinel_master"] = conf.REDIS_SENTINEL_MASTER
     rearq = ReArq(**options)
     rearq._redis = make_redis(rearq)
-    # ReArq keeps its task registry on the class, and each task holds the client (and Redis)
-    # it was made with: after reset_client(), point our earlier clients' tasks at this one,
-    # or their delay() would use a Redis bound to a stopped event loop.
-    for task in rearq.task_map.values():
-        if getattr(task, "rearq", None) in _built:
-            task.rearq, task.redis = rearq, rearq.redis
-    _built.add(rearq)
     rearq.on_startup(loop.ensure_ready)
     instrument(rearq)
     return rearq
