@@ -71,9 +71,12 @@ def through_sentinel(cluster: SentinelCluster, capture_settings: None) -> Iterat
         try:
             yield client
         finally:
-            for name, (rearq, redis) in saved.items():
-                client.task_map[name].rearq, client.task_map[name].redis = rearq, redis
             reset_client()
+    # The URL client's connections belonged to the loop reset_client() stopped: the tasks go to
+    # a client built afresh from the restored settings, as the tests that follow expect.
+    fresh = get_rearq_client()
+    for name in saved:
+        fresh.task_map[name].rearq, fresh.task_map[name].redis = fresh, fresh.redis
 
 
 @pytest.fixture(scope="module")
