@@ -437,7 +437,14 @@ def compare(django_db: str, rearq_db: str) -> Comparison:
         for row in cur:
             rows.setdefault(row[0], []).append(dict(zip(names, row, strict=True)))
     result = Comparison(rearq_jobs=len(rearq), rows=sum(len(v) for v in rows.values()))
-    result.extra = len(set(rows) - set(rearq))
+    extra = sorted(set(rows) - set(rearq))
+    result.extra = len(extra)
+    for job_id in extra[:10]:
+        log = rows[job_id][0]
+        result.examples.append(
+            f"extra {job_id} ({log['task_name']}, TaskLog {log['status']}, enqueued "
+            f"{log['enqueue_time']}, retry_of {log['retry_of']}, error {log['error_message']!r})"
+        )
     _check_recovered(rearq, rows, result)
     for job_id, job in rearq.items():
         found = rows.get(job_id, [])

@@ -27,7 +27,7 @@ from harness.sentinel import (
 )
 from harness.waiting import wait_for
 from rearq_tasks.models import TaskLog
-from tests.integration.conftest import flush_redis, new_worker_pool
+from tests.integration.conftest import flush_redis, new_worker_pool, remove_what_workers_wrote
 from tests.integration.test_capture import rearq_state, row, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -99,6 +99,8 @@ def sentinel_worker(
     pool.start("default", "slowq", with_timer=True, extra_env=env, consumer="sentinel")
     yield pool
     pool.stop_all()
+    with django_db_blocker.unblock():
+        remove_what_workers_wrote()  # the timer's cron jobs outlive each test's flush
 
 
 def test_job_is_captured_through_the_sentinel(sentinel_worker: WorkerPool) -> None:
