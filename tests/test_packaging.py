@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -13,6 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.packaging, pytest.mark.slow]
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv*", ".tox", "var", "dist", "build", "site", "*.egg-info", "__pycache__",
+    ".pytest_cache", ".hypothesis", ".ruff_cache", "*.sqlite3",
+)  # fmt: skip
 
 
 def run(*cmd: str | Path, cwd: Path = ROOT, timeout: int = 600) -> str:
@@ -32,7 +37,11 @@ def _migration_names() -> list[str]:
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "build", "--outdir", out, ROOT)
+    # From a copy: building in the checkout writes *.egg-info there, which another cell
+    # building at the same moment (scripts/test runs cells in parallel) would race on.
+    tree = tmp_path_factory.mktemp("tree") / "src"
+    shutil.copytree(ROOT, tree, ignore=COPY_IGNORE)
+    run(sys.executable, "-m", "build", "--outdir", out, tree)
     wheel = next(out.glob("*.whl"))
     sdist = next(out.glob("*.tar.gz"))
     return {"wheel": wheel, "sdist": sdist}

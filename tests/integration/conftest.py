@@ -96,8 +96,19 @@ def remove_what_workers_wrote() -> None:
     flush_redis()
 
 
+def process_logdir() -> Path:
+    """Where this run's child processes log: one folder per test database, so cells that run
+    at the same time (scripts/test runs them in parallel) keep their logs apart."""
+    from django.db import connection
+
+    name = Path(str(connection.settings_dict["NAME"])).stem
+    folder = Path(django_settings.VAR_DIR) / "logs" / f"{connection.vendor}-{name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def new_worker_pool() -> WorkerPool:
-    return WorkerPool(_redis, Path(django_settings.VAR_DIR), worker_env(), app=WORKER_APP)
+    return WorkerPool(_redis, process_logdir(), worker_env(), app=WORKER_APP)
 
 
 @pytest.fixture

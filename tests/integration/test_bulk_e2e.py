@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -20,7 +18,7 @@ from rearq_tasks.operation_models import AuditEntry, OperationState, TaskOperati
 from rearq_tasks.queue.connection import redis_client
 from rearq_tasks.queue.loop import run_sync
 from rearq_tasks.queue.operations import retry_job_id
-from tests.integration.conftest import worker_env
+from tests.integration.conftest import process_logdir, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -97,7 +95,7 @@ def test_bulk_retry_runs_each_job_once_across_a_runner_crash(worker_pool) -> Non
     assert answer.json()["matched"] == FAILED + SUCCEEDED
     worker_pool.start("default")
     runners = ProcessPool(
-        Path(django_settings.VAR_DIR), worker_env(REARQ_TASKS_WORKER_OPERATION_CHUNK_SIZE="50")
+        process_logdir(), worker_env(REARQ_TASKS_WORKER_OPERATION_CHUNK_SIZE="50")
     )
     argv = manage_argv("run_task_operations", "--lease-seconds", "3", "--poll-seconds", "0.2")
     try:

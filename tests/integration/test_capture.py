@@ -32,7 +32,7 @@ def row(job_id: str) -> TaskLog | None:
     return TaskLog.objects.filter(job_id=job_id).first()
 
 
-def wait_status(job_id: str, *statuses: str, timeout: float = 15) -> TaskLog:
+def wait_status(job_id: str, *statuses: str, timeout: float = 30) -> TaskLog:
     return wait_for(
         lambda: (r := row(job_id)) is not None and r.status in statuses and r,
         timeout,

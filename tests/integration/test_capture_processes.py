@@ -7,6 +7,7 @@ import os
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -192,8 +193,6 @@ def test_external_collector_writes_what_workers_send(worker_pool) -> None:
 
 def _collector_children(pid: int) -> list[int]:
     """The ``rearq_collector`` processes whose parent is ``pid`` (a worker's embedded one)."""
-    from pathlib import Path
-
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -208,7 +207,7 @@ def _collector_children(pid: int) -> list[int]:
 
 def _gone(pid: int) -> bool:
     try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return True
     return state == "Z"
@@ -222,20 +221,20 @@ def test_embedded_collector_is_a_child_restarted_and_stopped_with_the_worker(
     from rearq_tasks.queue.jobs import enqueue_sync
 
     proc = worker_pool.start("default")
-    first = wait_for(lambda: _collector_children(proc.pid), 10)
-    assert len(first) == 1
+    first = wait_for(lambda: _collector_children(proc.pid), 30)
+    assert len(first) == 1, worker_pool.output()
     assert wait_status(enqueue_sync("add", 1, 2), "success").result == "3"
     os.kill(first[0], signal.SIGKILL)  # the worker restarts it; the stream kept the events
     job_id = enqueue_sync("add", 2, 3)
-    second = wait_for(lambda: [p for p in _collector_children(proc.pid) if p != first[0]], 15)
-    assert wait_status(job_id, "success", timeout=20).result == "5"
-    worker_pool.stop(proc, grace=20)  # SIGTERM: the worker stops its collector
-    assert proc.returncode == 0
-    assert wait_for(lambda: _gone(second[0]), 5)
+    second = wait_for(lambda: [p for p in _collector_children(proc.pid) if p != first[0]], 30)
+    assert wait_status(job_id, "success", timeout=30).result == "5"
+    worker_pool.stop(proc, grace=45)  # SIGTERM: the worker stops its collector
+    assert proc.returncode == 0, worker_pool.output()
+    assert wait_for(lambda: _gone(second[0]), 20)
 
 
 def test_embedded_collector_stops_when_its_worker_is_killed(worker_pool) -> None:
     proc = worker_pool.start("default")
-    child = wait_for(lambda: _collector_children(proc.pid), 10)[0]
+    child = wait_for(lambda: _collector_children(proc.pid), 30)[0]
     worker_pool.kill(proc)
-    assert wait_for(lambda: _gone(child), 10)
+    assert wait_for(lambda: _gone(child), 20)

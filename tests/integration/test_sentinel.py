@@ -117,9 +117,9 @@ def test_retry_job_through_the_sentinel(sentinel_worker: WorkerPool) -> None:
     from rearq_tasks.queue.jobs import enqueue_sync, retry_job
 
     job_id = enqueue_sync("always_fail", reason="through sentinel")
-    failed = wait_status(job_id, "failed", timeout=20)
+    failed = wait_status(job_id, "failed", timeout=45)
     new_id = retry_job(failed)
-    again = wait_status(new_id, "failed", timeout=20)
+    again = wait_status(new_id, "failed", timeout=45)
     assert new_id != job_id
     assert (again.task_name, again.kwargs) == ("always_fail", {"reason": "through sentinel"})
     job, _ = rearq_state(new_id)
