@@ -23,6 +23,8 @@ import logging
 
 from django.db import DatabaseError, migrations, transaction
 
+from rearq_tasks.migrations._concurrently import drop_invalid_indexes
+
 logger = logging.getLogger("rearq_tasks")
 
 TABLE = "django_cfg_task_log"
@@ -68,6 +70,8 @@ def create_indexes(apps, schema_editor) -> None:
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
+        names = [COVER[0], WORKER[0], *(trigram_index(column)[0] for column in TRIGRAM_COLUMNS)]
+        drop_invalid_indexes(cursor, TABLE, names)
         cursor.execute(COVER[1])
         cursor.execute(WORKER[1])
         if has_trigram_extension(cursor):
