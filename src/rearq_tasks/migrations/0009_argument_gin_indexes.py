@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.db import migrations
 
-from rearq_tasks.migrations._concurrently import drop_invalid_indexes
+from rearq_tasks.migrations import _concurrently as concurrently
 
 INDEXES = {
     "tasklog_kwargs_gin_idx": "kwargs",
@@ -27,7 +27,7 @@ def create_indexes(apps, schema_editor) -> None:
     table = model._meta.db_table
     quote = schema_editor.quote_name
     with schema_editor.connection.cursor() as cursor:
-        drop_invalid_indexes(cursor, table, INDEXES)
+        concurrently.drop_invalid_indexes(cursor, table, INDEXES)
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [table])
         existing = {name for (name,) in cursor.fetchall()}
         for name, column in INDEXES.items():
@@ -40,11 +40,7 @@ def create_indexes(apps, schema_editor) -> None:
 
 
 def drop_indexes(apps, schema_editor) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        for name in INDEXES:
-            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    concurrently.drop_indexes(schema_editor, INDEXES)
 
 
 class Migration(migrations.Migration):

@@ -29,3 +29,12 @@ def drop_invalid_indexes(cursor: Any, table: str, names: Iterable[str]) -> list[
     for name in invalid:
         cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
     return invalid
+
+
+def drop_indexes(schema_editor: Any, names: Iterable[str]) -> None:
+    """The reverse of those migrations: drop ``names`` (PostgreSQL only) without blocking writes."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
