@@ -525,3 +525,43 @@ def test_reconcile_counts_only_rows_it_inserts_or_changes() -> None:
     assert changed.duration_ms == round((result.finish_time - start).total_seconds() * 1000)
     again = [record_from_rearq(j, result, "rearq:queue:default") for j in (done, fresh)]
     assert write_batch(again, []) == 0
+
+
+def test_reconcile_never_gives_the_last_attempt_an_earlier_attempts_start() -> None:
+    """The capture saw attempt 1 fail (row deferred, its start and duration) and lost every
+    event of attempt 2 (a killed worker, a restarted Redis): the row must get attempt 2's
+    start and duration from ReArq, not keep attempt 1's (soak: "start_time before ReArq's")."""
+    from rearq_tasks.queue.reconcile import record_from_rearq
+
+    failed_once = event("r8", "deferred", 1, start_time=at(10), worker_id="w-1",
+                        duration_ms=200, event_time=at(10.2), error_message="exc: a")  # fmt: skip
+    capture([event("r8", "queued"), failed_once])
+    job = rearq_job("r8", "failed", 1)
+    last = rearq_result(2, False, "Run job error, exc: b")  # attempt 2: 20 s after T0
+    assert write_batch([record_from_rearq(job, last, "rearq:queue:default")], []) == 1
+    row = TaskLog.objects.get(job_id="r8")
+    assert (row.status, row.start_time, row.finish_time) == (
+        "failed", last.start_time, last.finish_time)  # fmt: skip
+    assert (row.duration_ms, row.worker_id) == (250, "w-2")
+    assert write_batch([record_from_rearq(job, last, "rearq:queue:default")], []) == 0
+
+
+def test_reconcile_keeps_the_last_attempts_captured_start_but_not_the_earlier_duration() -> None:
+    """The capture saw attempt 3 start (row in progress: its start, and attempt 2's duration
+    that a start event does not replace) and lost its end: the duration is the last
+    attempt's, from its captured start to ReArq's finish (soak: "duration_ms 2 != finish -
+    start")."""
+    from rearq_tasks.queue.reconcile import record_from_rearq
+
+    events = fails_twice_then_succeeds("r9")[:-1]
+    true_start = at(30.1)  # after the max_jobs slot: later than ReArq's start
+    capture([*events, event("r9", "in_progress", 2, start_time=true_start, worker_id="w-3")])
+    assert TaskLog.objects.get(job_id="r9").duration_ms == 200  # attempt 2's, kept so far
+    job = rearq_job("r9", "success", 2)
+    last = rearq_result(3, True, "ok")
+    assert write_batch([record_from_rearq(job, last, "rearq:queue:default")], []) == 1
+    row = TaskLog.objects.get(job_id="r9")
+    kept = T0 + dt.timedelta(seconds=30.1)
+    assert (row.status, row.start_time, row.worker_id) == ("success", kept, "w-3")
+    assert row.duration_ms == round((last.finish_time - row.start_time).total_seconds() * 1000)
+    assert write_batch([record_from_rearq(job, last, "rearq:queue:default")], []) == 0
