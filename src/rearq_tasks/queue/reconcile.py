@@ -31,12 +31,7 @@ from rearq_tasks.capture.events import (
 )
 from rearq_tasks.capture.history_writer import insert_rows, rows_from_rearq
 from rearq_tasks.conf import conf
-from rearq_tasks.lifecycle import (
-    TERMINAL_STATUSES,
-    WAITING_STATUSES,
-    duration_ms,
-    may_replace,
-)
+from rearq_tasks.lifecycle import TERMINAL_STATUSES, duration_ms, may_replace, start_attempt
 from rearq_tasks.payloads import parse_result_text
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 from rearq_tasks.queue.recovery import (
@@ -244,23 +239,18 @@ def real_changes(
     return changed
 
 
-def _start_attempt(status: str, retries: int | None) -> int:
-    """The attempt (counted from 0) whose start a row or record in ``status`` holds: a
-    waiting one (``deferred`` after a failure, ``job_retries`` already counted up) holds the
-    previous attempt's."""
-    return (retries or 0) - (1 if status in WAITING_STATUSES else 0)
-
-
 def _captured_start(row: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
     """Whether the row's start is the capture's start of the attempt ``record`` describes.
 
-    Only then is it kept: a row still holding an earlier attempt's start (the capture missed
-    the later attempt's events, e.g. they were lost with a killed worker or a restarted
-    Redis) would give the final attempt an earlier attempt's start and duration.
+    A waiting row (``deferred`` after a failure) holds the previous attempt's start
+    (:func:`rearq_tasks.lifecycle.start_attempt`). Only the same attempt's start is kept: a
+    row still holding an earlier attempt's start (the capture missed the later attempt's
+    events, e.g. lost with a killed worker) would give the final attempt an earlier
+    attempt's start and duration.
     """
-    return row["start_time"] is not None and _start_attempt(
+    return row["start_time"] is not None and start_attempt(
         row["status"], row["job_retries"]
-    ) == _start_attempt(record["status"], record.get("job_retries"))
+    ) == start_attempt(record["status"], record.get("job_retries"))
 
 
 def _differs(name: str, new: Any, old: Any) -> bool:
