@@ -205,8 +205,7 @@ def real_changes(
 
     A start the capture stored for the attempt ReArq's latest result describes (the task
     function's call, after the ``max_jobs`` slot) is kept, with its duration: ReArq's
-    ``start_time`` is taken before the slot. A start of an earlier attempt is not: a retried
-    job's row keeps the last attempt's start and duration until the next one reports (see
+    ``start_time`` is taken before the slot. A start of an earlier attempt is not (see
     :func:`_captured_start`).
     """
     from rearq_tasks.payloads import payload_rules, prepare_record
@@ -221,8 +220,8 @@ def real_changes(
         if _captured_start(row, record):
             finish = record.get("finish_time")
             record = {**record, "start_time": None, "worker_id": None}
-            # An in-progress row's duration is the earlier attempt's (the upsert keeps what
-            # a start event does not carry); only a finished row's belongs to its start.
+            # Only a finished row's duration belongs to its start: an in-progress row written
+            # before the upsert cleared a new attempt's columns holds the earlier attempt's.
             record["duration_ms"] = (
                 duration_ms(row["start_time"], from_ms(finish))
                 if finish is not None
