@@ -30,8 +30,16 @@ def groups(r: redis.Redis, queue: str) -> list[str]:
 def test_rearq_alone_crashes_when_one_of_its_queues_has_no_group(worker_pool, r) -> None:
     """The control: the bug this command works around, with ReArq's own CLI."""
     r.xgroup_create(queue_key("default"), GROUP, id="$", mkstream=True)
-    with pytest.raises(RuntimeError, match="NOGROUP"):
-        worker_pool.start("default", "slowq", cli=True)
+    r.delete(queue_key("slowq"))  # no stream, no group: what ReArq trips over
+    try:
+        with pytest.raises(RuntimeError, match="NOGROUP"):
+            worker_pool.start("default", "slowq", cli=True)
+    except pytest.fail.Exception:
+        consumers = {
+            g["name"]: r.xinfo_consumers(queue_key("slowq"), g["name"])
+            for g in r.xinfo_groups(queue_key("slowq"))
+        }
+        raise AssertionError(f"someone made slowq's group: {consumers}") from None
 
 
 @pytest.mark.parametrize("existing", [(), ("default",)], ids=["fresh", "one-group-exists"])
