@@ -95,8 +95,12 @@ def read_workers(
     stale_after: float | None = None,
     queues: Iterable[str] = (),
     now: dt.datetime | None = None,
+    every_queue: bool = False,
 ) -> WorkerState:
     """Read heartbeats and, for ``queues``, which live workers consume them.
+
+    The consumer groups of a queue some live heartbeat names already are skipped (enough for
+    a health check); ``every_queue`` reads them all, for every worker's complete list.
 
     Raises ``redis.RedisError`` when Redis cannot be reached: callers decide what that means.
     """
@@ -111,7 +115,7 @@ def read_workers(
     by_identity = {(hb.group, hb.consumer): hb.name for hb in heartbeats if not hb.is_timer}
     # A timer's heartbeat names a queue it does not read: only workers' heartbeats count here.
     named = {hb.queue for hb in heartbeats if hb.alive and not hb.is_timer}
-    extra = sorted(set(queues) - named)
+    extra = sorted(set(queues) if every_queue else set(queues) - named)
     for queue in extra:
         for group, consumer in _consumers(client, queue_key(queue)):
             name = by_identity.get((group, consumer))
