@@ -75,9 +75,11 @@ class WorkersAdminMixin:
             return query
         data = workers.workers_page(query)
         site = self.admin_site.name
+        # One reverse() for every link: "<...>/0/change/" with the id put in its place.
+        head, _zero, tail = reverse(f"{site}:tasks_tasklog_change", args=[0]).rpartition("/0/")
         for row in data["results"]:
             for job in row["running_jobs"]:
-                job["url"] = reverse(f"{site}:tasks_tasklog_change", args=[quote(job["id"])])
+                job["url"] = f"{head}/{quote(job['id'])}/{tail}"
             row["repair_url"] = reverse(f"{site}:tasks_tasklog_worker_repair", args=[row["name"]])
         params = {k: v for k, v in request.GET.items() if k != "page"}
         context = {

@@ -142,10 +142,13 @@ class WorkerViewSet(ConfiguredAccessMixin, viewsets.ViewSet):
         params = WorkersParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = workers.workers_page(workers.Query(**params.validated_data))
+        # One reverse() for every link: "<...>/logs/0/" with the id put in its place.
+        head, _zero, tail = reverse(
+            "rearq_tasks:tasklog-detail", args=[0], request=request
+        ).rpartition("/0/")
         for row in data["results"]:
             for job in row["running_jobs"]:
-                job["url"] = reverse("rearq_tasks:tasklog-detail", args=[job["id"]],
-                                     request=request)  # fmt: skip
+                job["url"] = f"{head}/{job['id']}/{tail}"
             row["repair_url"] = (
                 reverse("rearq_tasks:worker-repair", args=[row["name"]], request=request)
                 if row["flagged"]

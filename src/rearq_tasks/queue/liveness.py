@@ -130,8 +130,10 @@ def _consumers(client: redis.Redis, stream: str) -> list[tuple[str, str]]:
         groups = client.xinfo_groups(stream)
     except redis.ResponseError:
         return []
-    pairs = []
+    pipe = client.pipeline(transaction=False)  # one round trip, however many groups
     for group in groups:
-        for consumer in client.xinfo_consumers(stream, group["name"]):
-            pairs.append((str(group["name"]), str(consumer["name"])))
+        pipe.xinfo_consumers(stream, group["name"])
+    pairs = []
+    for group, consumers in zip(groups, pipe.execute(), strict=True):
+        pairs.extend((str(group["name"]), str(consumer["name"])) for consumer in consumers)
     return pairs
