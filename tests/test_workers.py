@@ -233,3 +233,14 @@ def test_admin_repair_needs_the_cancel_permission(client, fleet) -> None:
     assert TaskLog.objects.filter(worker_id=fleet["dead"], status=S.IN_PROGRESS).count() == 2
     client.force_login(UserFactory(username="plain", is_staff=True))
     assert client.get(reverse("admin:tasks_tasklog_workers")).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("name", ["%00", "a%00b", "x" * 300, "%FF%FE", "1'%20OR%20'1'='1"])
+def test_hostile_worker_names_are_a_404_not_a_500(rearq_redis, client, name) -> None:
+    fixer = api(staff_viewer("cancel_tasklog", username="fixer"))
+    assert fixer.post(f"{URL}{name}/repair/").status_code == 404
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    response = client.post(f"/admin/tasks/tasklog/workers/{name}/repair/")
+    assert response.status_code in (302, 404)
+    assert not AuditEntry.objects.exists()

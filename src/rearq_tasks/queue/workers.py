@@ -229,6 +229,8 @@ def repair_worker(
     from rearq_tasks.queue.loop import run_sync
     from rearq_tasks.queue.reconcile import LOST_DEAD_WORKER, mark_lost_jobs, sync_job_ids
 
+    if not name or "\x00" in name or len(name) > MAX_NAME_LENGTH:
+        raise LookupError("no such worker: not a worker name")  # nothing could match it
     now = now or timezone.now()
     mine = TaskLog.objects.filter(RUNNING, worker_id=name)
     job_ids = list(mine.order_by("id").values_list("job_id", flat=True))
