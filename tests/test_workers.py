@@ -84,6 +84,20 @@ def test_the_page_lists_recent_workers_flagged_first_with_their_figures(fleet) -
 
 
 @pytest.mark.django_db
+def test_a_worker_of_several_queues_lists_them_all(rearq_redis) -> None:
+    """ReArq's heartbeat names one queue; the other queue's consumer group names the worker."""
+    from harness.factories import consume
+
+    push_heartbeat(rearq_redis, "multi", 7, queue="reports")
+    push_heartbeat(rearq_redis, "other", 8, queue="emails")
+    consume(rearq_redis, "emails", "multi", 7)
+    consume(rearq_redis, "reports", "multi", 7)
+    rows = {row["name"]: row for row in workers_page()["results"]}
+    assert rows["multi-7"]["queues"] == ["emails", "reports"]
+    assert rows["other-8"]["queues"] == ["emails"]
+
+
+@pytest.mark.django_db
 def test_a_worker_without_a_heartbeat_but_with_running_jobs_is_flagged(rearq_redis) -> None:
     running("vanished-9", 1)
     (row,) = workers_page()["results"]
