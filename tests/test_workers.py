@@ -258,3 +258,26 @@ def test_hostile_worker_names_are_a_404_not_a_500(rearq_redis, client, name) -> 
     response = client.post(f"/admin/tasks/tasklog/workers/{name}/repair/")
     assert response.status_code in (302, 404)
     assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [("state=sleeping", "state"), ("page=0", "page"), ("seen_hours=x", "seen_hours"),
+     ("search=a%00b", "search")],
+)  # fmt: skip
+def test_admin_page_bad_parameters_are_400_naming_them(client, rearq_redis, query, name) -> None:
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    response = client.get(f"{reverse('admin:tasks_tasklog_workers')}?{query}")
+    assert response.status_code == 400
+    assert name in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_admin_page_pages_and_filters(client, fleet) -> None:
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    url = reverse("admin:tasks_tasklog_workers")
+    html = client.get(f"{url}?state=alive").content.decode()
+    assert fleet["alive"] in html and fleet["dead"] not in html
+    html = client.get(f"{url}?search=host-c").content.decode()
+    assert fleet["idle"] in html and fleet["alive"] not in html
