@@ -523,7 +523,11 @@ def _check_recovered(
     rearq: dict[str, dict[str, Any]], rows: dict[str, list[dict[str, Any]]], result: Comparison
 ) -> None:
     """Each re-run of a dropped job: the dropped job never ran, its re-run ran exactly once
-    (settled, one result row per attempt); no fetched-but-unstarted job is left lost."""
+    (settled, one result row per attempt); no fetched-but-unstarted job is left lost.
+
+    A re-run can be dropped in turn (the second SIGKILLed worker had fetched it): it never
+    ran either, and its own re-run is the one that must have run once."""
+    rerun_again = {found[0]["retry_of"] for found in rows.values() if found[0]["retry_of"]}
     for job_id, found in rows.items():
         log = found[0]
         original = rearq.get(log["retry_of"] or "")
@@ -531,15 +535,26 @@ def _check_recovered(
             continue
         result.recovered += 1
         job = rearq.get(job_id)
-        ran_once = (
-            job is not None
-            and original["runs"] == 0
-            and job["status"] in ("success", "failed")
-            and job["runs"] == job["job_retries"] + 1
-        )
+        if job is not None and job_id in rerun_again:
+            ran_once = original["runs"] == 0 and job["runs"] == 0
+        else:
+            ran_once = (
+                job is not None
+                and original["runs"] == 0
+                and job["status"] in ("success", "failed")
+                and job["runs"] == job["job_retries"] + 1
+            )
         if not ran_once:
             result.recovered_not_run_once += 1
-            result.examples.append(f"re-run {job_id} of {log['retry_of']} did not run once")
+            state = (
+                "gone"
+                if job is None
+                else (f"ReArq {job['status']}, {job['runs']} runs, {job['job_retries']} retries")
+            )
+            result.examples.append(
+                f"re-run {job_id} of {log['retry_of']} (which ran {original['runs']} times) "
+                f"did not run once: {state}, TaskLog {log['status']}"
+            )
     for job_id, job in rearq.items():
         log = (rows.get(job_id) or [{}])[0]
         error = log.get("error_message") or ""

@@ -124,6 +124,27 @@ def spawn(
         )  # fmt: skip
 
 
+def children_of(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (from /proc; empty where there is none)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def _signal(proc: subprocess.Popen[bytes], sig: int, group: bool) -> None:
     if group:
         os.killpg(proc.pid, sig)
@@ -165,6 +186,7 @@ class ProcessPool:
         self.new_session = new_session
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: list[Path] = []
+        self.orphans: list[int] = []
 
     def spawn(
         self,
@@ -191,9 +213,11 @@ class ProcessPool:
 
     def kill(self, proc: subprocess.Popen[bytes] | str) -> None:
         """SIGKILL (a process or a name, which leaves the pool): the process dies mid-job, as
-        on a crash or an OOM kill."""
+        on a crash or an OOM kill. Its children (a worker's embedded collector) stop on their
+        own, as in production; :meth:`stop_all` waits for them, so none outlives the test."""
         if isinstance(proc, str):
             proc = self.procs.pop(proc)
+        self.orphans.extend(children_of(proc.pid))
         _signal(proc, signal.SIGKILL, self.new_session)
         proc.wait()
 
@@ -204,6 +228,18 @@ class ProcessPool:
         terminate(self.procs.values(), self.grace if grace is None else grace,
                   group=self.new_session)  # fmt: skip
         self.procs.clear()
+        # A killed worker's collector drains and exits by itself within seconds; one still
+        # reading when the next test starts would take that test's events.
+        deadline = time.monotonic() + 30
+        while self.orphans and time.monotonic() < deadline:
+            self.orphans = [pid for pid in self.orphans if running(pid)]
+            time.sleep(0.1)
+        for pid in self.orphans:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.orphans.clear()
 
 
 class WorkerPool(ProcessPool):

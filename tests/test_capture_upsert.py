@@ -105,6 +105,39 @@ def test_late_queued_does_not_hide_a_running_job_but_a_retry_moves_on() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_later_attempt_never_keeps_an_earlier_attempts_start_or_duration(batched: bool) -> None:
+    """Attempt 1 failed (row deferred with its start, worker and duration); then events of
+    attempt 2 that do not carry them (ReArq's in-progress as reconcile reads it, an expiry,
+    a failure before the start) must not leave attempt 1's there as attempt 2's."""
+    start1 = to_ms(T0 + dt.timedelta(seconds=1))
+    attempt1 = [event("j9", "in_progress", start_time=start1, worker_id="w-1"),
+                event("j9", "deferred", 1, start_time=start1, worker_id="w-1",
+                      duration_ms=200, error_message="attempt 1 failed")]  # fmt: skip
+    fetched = event("j9", "in_progress", 1)  # no start: fetched, not started (yet)
+    if batched:
+        upsert_records(fold([*attempt1, fetched]))
+    else:
+        upsert_records(fold(attempt1))
+        assert TaskLog.objects.get(job_id="j9").start_time == T0 + dt.timedelta(seconds=1)
+        upsert_records([fetched])
+    row = TaskLog.objects.get(job_id="j9")
+    assert (row.status, row.job_retries) == ("in_progress", 1)
+    assert row.error_message == "attempt 1 failed"  # the last error stays
+    assert (row.start_time, row.worker_id, row.duration_ms, row.finish_time) == (None,) * 4
+    start2 = to_ms(T0 + dt.timedelta(seconds=5))
+    upsert_records([event("j9", "in_progress", 1, start_time=start2, worker_id="w-2")])
+    upsert_records([event("j9", "in_progress", 1)])  # the same attempt: keeps its start
+    assert TaskLog.objects.get(job_id="j9").start_time == T0 + dt.timedelta(seconds=5)
+    upsert_records([event("j9", "deferred", 2, start_time=start2, worker_id="w-2",
+                          duration_ms=300, error_message="attempt 2 failed")])  # fmt: skip
+    upsert_records([event("j9", "expired", 2, success=False)])  # attempt 3 never ran
+    row = TaskLog.objects.get(job_id="j9")
+    assert (row.status, row.start_time, row.worker_id, row.duration_ms) == (
+        "expired", None, None, None)  # fmt: skip
+
+
+@pytest.mark.django_db
 def test_user_is_filled_whatever_the_order_and_never_replaced() -> None:
     alice, bob = UserFactory(), UserFactory()
     upsert_records([event("j4", "success", success=True)])
@@ -130,13 +163,17 @@ STATUSES = ["queued", "deferred", "in_progress", "success", "failed", "expired",
 def test_sql_guard_agrees_with_the_python_fold(steps: list[tuple[str, int]]) -> None:
     """Writing events one by one gives the row that folding them in memory gives."""
     job_id = uuid.uuid4().hex
-    events = [event(job_id, s, r, result=f"{i}") for i, (s, r) in enumerate(steps)]
+    events = [
+        event(job_id, s, r, result=f"{i}", worker_id=f"w-{i}" if i % 2 else None)
+        for i, (s, r) in enumerate(steps)
+    ]
+    compared = ("status", "job_retries", "result", "worker_id")
     try:
         for e in events:
             upsert_records([e])
-        row = TaskLog.objects.values("status", "job_retries", "result").get(job_id=job_id)
+        row = TaskLog.objects.values(*compared).get(job_id=job_id)
         folded = fold(events)[0]
-        assert row == {k: folded[k] for k in ("status", "job_retries", "result")}
+        assert row == {k: folded.get(k) for k in compared}
     finally:
         TaskLog.objects.filter(job_id=job_id).delete()
 

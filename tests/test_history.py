@@ -525,3 +525,71 @@ def test_reconcile_counts_only_rows_it_inserts_or_changes() -> None:
     assert changed.duration_ms == round((result.finish_time - start).total_seconds() * 1000)
     again = [record_from_rearq(j, result, "rearq:queue:default") for j in (done, fresh)]
     assert write_batch(again, []) == 0
+
+
+def test_reconcile_never_gives_the_last_attempt_an_earlier_attempts_start() -> None:
+    """The capture saw attempt 1 fail (row deferred, its start and duration) and lost every
+    event of attempt 2 (a killed worker, a restarted Redis): the row must get attempt 2's
+    start and duration from ReArq, not keep attempt 1's (soak: "start_time before ReArq's")."""
+    from rearq_tasks.queue.reconcile import record_from_rearq
+
+    failed_once = event("r8", "deferred", 1, start_time=at(10), worker_id="w-1",
+                        duration_ms=200, event_time=at(10.2), error_message="exc: a")  # fmt: skip
+    capture([event("r8", "queued"), failed_once])
+    job = rearq_job("r8", "failed", 1)
+    last = rearq_result(2, False, "Run job error, exc: b")  # attempt 2: 20 s after T0
+    assert write_batch([record_from_rearq(job, last, "rearq:queue:default")], []) == 1
+    row = TaskLog.objects.get(job_id="r8")
+    assert (row.status, row.start_time, row.finish_time) == (
+        "failed", last.start_time, last.finish_time)  # fmt: skip
+    assert (row.duration_ms, row.worker_id) == (250, "w-2")
+    assert write_batch([record_from_rearq(job, last, "rearq:queue:default")], []) == 0
+
+
+@pytest.mark.parametrize("row_from", ["capture", "before the fix"])
+def test_reconcile_keeps_the_last_attempts_captured_start_but_not_the_earlier_duration(
+    row_from: str,
+) -> None:
+    """The capture saw attempt 3 start and lost its end: the start is kept, the duration is
+    the last attempt's, from that start to ReArq's finish (soak: "duration_ms 2 != finish -
+    start"). The start event clears attempt 2's duration; a row written before it did keeps
+    it, and reconcile must not take it for attempt 3's."""
+    from rearq_tasks.queue.reconcile import record_from_rearq
+
+    events = fails_twice_then_succeeds("r9")[:-1]
+    true_start = at(30.1)  # after the max_jobs slot: later than ReArq's start
+    capture([*events, event("r9", "in_progress", 2, start_time=true_start, worker_id="w-3")])
+    assert TaskLog.objects.get(job_id="r9").duration_ms is None  # not attempt 2's
+    if row_from == "before the fix":
+        TaskLog.objects.filter(job_id="r9").update(duration_ms=200)
+    job = rearq_job("r9", "success", 2)
+    last = rearq_result(3, True, "ok")
+    assert write_batch([record_from_rearq(job, last, "rearq:queue:default")], []) == 1
+    row = TaskLog.objects.get(job_id="r9")
+    kept = T0 + dt.timedelta(seconds=30.1)
+    assert (row.status, row.start_time, row.worker_id) == ("success", kept, "w-3")
+    assert row.duration_ms == round((last.finish_time - row.start_time).total_seconds() * 1000)
+    assert write_batch([record_from_rearq(job, last, "rearq:queue:default")], []) == 0
+
+
+def test_a_start_reconcile_writes_over_a_retry_is_not_the_previous_attempts() -> None:
+    """ReArq shows the retry in progress (fetched) before the capture hears of its start:
+    the row must not keep attempt 1's start then, or the retry would pass for started (never
+    recovered if its worker dies) and a later reconcile keep that start for attempt 2."""
+    from rearq_tasks.queue.reconcile import record_from_rearq
+
+    failed_once = event("r10", "deferred", 1, start_time=at(10), worker_id="w-1",
+                        duration_ms=200, event_time=at(10.2), error_message="exc: a")  # fmt: skip
+    capture([event("r10", "queued"), failed_once])
+    first = rearq_result(1, False, "exc: a")
+    fetched = record_from_rearq(rearq_job("r10", "in_progress", 1), first, "rearq:queue:default")
+    assert write_batch([fetched], []) == 1
+    row = TaskLog.objects.get(job_id="r10")
+    assert (row.status, row.job_retries, row.start_time, row.worker_id, row.duration_ms) == (
+        "in_progress", 1, None, None, None)  # fmt: skip
+    assert row.error_message == "exc: a"  # the last error stays until the attempt ends
+    last = rearq_result(2, True, "ok")
+    done = record_from_rearq(rearq_job("r10", "success", 1), last, "rearq:queue:default")
+    assert write_batch([done], []) == 1
+    row = TaskLog.objects.get(job_id="r10")
+    assert (row.start_time, row.duration_ms, row.worker_id) == (last.start_time, 250, "w-2")

@@ -196,3 +196,69 @@ def test_an_argument_search_page_is_sorted_from_the_gin_matches() -> None:
         plan = plan_of(cursor, page)
     assert "tasklog_kwargs_gin_idx" in plan and "enqueue_time" not in plan.split("Sort Key")[0]
     assert [row.job_id for row in page] == ["first-2999"]
+
+
+def _validity(name: str) -> bool | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname = %s",
+            [name],
+        )
+        found = cursor.fetchone()
+    return None if found is None else found[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="CONCURRENTLY is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("0002_api_search_and_stats_indexes", "tasklog_worker_idx"),
+        ("0005_failed_partial_indexes", "tasklog_failed_enq_idx"),
+        ("0009_argument_gin_indexes", "tasklog_kwargs_gin_idx"),
+    ],
+)
+def test_an_interrupted_concurrent_build_is_redone_when_migrate_runs_again(
+    module: str, name: str
+) -> None:
+    """A failed ``CREATE INDEX CONCURRENTLY`` leaves an invalid index of that name; running the
+    migration again must not take it for done (PostgreSQL never uses an invalid index)."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import DatabaseError
+
+    migration = importlib.import_module(f"rearq_tasks.migrations.{module}")
+    table = TaskLog._meta.db_table
+    TaskLog.objects.bulk_create(
+        [
+            TaskLog(
+                job_id=f"dup-{i}",
+                task_name="same",
+                queue_name="default",
+                enqueue_time=timezone.now(),
+            )
+            for i in range(3)
+        ]  # fmt: skip
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+            # Interrupted: a unique build over duplicates fails and leaves the index invalid.
+            with pytest.raises(DatabaseError):
+                cursor.execute(f'CREATE UNIQUE INDEX CONCURRENTLY "{name}" ON {table} (task_name)')
+        assert _validity(name) is False
+        with connection.schema_editor(atomic=False) as editor:
+            migration.create_indexes(apps, editor)
+        assert _validity(name) is True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
+            definition = cursor.fetchone()[0]
+        assert "UNIQUE" not in definition and "task_name" not in definition, definition
+    finally:
+        if _validity(name) is not True:  # leave the database as the migrations made it
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+            with connection.schema_editor(atomic=False) as editor:
+                migration.create_indexes(apps, editor)

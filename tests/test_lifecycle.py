@@ -15,6 +15,8 @@ from rearq_tasks.lifecycle import (
     duration_ms,
     guard_sql,
     may_replace,
+    new_attempt_sql,
+    starts_new_attempt,
 )
 from rearq_tasks.models import TaskLog
 
@@ -40,6 +42,35 @@ def test_sql_guard_and_python_guard_agree_on_every_move() -> None:
         if _sql_guard_allows(old, new) != may_replace(old[0], old[1], new[0], new[1])
     ]
     assert disagreements == []
+
+
+def _sql_new_attempt(old: tuple[str, int], new: tuple[str, int]) -> bool:
+    fresh = new_attempt_sql(lambda c: f"o_{c}", lambda c: f"n_{c}")
+    sql = (
+        f"SELECT CASE WHEN {fresh} THEN 1 ELSE 0 END FROM (SELECT %s AS o_status, "
+        "%s AS o_job_retries, %s AS n_status, %s AS n_job_retries) t"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [old[0], old[1], new[0], new[1]])
+        return cursor.fetchone()[0] == 1
+
+
+@pytest.mark.django_db
+def test_sql_and_python_agree_on_which_event_starts_a_new_attempt() -> None:
+    disagreements = [
+        (old, new)
+        for old, new in itertools.product(STATES, STATES)
+        if _sql_new_attempt(old, new) != starts_new_attempt(old[0], old[1], new[0], new[1])
+    ]
+    assert disagreements == []
+
+
+def test_a_retry_waiting_holds_the_previous_attempt_and_its_start_a_new_one() -> None:
+    assert not starts_new_attempt("in_progress", 0, "deferred", 1)  # attempt 1 failed
+    assert starts_new_attempt("deferred", 1, "in_progress", 1)  # attempt 2 starts
+    assert starts_new_attempt("deferred", 1, "success", 1)  # attempt 2 ended, start unseen
+    assert not starts_new_attempt("in_progress", 1, "success", 1)
+    assert not starts_new_attempt("queued", 0, "queued", 0)
 
 
 def test_may_replace_never_moves_a_terminal_row() -> None:

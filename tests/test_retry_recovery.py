@@ -289,3 +289,26 @@ def test_a_job_already_failed_as_lost_before_its_start_is_recovered(clean_rearq)
     old.refresh_from_db()
     assert old.error_message.startswith("lost before it started")
     assert sync_task_logs().recovered == 0
+
+
+def test_a_fetched_retry_whose_first_attempt_the_capture_saw_is_recovered(clean_rearq) -> None:
+    """The capture saw attempt 1 fail (row deferred, attempt 1's start); a worker fetched the
+    retry and died before starting it. Reconcile writes ReArq's in-progress state: attempt
+    1's start must not stay in the row, or the retry passes for started and is only failed
+    as lost mid-run instead of re-run."""
+    from rearq_tasks.capture.events import to_ms
+    from rearq_tasks.capture.upsert import upsert_records
+
+    enqueued = timezone.now() - dt.timedelta(hours=1)
+    upsert_records([{
+        "job_id": "retry-fetched", "task_name": "send_email", "queue_name": QUEUE,
+        "args": [1], "kwargs": {}, "status": "deferred", "job_retry": 1, "job_retries": 1,
+        "enqueue_time": to_ms(enqueued), "start_time": to_ms(enqueued), "worker_id": "w-1",
+        "duration_ms": 0, "error_message": "boom",
+    }])  # fmt: skip
+    rearq_job("retry-fetched", [1], {}, results=1, retries=1)
+    report = sync_task_logs()
+    assert (report.recovered, report.lost) == (1, 0)
+    old = TaskLog.objects.get(job_id="retry-fetched")
+    assert old.error_message.startswith("lost before it started") and old.start_time is None
+    assert stream_job_ids(clean_rearq) == [recovered_id("retry-fetched")]

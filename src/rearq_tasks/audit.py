@@ -8,6 +8,7 @@ chunk's own transaction). A refused request writes nothing: no entry claims a su
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,7 @@ from rearq_tasks.operation_models import (
     Source,
     TaskOperation,
 )
+from rearq_tasks.redaction import compile_patterns, redact, redact_text
 
 # An entry lists at most this many job ids (a bulk action records its filter instead).
 MAX_JOB_IDS = 1000
@@ -31,6 +33,27 @@ def client_ip(request: Any) -> str | None:
     """The peer address Django saw (REMOTE_ADDR); a proxy must set it (docs/operations.md)."""
     meta = getattr(request, "META", None) or {}
     return meta.get("REMOTE_ADDR") or None
+
+
+def redacted_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The filters as an audit entry shows them: a search for ``kwargs={"api_key": ...}`` or
+    ``kwargs.password:...`` must not put the credential on the audit page."""
+    if not filters:
+        return filters
+    pattern = compile_patterns(conf.redact_patterns)
+    shown: dict[str, Any] = {}
+    for key, value in filters.items():
+        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            try:
+                value = json.dumps(redact(json.loads(value), pattern), ensure_ascii=False)
+            except ValueError:
+                value = redact_text(value, pattern)
+        elif isinstance(value, str):
+            value = redact_text(value, pattern)
+        else:
+            value = redact(value, pattern)
+        shown[key] = value
+    return shown
 
 
 def record(
@@ -63,7 +86,7 @@ def record(
         username=user.get_username() if user is not None else "",
         ip=client_ip(request),
         job_ids=list(job_ids)[:MAX_JOB_IDS],
-        filters=filters,
+        filters=redacted_filters(filters),
         operation=operation,
         matched=matched,
         done=done,

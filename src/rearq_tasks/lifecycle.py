@@ -117,6 +117,28 @@ def may_replace(
     return order(new_status, new_retries) >= order(old_status, old_retries)
 
 
+# Columns that describe one attempt: a row holds the values of the attempt it last heard of.
+ATTEMPT_FIELDS: tuple[str, ...] = ("start_time", "finish_time", "duration_ms", "worker_id")
+
+
+def start_attempt(status: str, retries: int | None) -> int:
+    """The attempt (from 0) whose start, end and worker a row or event in ``status`` holds.
+
+    A waiting job after a failed attempt (``deferred``, ``job_retries`` already counted up)
+    holds the previous attempt's; a running or finished one its own.
+    """
+    return (retries or 0) - (1 if status in WAITING_STATUSES else 0)
+
+
+def starts_new_attempt(
+    old_status: str, old_retries: int | None, new_status: str, new_retries: int | None
+) -> bool:
+    """Whether an accepted event is about a later attempt than the row: the row's
+    :data:`ATTEMPT_FIELDS` are then the event's, even the ones it does not know (NULL), so
+    an earlier attempt's start never passes for the later one's."""
+    return start_attempt(new_status, new_retries) > start_attempt(old_status, old_retries)
+
+
 def _sql_list(values: frozenset[str]) -> str:
     return ", ".join(f"'{value}'" for value in sorted(values))
 
@@ -134,6 +156,19 @@ def guard_sql(old: Callable[[str], str], new: Callable[[str], str]) -> str:
         f"WHEN {new('status')} IN ({terminal}) THEN 1 = 1 "
         f"ELSE {_sql_order(new('status'), new('job_retries'))} >= "
         f"{_sql_order(old('status'), old('job_retries'))} END)"
+    )
+
+
+def _sql_start_attempt(status: str, retries: str) -> str:
+    waiting = _sql_list(WAITING_STATUSES)
+    return f"(COALESCE({retries}, 0) - CASE WHEN {status} IN ({waiting}) THEN 1 ELSE 0 END)"
+
+
+def new_attempt_sql(old: Callable[[str], str], new: Callable[[str], str]) -> str:
+    """:func:`starts_new_attempt` as one SQL boolean (``old``/``new`` as for :func:`guard_sql`)."""
+    return (
+        f"({_sql_start_attempt(new('status'), new('job_retries'))} > "
+        f"{_sql_start_attempt(old('status'), old('job_retries'))})"
     )
 
 

@@ -24,15 +24,17 @@ from rearq_tasks import audit
 from rearq_tasks.access import VIEW_PERMISSION
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog
+from rearq_tasks.operation_models import ACTION_PERMISSIONS, Action
 
 logger = logging.getLogger("rearq_tasks.admin")
 
-RETRY_PERMISSION = "tasks.retry_tasklog"
-CANCEL_PERMISSION = "tasks.cancel_tasklog"
+RETRY_PERMISSION = ACTION_PERMISSIONS[Action.RETRY]
+CANCEL_PERMISSION = ACTION_PERMISSIONS[Action.CANCEL]
+DELETE_PERMISSION = ACTION_PERMISSIONS[Action.DELETE]
 
 
 def can_operate(request: HttpRequest, permission: str) -> bool:
-    """Retry/Cancel: active staff granted ``permission`` *and* ``tasks.view_tasklog``.
+    """Retry/Cancel/Delete: active staff granted ``permission`` *and* ``tasks.view_tasklog``.
 
     Acting on a job one may not look at would be blind (and the confirmation page shows
     the job); superusers hold every permission.

@@ -22,6 +22,7 @@ from unfold.views import ChangeList
 
 from rearq_tasks.admin.filters import cached_choices
 from rearq_tasks.models import TaskLog
+from rearq_tasks.operation_models import Source
 from rearq_tasks.queries import export, language
 from rearq_tasks.queries.arguments import index_first
 
@@ -123,8 +124,9 @@ class SearchExportMixin:
             return back
         request.GET = params
         changelist = self.get_changelist_instance(request)  # type: ignore[attr-defined]
-        response = StreamingHttpResponse(
-            export.stream(changelist.queryset, fmt), content_type=export.FORMATS[fmt][0]
+        chunks = export.audited_stream(
+            changelist.queryset, fmt, source=Source.ADMIN, request=request, filters=params.dict()
         )
+        response = StreamingHttpResponse(chunks, content_type=export.FORMATS[fmt][0])
         response["Content-Disposition"] = f'attachment; filename="{export.filename(fmt)}"'
         return response

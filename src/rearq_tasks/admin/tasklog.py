@@ -32,6 +32,7 @@ from rearq_tasks import audit
 from rearq_tasks.admin import display as show
 from rearq_tasks.admin.actions import (  # noqa: F401 - part of this module's interface
     CANCEL_PERMISSION,
+    DELETE_PERMISSION,
     RETRY_PERMISSION,
     JobActionsMixin,
     can_operate,
@@ -101,7 +102,8 @@ class TaskLogAdmin(
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_active and request.user.is_superuser)
+        # The same rule as "Delete all matching" (tasks.delete_tasklog), not superusers only.
+        return can_operate(request, DELETE_PERMISSION)
 
     def has_retry_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return can_operate(request, RETRY_PERMISSION)

@@ -49,7 +49,7 @@ from rearq_tasks.api.serializers import (
 )
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog, TaskLogQuerySet
-from rearq_tasks.operation_models import ACTION_PERMISSIONS, TaskOperation
+from rearq_tasks.operation_models import ACTION_PERMISSIONS, Source, TaskOperation
 from rearq_tasks.queries import export
 from rearq_tasks.queries.history import job_history
 from rearq_tasks.queue import operations
@@ -155,9 +155,11 @@ class TaskLogViewSet(ConfiguredAccessMixin, viewsets.ReadOnlyModelViewSet):
         if fmt not in export.FORMATS:
             raise ValidationError({"format": [f"One of: {', '.join(export.FORMATS)}."]})
         queryset = self.filter_queryset(TaskLog.objects.all())
-        response = StreamingHttpResponse(
-            export.stream(queryset, fmt), content_type=export.FORMATS[fmt][0]
+        filters = {k: v for k, v in request.query_params.items() if k != "format"}
+        chunks = export.audited_stream(
+            queryset, fmt, source=Source.API, request=request, filters=filters
         )
+        response = StreamingHttpResponse(chunks, content_type=export.FORMATS[fmt][0])
         response["Content-Disposition"] = f'attachment; filename="{export.filename(fmt)}"'
         return response
 

@@ -135,6 +135,11 @@ def may_replace(old: dict[str, Any], new: dict[str, Any]) -> bool:
 def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     merged = dict(old)
     if may_replace(old, new):
+        if lifecycle.starts_new_attempt(
+            old["status"], old.get("job_retries"), new["status"], new.get("job_retries")
+        ):
+            for key in lifecycle.ATTEMPT_FIELDS:  # an earlier attempt's: never the new one's
+                merged[key] = None
         for key, value in new.items():
             if value is not None and key not in FILL_ONCE:
                 merged[key] = value

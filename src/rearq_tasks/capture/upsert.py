@@ -6,12 +6,15 @@ row may move is taken *inside* the statement, against the row as it is in the da
 * a terminal row only accepts the same terminal status again;
 * a terminal event always wins over a non-terminal row;
 * non-terminal events are ordered by (job_retries, waiting < in_progress), so a late
-  "queued" never hides a running job and a retry's "deferred" follows its attempt.
+  "queued" never hides a running job and a retry's "deferred" follows its attempt;
+* an accepted event about a later attempt replaces the attempt's columns (start, finish,
+  duration, worker) even where it has no value: a row never shows an earlier attempt's
+  start as the current one's (:func:`rearq_tasks.lifecycle.starts_new_attempt`).
 
 The rule is :func:`rearq_tasks.lifecycle.may_replace`, in SQL
 :func:`rearq_tasks.lifecycle.guard_sql`.
 
-Fields an event does not know (NULL) keep their stored value; ``user_id`` and ``retry_of``
+Other fields an event does not know (NULL) keep their stored value; ``user_id`` and ``retry_of``
 are filled once and never replaced. No read-modify-write, so concurrent writers cannot lose
 an update.
 """
@@ -26,7 +29,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from rearq_tasks.capture.events import FIELDS, FILL_ONCE, TIME_FIELDS, from_ms
-from rearq_tasks.lifecycle import guard_sql
+from rearq_tasks.lifecycle import ATTEMPT_FIELDS, guard_sql, new_attempt_sql
 from rearq_tasks.models import TaskLog
 from rearq_tasks.payloads import dumps, payload_rules, prepare_record
 
@@ -59,15 +62,19 @@ def build_sql(vendor: str, rows: int) -> str:
     head = f"INSERT INTO {TABLE} ({cols}) VALUES {values}"
     if vendor == "mysql":
         # MySQL applies assignments left to right and later ones see earlier results, so the
-        # guard is decided once, by the first assignment (updated_at), and read back after.
+        # guard is decided once, by the first assignment (updated_at), and read back after;
+        # the attempt's columns come before status and job_retries change.
         guard = guard_sql(lambda c: c, lambda c: f"VALUES({c})")
         marker = "updated_at <=> VALUES(updated_at)"
+        fresh = new_attempt_sql(lambda c: c, lambda c: f"VALUES({c})")
         sets = [f"updated_at = IF({guard}, VALUES(updated_at), updated_at)"]
-        for c in GUARDED:
+        for c in sorted(GUARDED, key=lambda c: c not in ATTEMPT_FIELDS):
             if c == "updated_at":
                 continue
             if c == "queue_name":
                 value = "IF(VALUES(queue_name) = '', queue_name, VALUES(queue_name))"
+            elif c in ATTEMPT_FIELDS:
+                value = f"IF({fresh}, VALUES({c}), COALESCE(VALUES({c}), {c}))"
             else:
                 value = f"COALESCE(VALUES({c}), {c})"
             sets.append(f"{c} = IF({marker}, {value}, {c})")
@@ -75,9 +82,12 @@ def build_sql(vendor: str, rows: int) -> str:
         return f"{head} ON DUPLICATE KEY UPDATE {', '.join(sets)}"
     old, new = f"{TABLE}.", "excluded."
     guard = guard_sql(lambda c: old + c, lambda c: new + c)
+    fresh = new_attempt_sql(lambda c: old + c, lambda c: new + c)
     sets = []
     for c in GUARDED:
         value = _queue_value(old, new) if c == "queue_name" else f"COALESCE({new}{c}, {old}{c})"
+        if c in ATTEMPT_FIELDS:  # a later attempt's event: never an earlier attempt's values
+            value = f"CASE WHEN {fresh} THEN {new}{c} ELSE {value} END"
         sets.append(f"{c} = CASE WHEN {guard} THEN {value} ELSE {old}{c} END")
     sets += [f"{c} = COALESCE({old}{c}, {new}{c})" for c in FILL_ONCE]
     return f"{head} ON CONFLICT (job_id) DO UPDATE SET {', '.join(sets)}"

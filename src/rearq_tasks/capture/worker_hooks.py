@@ -144,7 +144,9 @@ def wrap_run(original: Any) -> Any:
     @functools.wraps(original)
     async def run(self: Any) -> None:
         # Every worker and timer refuses invalid settings, however it was started.
-        refuse_bad_settings("timer" if type(self).__name__ == "TimerWorker" else "worker")
+        from rearq.worker import TimerWorker
+
+        refuse_bad_settings("timer" if isinstance(self, TimerWorker) else "worker")
         problem = client_mismatch(self.rearq)
         if problem:
             logger.warning("rearq_tasks.W002: %s", problem)

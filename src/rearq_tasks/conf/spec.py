@@ -101,7 +101,7 @@ SPEC: dict[str, Option] = {
     "REDACT_PATTERNS": Option(
         DEFAULT_REDACT_PATTERNS,
         (list, tuple),
-        'Regexes (case-insensitive) matched against whole words of a key (see docs/payloads.md); '
+        "Regexes (case-insensitive) matched against whole words of a key (see docs/payloads.md); "
         'values under a matching key are stored as "[redacted]".',
         regex_list,
     ),

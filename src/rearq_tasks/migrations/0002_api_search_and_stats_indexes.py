@@ -23,6 +23,8 @@ import logging
 
 from django.db import DatabaseError, migrations, transaction
 
+from rearq_tasks.migrations import _concurrently as concurrently
+
 logger = logging.getLogger("rearq_tasks")
 
 TABLE = "django_cfg_task_log"
@@ -68,6 +70,7 @@ def create_indexes(apps, schema_editor) -> None:
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
+        concurrently.drop_invalid_indexes(cursor, TABLE, index_names())
         cursor.execute(COVER[1])
         cursor.execute(WORKER[1])
         if has_trigram_extension(cursor):
@@ -75,14 +78,12 @@ def create_indexes(apps, schema_editor) -> None:
                 cursor.execute(trigram_index(column)[1])
 
 
+def index_names() -> list[str]:
+    return [COVER[0], WORKER[0], *(trigram_index(column)[0] for column in TRIGRAM_COLUMNS)]
+
+
 def drop_indexes(apps, schema_editor) -> None:
-    connection = schema_editor.connection
-    if connection.vendor != "postgresql":
-        return
-    names = [COVER[0], WORKER[0], *(trigram_index(column)[0] for column in TRIGRAM_COLUMNS)]
-    with connection.cursor() as cursor:
-        for name in names:
-            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    concurrently.drop_indexes(schema_editor, index_names())
 
 
 class Migration(migrations.Migration):

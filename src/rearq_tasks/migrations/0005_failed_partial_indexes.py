@@ -19,6 +19,8 @@ from __future__ import annotations
 from django.db import migrations, models
 from django.db.models import Q
 
+from rearq_tasks.migrations import _concurrently as concurrently
+
 FAILED = Q(status__in=["expired", "failed"]) | Q(success=False)
 
 INDEXES = {
@@ -32,6 +34,7 @@ def create_indexes(apps, schema_editor) -> None:
         return
     model = apps.get_model("tasks", "TaskLog")
     with schema_editor.connection.cursor() as cursor:
+        concurrently.drop_invalid_indexes(cursor, model._meta.db_table, INDEXES)
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = %s", [model._meta.db_table]
         )
@@ -44,11 +47,7 @@ def create_indexes(apps, schema_editor) -> None:
 
 
 def drop_indexes(apps, schema_editor) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        for name in INDEXES:
-            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    concurrently.drop_indexes(schema_editor, INDEXES)
 
 
 class Migration(migrations.Migration):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from django.db import migrations
 
+from rearq_tasks.migrations import _concurrently as concurrently
+
 INDEXES = {
     "tasklog_kwargs_gin_idx": "kwargs",
     "tasklog_args_gin_idx": "args",
@@ -25,6 +27,7 @@ def create_indexes(apps, schema_editor) -> None:
     table = model._meta.db_table
     quote = schema_editor.quote_name
     with schema_editor.connection.cursor() as cursor:
+        concurrently.drop_invalid_indexes(cursor, table, INDEXES)
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [table])
         existing = {name for (name,) in cursor.fetchall()}
         for name, column in INDEXES.items():
@@ -37,11 +40,7 @@ def create_indexes(apps, schema_editor) -> None:
 
 
 def drop_indexes(apps, schema_editor) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        for name in INDEXES:
-            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    concurrently.drop_indexes(schema_editor, INDEXES)
 
 
 class Migration(migrations.Migration):

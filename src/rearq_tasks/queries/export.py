@@ -9,6 +9,10 @@ stored, already redacted (:mod:`rearq_tasks.payloads`); nothing is re-read from 
 A spreadsheet runs a CSV cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return as a formula ("CSV injection"); such cells get a leading ``'``
 (:func:`neutralise`), as OWASP recommends. JSON Lines keeps values as they are.
+
+Each export leaves one audit entry (:func:`audited_stream`): written before the first byte,
+so a download cut short is on record too, with the rows sent as ``done``; ``matched`` is
+filled once the last row went out.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from django.db.models.sql.constants import MULTI
 
+from rearq_tasks import audit
 from rearq_tasks.models import TaskLog
+from rearq_tasks.operation_models import Action, AuditEntry
 from rearq_tasks.payloads import dumps
 
 COLUMNS: tuple[str, ...] = (
@@ -112,13 +118,22 @@ def _unbuffered_rows(rows: QuerySet[TaskLog]) -> Iterator[tuple[Any, ...]]:
     yield from compiler.results_iter(results, tuple_expected=True)
 
 
-def csv_chunks(queryset: QuerySet[TaskLog]) -> Iterator[str]:
+def _counted(rows: Iterator[tuple[Any, ...]], tally: list[int] | None) -> Iterator[Any]:
+    if tally is None:
+        yield from rows
+        return
+    for row in rows:
+        tally[0] += 1
+        yield row
+
+
+def csv_chunks(queryset: QuerySet[TaskLog], tally: list[int] | None = None) -> Iterator[str]:
     """A header line, then the rows in batches of ``CHUNK_ROWS``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
     count = 0
-    for row in _rows(queryset):
+    for row in _counted(_rows(queryset), tally):
         writer.writerow([convert(value) for convert, value in zip(CONVERTERS, row, strict=True)])
         count += 1
         if count % CHUNK_ROWS == 0:
@@ -139,10 +154,10 @@ def _jsonl_line(row: tuple[Any, ...]) -> str:
     return dumps(record, ensure_ascii=False)[:-1] + "".join(payload) + "}"
 
 
-def jsonl_chunks(queryset: QuerySet[TaskLog]) -> Iterator[str]:
+def jsonl_chunks(queryset: QuerySet[TaskLog], tally: list[int] | None = None) -> Iterator[str]:
     """One JSON object per row and line, in batches of ``CHUNK_ROWS``."""
     lines: list[str] = []
-    for row in _rows(queryset):
+    for row in _counted(_rows(queryset), tally):
         lines.append(_jsonl_line(row))
         if len(lines) == CHUNK_ROWS:
             yield "\n".join(lines) + "\n"
@@ -151,12 +166,34 @@ def jsonl_chunks(queryset: QuerySet[TaskLog]) -> Iterator[str]:
         yield "\n".join(lines) + "\n"
 
 
-def stream(queryset: QuerySet[TaskLog], fmt: str) -> Iterator[bytes]:
-    """The encoded export of ``queryset`` in ``fmt`` (a key of :data:`FORMATS`)."""
-    chunks = csv_chunks(queryset) if fmt == "csv" else jsonl_chunks(queryset)
+def stream(
+    queryset: QuerySet[TaskLog], fmt: str, tally: list[int] | None = None
+) -> Iterator[bytes]:
+    """The encoded export of ``queryset`` in ``fmt`` (a key of :data:`FORMATS`); ``tally[0]``
+    counts the rows sent."""
+    chunks = csv_chunks(queryset, tally) if fmt == "csv" else jsonl_chunks(queryset, tally)
     for chunk in chunks:
         if chunk:
             yield chunk.encode("utf-8")
+
+
+def audited_stream(
+    queryset: QuerySet[TaskLog], fmt: str, *, source: str, request: Any, filters: dict[str, Any]
+) -> Iterator[bytes]:
+    """:func:`stream`, on record: the audit entry is written now (before the response starts),
+    its counts when the stream ends or is closed (the client went away)."""
+    entry = audit.record(Action.EXPORT, source=source, request=request, filters=filters)
+    return _finishing(stream(queryset, fmt, tally := [0]), entry, tally)
+
+
+def _finishing(chunks: Iterator[bytes], entry: AuditEntry, tally: list[int]) -> Iterator[bytes]:
+    complete = False
+    try:
+        yield from chunks
+        complete = True
+    finally:
+        counts = {"done": tally[0], "matched": tally[0] if complete else 0}
+        AuditEntry.objects.filter(pk=entry.pk).update(**counts)
 
 
 def filename(fmt: str, now: dt.datetime | None = None) -> str:

@@ -31,7 +31,7 @@ from rearq_tasks.capture.events import (
 )
 from rearq_tasks.capture.history_writer import insert_rows, rows_from_rearq
 from rearq_tasks.conf import conf
-from rearq_tasks.lifecycle import duration_ms, may_replace
+from rearq_tasks.lifecycle import TERMINAL_STATUSES, duration_ms, may_replace, start_attempt
 from rearq_tasks.payloads import parse_result_text
 from rearq_tasks.queue.keys import TASK_NOT_FOUND, job_status
 from rearq_tasks.queue.recovery import (
@@ -175,7 +175,7 @@ def write_batch(records: list[dict[str, Any]], history_rows: list[dict[str, Any]
     from django.db import transaction
 
     from rearq_tasks.capture.upsert import upsert_records
-    from rearq_tasks.models import TERMINAL_STATUSES, TaskLog
+    from rearq_tasks.models import TaskLog
 
     # Read before the write transaction: on SQLite a transaction that reads and then
     # writes cannot wait for a concurrent writer (SQLITE_BUSY at once).
@@ -223,9 +223,10 @@ def real_changes(
     """The records that would change their row: new jobs, and rows whose stored values
     differ from what ReArq's tables say and that the upsert's guard lets move.
 
-    A start the capture stored (the task function's call, after the ``max_jobs`` slot) is
-    kept, with its duration: ReArq's ``start_time`` is taken before the slot. Reconcile only
-    fills them when they are missing.
+    A start the capture stored for the attempt ReArq's latest result describes (the task
+    function's call, after the ``max_jobs`` slot) is kept, with its duration: ReArq's
+    ``start_time`` is taken before the slot. A start of an earlier attempt is not (see
+    :func:`_captured_start`).
     """
     from rearq_tasks.payloads import payload_rules, prepare_record
 
@@ -236,12 +237,15 @@ def real_changes(
         if row is None:
             changed.append(record)
             continue
-        if row["start_time"] is not None:
+        if _captured_start(row, record):
             finish = record.get("finish_time")
             record = {**record, "start_time": None, "worker_id": None}
+            # Only a finished row's duration belongs to its start: an in-progress row written
+            # before the upsert cleared a new attempt's columns holds the earlier attempt's.
             record["duration_ms"] = (
                 duration_ms(row["start_time"], from_ms(finish))
-                if row["duration_ms"] is None and finish is not None
+                if finish is not None
+                and (row["duration_ms"] is None or row["status"] not in TERMINAL_STATUSES)
                 else None
             )
         if not may_replace(row["status"], row["job_retries"], record["status"],
@@ -252,6 +256,20 @@ def real_changes(
                if value is not None and name in row):  # fmt: skip
             changed.append(record)
     return changed
+
+
+def _captured_start(row: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether the row's start is the capture's start of the attempt ``record`` describes.
+
+    A waiting row (``deferred`` after a failure) holds the previous attempt's start
+    (:func:`rearq_tasks.lifecycle.start_attempt`). Only the same attempt's start is kept: a
+    row still holding an earlier attempt's start (the capture missed the later attempt's
+    events, e.g. lost with a killed worker) would give the final attempt an earlier
+    attempt's start and duration.
+    """
+    return row["start_time"] is not None and start_attempt(
+        row["status"], row["job_retries"]
+    ) == start_attempt(record["status"], record.get("job_retries"))
 
 
 def _differs(name: str, new: Any, old: Any) -> bool:

@@ -6,7 +6,9 @@ from typing import Any
 
 from django import template
 from django.contrib.admin.views.main import PAGE_VAR
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
+from django.utils.safestring import SafeString, mark_safe
 
 from rearq_tasks.admin.filters import bounded_date_hierarchy
 from rearq_tasks.admin.search import suggestions
@@ -18,6 +20,20 @@ register = template.Library()
 def tasklog_date_hierarchy(cl: Any) -> dict[str, Any]:
     """Django's date drill-down, computed without ``SELECT DISTINCT date_trunc``."""
     return bounded_date_hierarchy(cl)
+
+
+SUGGESTIONS_ID = "tasklog-search-suggestions"
+
+
+@register.simple_tag(takes_context=True)
+def tasklog_search_box(context: template.Context) -> SafeString:
+    """Unfold's own search form, whatever its version's markup (0.91 binds Alpine components
+    that 0.110 dropped: a copy of one breaks the other), with its input tied to the
+    suggestions. When the input is not found the box works without suggestions."""
+    html = render_to_string("admin/search_form.html", context.flatten())
+    marker = 'id="searchbar"'
+    tied = f'{marker} list="{SUGGESTIONS_ID}" autocomplete="off"'
+    return mark_safe(html.replace(marker, tied, 1))  # noqa: S308 - a rendered template
 
 
 @register.inclusion_tag("rearq_tasks/admin/search_suggestions.html")

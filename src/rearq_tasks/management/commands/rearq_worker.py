@@ -36,10 +36,11 @@ class Command(BaseCommand):
         parser.add_argument("--consumer-name", default=None, help="Consumer (default: pid).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from rearq.worker import TimerWorker, Worker
+        from rearq.worker import Worker
 
         from rearq_tasks.capture.hooks import install_rearq_signal_handlers
         from rearq_tasks.queue.streams import ensure_queue_groups
+        from rearq_tasks.queue.timer import run_timer
 
         rearq = client_with_tasks()
         install_rearq_signal_handlers()
@@ -55,7 +56,7 @@ class Command(BaseCommand):
                 consumer_name=options["consumer_name"],
             )
             if options["with_timer"]:
-                await asyncio.gather(worker.run(), TimerWorker(rearq).run())
+                await asyncio.gather(worker.run(), run_timer(rearq, worker))
             else:
                 await worker.run()
 

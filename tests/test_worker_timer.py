@@ -1,0 +1,86 @@
+"""The timer inside ``manage.py rearq_worker --with-timer`` (:mod:`rearq_tasks.queue.timer`).
+
+ReArq ends a failing ``TimerWorker`` silently and closes the client it shares with the worker;
+the worker's next retry then fails on ``None.zadd``. Here the failing timer is started again
+and the client stays open. Real Redis; ReArq's own ``TimerWorker`` machinery (lock, heartbeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import SimpleNamespace
+
+import pytest
+from django.conf import settings as django_settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+@pytest.fixture
+def quick_timer(monkeypatch, settings):
+    from rearq import constants, signals
+    from rearq.task import CronTask
+
+    from rearq_tasks.queue import timer as timer_mod
+
+    settings.REARQ_TASKS = {**settings.REARQ_TASKS, "CAPTURE_ENABLED": False}
+    monkeypatch.setattr(CronTask, "_cron_tasks", dict(CronTask._cron_tasks))
+    monkeypatch.setattr(signals, "_sig_handles", set(signals._sig_handles))
+    monkeypatch.setattr(constants, "WORKER_HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(timer_mod, "FIRST_PAUSE_SECONDS", 0.05)
+    return timer_mod
+
+
+def test_a_timer_that_fails_is_started_again_and_leaves_the_client_open(
+    quick_timer, monkeypatch, caplog
+) -> None:
+    from rearq import ReArq, signals
+
+    worker = SimpleNamespace(_terminated=False)
+    runs: list[object] = []
+
+    async def main(self) -> None:
+        runs.append(self)
+        if len(runs) == 1:
+            raise RedisConnectionError("Connection closed by server.")
+        assert self.rearq.redis is not None  # the first timer did not close the shared client
+        assert await self.rearq.redis.ping()
+        worker._terminated = self._terminated = True  # the worker stops: so does its timer
+
+    monkeypatch.setattr(quick_timer.WorkerTimer, "_main", main)
+    url = django_settings.REARQ_TASKS["REDIS_URL"]
+
+    async def go() -> ReArq:
+        rearq = ReArq(redis_url=url, logs_dir=None)
+        await asyncio.wait_for(quick_timer.run_timer(rearq, worker), 30)
+        return rearq
+
+    with caplog.at_level(logging.ERROR, logger="rearq_tasks.timer"):
+        rearq = asyncio.run(go())
+    assert len(runs) == 2 and runs[0] is not runs[1]
+    assert rearq.redis is not None
+    assert "the timer of this worker stopped (ConnectionError: Connection closed" in caplog.text
+    # The dead timer's signal handler is gone: a SIGTERM reaches only live ones.
+    assert not any(getattr(h, "__self__", None) is runs[0] for h in signals._sig_handles)
+
+
+def test_a_timer_stopped_by_its_signal_is_not_restarted(quick_timer, monkeypatch) -> None:
+    from rearq import ReArq
+
+    worker = SimpleNamespace(_terminated=False)
+    runs: list[object] = []
+
+    async def main(self) -> None:
+        runs.append(self)
+        self._handle_sig(15)  # SIGTERM while no sleep is pending (ReArq's own would raise)
+
+    monkeypatch.setattr(quick_timer.WorkerTimer, "_main", main)
+    url = django_settings.REARQ_TASKS["REDIS_URL"]
+
+    async def go() -> None:
+        await asyncio.wait_for(
+            quick_timer.run_timer(ReArq(redis_url=url, logs_dir=None), worker), 30
+        )
+
+    asyncio.run(go())
+    assert len(runs) == 1
