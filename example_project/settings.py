@@ -126,6 +126,11 @@ UNFOLD = {
                         "link": reverse_lazy("admin:tasks_tasklog_dashboard"),
                     },
                     {
+                        "title": "Workers",
+                        "icon": "dns",
+                        "link": reverse_lazy("admin:tasks_tasklog_workers"),
+                    },
+                    {
                         "title": "Task logs",
                         "icon": "list",
                         "link": reverse_lazy("admin:tasks_tasklog_changelist"),

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from harness.factories import TaskLogFactory, UserFactory
 from rearq_tasks.api.filters import TaskLogFilterSet
 from rearq_tasks.api.serializers import PeriodParams, RetriesParams, TasksParams, TimelineParams
+from rearq_tasks.api.workers import WorkersParams
 from rearq_tasks.models import TaskLog
 
 pytestmark = pytest.mark.django_db
@@ -53,13 +54,14 @@ RAW = (  # already percent-encoded: invalid UTF-8, NUL, a lone surrogate's bytes
 # Every parameter gets the first few of each; free-text ones (where injection would live) all.
 EVERY_PARAM = 4
 TEXT_PARAMS = {"search", "ordering", "task_name", "queue_name", "job_id", "worker_id", "username",
-               "status", "interval"}  # fmt: skip
+               "status", "interval", "state"}  # fmt: skip
 ENDPOINTS = {
     BASE: [*TaskLogFilterSet.base_filters, "page", "page_size"],
     f"{BASE}stats/": list(PeriodParams().fields),
     f"{BASE}timeline/": list(TimelineParams().fields),
     f"{BASE}tasks/": list(TasksParams().fields),
     f"{BASE}retries/": list(RetriesParams().fields),
+    "/cfg/tasks/workers/": list(WorkersParams().fields),
 }
 SPECIAL = (
     (BASE, "page", str(10**12)),

@@ -69,6 +69,8 @@ def test_schema_documents_every_endpoint_and_filter(staff_headers) -> None:
         "/cfg/tasks/logs/tasks/",
         "/cfg/tasks/logs/timeline/",
         "/cfg/tasks/logs/export/",
+        "/cfg/tasks/workers/",
+        "/cfg/tasks/workers/{name}/repair/",
     }
     list_params = {p["name"] for p in document["paths"]["/cfg/tasks/logs/"]["get"]["parameters"]}
     assert {"page", "page_size", "search", "ordering", "is_failed", "status_in"} <= list_params
@@ -89,7 +91,7 @@ def test_api_conforms_to_its_schema(api_schema, staff_headers) -> None:
     fixture loader does not support pytest 9 yet).
     """
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 14
+    assert len(operations) == 16
     for operation in operations:
 
         @given(case=operation.as_strategy())

@@ -165,6 +165,8 @@ class TaskLog(models.Model):
             models.Index(fields=["success", "-enqueue_time"], name="tasklog_success_enq_idx"),
             models.Index(fields=["-created_at"], name="tasklog_created_idx"),
             models.Index(fields=["retry_of"], name="tasklog_retry_of_idx"),
+            # The workers page: jobs each worker finished in the last hour.
+            models.Index(fields=["finish_time", "worker_id"], name="tasklog_finish_worker_idx"),
         ]
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ class Action(models.TextChoices):
     CANCEL = "cancel", _("Cancel")
     DELETE = "delete", _("Delete")
     EXPORT = "export", _("Export")
+    REPAIR = "repair", _("Repair a dead worker's jobs")
 
 
 # What a bulk operation may do (export is not an operation: it is audited only).
@@ -34,6 +35,8 @@ ACTION_PERMISSIONS: dict[str, str] = {
     Action.CANCEL: "tasks.cancel_tasklog",
     Action.DELETE: "tasks.delete_tasklog",
     Action.EXPORT: "tasks.view_tasklog",
+    # The workers page's repair fails a dead worker's jobs: cancel's permission.
+    Action.REPAIR: "tasks.cancel_tasklog",
 }
 
 

@@ -45,6 +45,7 @@ from rearq_tasks.admin.filters import (
     TaskNameFilter,
 )
 from rearq_tasks.admin.search import SearchExportMixin
+from rearq_tasks.admin.workers import WorkersAdminMixin
 from rearq_tasks.conf import conf
 from rearq_tasks.models import TaskLog
 
@@ -54,7 +55,9 @@ LINK_CLASSES = "text-primary-600 dark:text-primary-500 hover:underline"
 
 
 @admin.register(TaskLog)
-class TaskLogAdmin(SearchExportMixin, BulkAdminMixin, JobActionsMixin, ModelAdmin):
+class TaskLogAdmin(
+    SearchExportMixin, BulkAdminMixin, WorkersAdminMixin, JobActionsMixin, ModelAdmin
+):
     list_display = (
         "task_name",
         "queue_display",
@@ -83,7 +86,7 @@ class TaskLogAdmin(SearchExportMixin, BulkAdminMixin, JobActionsMixin, ModelAdmi
     actions = ("retry_selected", "cancel_selected")
     actions_row = ("retry_job", "cancel_job")
     actions_detail = ("retry_job", "cancel_job")
-    actions_list = ("dashboard_link",)
+    actions_list = ("dashboard_link", "workers_link")
     readonly_fields = (
         "id", "job_id", "task_name", "queue_display", "status_badge", "user_display",
         "related_runs", "rearq_link", "args_pretty", "kwargs_pretty", "performance",
@@ -331,6 +334,10 @@ class TaskLogAdmin(SearchExportMixin, BulkAdminMixin, JobActionsMixin, ModelAdmi
     def dashboard_link(self, request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(reverse(f"{self.admin_site.name}:tasks_tasklog_dashboard"))
 
+    @action(description=_("Workers"), url_path="workers-link", icon="dns")
+    def workers_link(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:tasks_tasklog_workers"))
+
     # --- dashboard ---
     def get_urls(self) -> list[URLPattern]:
         dashboard = path(
@@ -338,7 +345,7 @@ class TaskLogAdmin(SearchExportMixin, BulkAdminMixin, JobActionsMixin, ModelAdmi
             self.admin_site.admin_view(self.dashboard_view),
             name="tasks_tasklog_dashboard",
         )
-        return [dashboard, *self.bulk_urls(), *super().get_urls()]
+        return [dashboard, *self.bulk_urls(), *self.workers_urls(), *super().get_urls()]
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         from rearq_tasks.admin.dashboard import dashboard_context

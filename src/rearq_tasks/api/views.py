@@ -85,14 +85,15 @@ class ExportNegotiation(BaseContentNegotiation):
         return parsers[0] if parsers else None
 
 
-def documented(**kwargs: Any) -> Any:
-    """``extend_schema`` based on drf-spectacular's AutoSchema whatever DEFAULT_SCHEMA_CLASS is."""
+def documented(schema: type[AutoSchema] = AutoSchema, **kwargs: Any) -> Any:
+    """``extend_schema`` based on drf-spectacular's AutoSchema whatever DEFAULT_SCHEMA_CLASS is
+    (or on ``schema``, a subclass of it)."""
 
     kwargs["responses"] = {**kwargs["responses"], **DENIED}
 
     def decorate(view_method: Any) -> Any:
         if "schema" not in getattr(view_method, "kwargs", {}):
-            view_method.schema = AutoSchema
+            view_method.schema = schema
         return extend_schema(**kwargs)(view_method)
 
     return decorate
@@ -308,12 +309,21 @@ def _history(log: TaskLog) -> list[Any]:
     return job_history(log)
 
 
+def _own_viewset(cls: Any) -> bool:
+    return (
+        isinstance(cls, type)
+        and issubclass(cls, viewsets.ViewSetMixin)
+        and cls.__module__.startswith("rearq_tasks.api.")
+    )
+
+
 def keep_only_this_api(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """drf-spectacular hook: the schema documents this app's endpoints, not the project's."""
     return [
         endpoint
         for endpoint in endpoints
-        if issubclass(getattr(endpoint[3], "cls", object), TaskLogViewSet | OperationViewSet)
+        # This package's viewsets (api.workers' too, which imports this module).
+        if _own_viewset(getattr(endpoint[3], "cls", object))
     ]
 
 

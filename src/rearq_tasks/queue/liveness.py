@@ -95,8 +95,13 @@ def read_workers(
     stale_after: float | None = None,
     queues: Iterable[str] = (),
     now: dt.datetime | None = None,
+    every_queue: bool = False,
 ) -> WorkerState:
     """Read heartbeats and, for ``queues``, which live workers consume them.
+
+    The consumer groups of a queue some live heartbeat names already are skipped (enough for
+    a health check); ``every_queue`` reads them all, and those of every queue a heartbeat
+    names, for every worker's complete list.
 
     Raises ``redis.RedisError`` when Redis cannot be reached: callers decide what that means.
     """
@@ -111,7 +116,10 @@ def read_workers(
     by_identity = {(hb.group, hb.consumer): hb.name for hb in heartbeats if not hb.is_timer}
     # A timer's heartbeat names a queue it does not read: only workers' heartbeats count here.
     named = {hb.queue for hb in heartbeats if hb.alive and not hb.is_timer}
-    extra = sorted(set(queues) - named)
+    if every_queue:  # every queue given or named by any worker's heartbeat
+        extra = sorted(set(queues) | {hb.queue for hb in heartbeats if not hb.is_timer})
+    else:
+        extra = sorted(set(queues) - named)
     for queue in extra:
         for group, consumer in _consumers(client, queue_key(queue)):
             name = by_identity.get((group, consumer))
@@ -126,8 +134,10 @@ def _consumers(client: redis.Redis, stream: str) -> list[tuple[str, str]]:
         groups = client.xinfo_groups(stream)
     except redis.ResponseError:
         return []
-    pairs = []
+    pipe = client.pipeline(transaction=False)  # one round trip, however many groups
     for group in groups:
-        for consumer in client.xinfo_consumers(stream, group["name"]):
-            pairs.append((str(group["name"]), str(consumer["name"])))
+        pipe.xinfo_consumers(stream, group["name"])
+    pairs = []
+    for group, consumers in zip(groups, pipe.execute(), strict=True):
+        pairs.extend((str(group["name"]), str(consumer["name"])) for consumer in consumers)
     return pairs

@@ -107,7 +107,7 @@ async def reconcile(
     are only marked lost.
     """
     from asgiref.sync import sync_to_async
-    from rearq.server.models import Job, JobResult
+    from rearq.server.models import Job
 
     base = Job.all()
     if since is not None:
@@ -115,24 +115,12 @@ async def reconcile(
     total = await base.count()
     report = SyncReport()
     last_id = 0
-    write = sync_to_async(closing_connections(write_batch), thread_sensitive=True)
     while True:
         jobs = await base.filter(id__gt=last_id).order_by("id").limit(batch_size)
         if not jobs:
             break
         last_id = jobs[-1].id
-        attempts: dict[int, list[Any]] = {}
-        for result in await JobResult.filter(job_id__in=[j.id for j in jobs]).order_by("id"):
-            attempts.setdefault(result.job_id, []).append(result)
-        records = []
-        history_rows: list[dict[str, Any]] = []
-        for job in jobs:
-            task = task_map.get(job.task)
-            results = attempts.get(job.id, [])
-            latest = results[-1] if results else None
-            records.append(record_from_rearq(job, latest, task.queue if task else None))
-            history_rows.extend(rows_from_rearq(job, results))
-        report.written += await write(records, history_rows)
+        report.written += await sync_jobs(task_map, jobs)
         report.scanned += len(jobs)
         if progress is not None:
             progress(report.scanned, total)
@@ -144,6 +132,38 @@ async def reconcile(
     mark = sync_to_async(closing_connections(mark_lost_jobs), thread_sensitive=True)
     report.lost = await mark(task_map, now)
     return report
+
+
+async def sync_jobs(task_map: Mapping[str, Any], jobs: list[Any]) -> int:
+    """Write what ReArq's tables say about ``jobs`` (``rearq_job`` rows); rows written."""
+    from asgiref.sync import sync_to_async
+    from rearq.server.models import JobResult
+
+    attempts: dict[int, list[Any]] = {}
+    for result in await JobResult.filter(job_id__in=[j.id for j in jobs]).order_by("id"):
+        attempts.setdefault(result.job_id, []).append(result)
+    records = []
+    history_rows: list[dict[str, Any]] = []
+    for job in jobs:
+        task = task_map.get(job.task)
+        results = attempts.get(job.id, [])
+        latest = results[-1] if results else None
+        records.append(record_from_rearq(job, latest, task.queue if task else None))
+        history_rows.extend(rows_from_rearq(job, results))
+    write = sync_to_async(closing_connections(write_batch), thread_sensitive=True)
+    return int(await write(records, history_rows))
+
+
+async def sync_job_ids(task_map: Mapping[str, Any], job_ids: list[str]) -> int:
+    """:func:`sync_jobs` for the ReArq jobs of ``job_ids`` (in batches of 1000)."""
+    from rearq.server.models import Job
+
+    written = 0
+    for start in range(0, len(job_ids), 1000):
+        jobs = await Job.filter(job_id__in=job_ids[start : start + 1000]).order_by("id")
+        if jobs:
+            written += await sync_jobs(task_map, list(jobs))
+    return written
 
 
 def write_batch(records: list[dict[str, Any]], history_rows: list[dict[str, Any]]) -> int:
@@ -260,18 +280,29 @@ def _differs(name: str, new: Any, old: Any) -> bool:
     return bool(new != old)
 
 
+LOST_OVERDUE = "long after its timeout; the worker was stopped or killed"
+LOST_DEAD_WORKER = "when an operator repaired its dead worker (stale heartbeat)"
+
+
 def mark_lost_jobs(
-    task_map: Mapping[str, Any] | None = None, now: dt.datetime | None = None
+    task_map: Mapping[str, Any] | None = None,
+    now: dt.datetime | None = None,
+    condition: Any = None,
+    why: str = LOST_OVERDUE,
 ) -> int:
-    """Fail rows in progress long past their task's timeout: their worker is gone."""
+    """Fail rows in progress long past their task's timeout: their worker is gone.
+
+    ``condition`` (a ``Q`` of rows in progress) replaces the timeout rule where something
+    else proves the worker gone (the workers page's repair of a dead worker).
+    """
     from django.db import transaction
     from django.utils import timezone
 
     from rearq_tasks.capture.upsert import upsert_records
-    from rearq_tasks.models import TaskLog
+    from rearq_tasks.models import RUNNING, TaskLog
 
     now = now or timezone.now()
-    condition = overdue_q(task_map or {}, now)
+    condition = overdue_q(task_map or {}, now) if condition is None else RUNNING & condition
     records = []
     rows = TaskLog.objects.filter(condition).values(*ROW_FIELDS).iterator(chunk_size=1000)
     for row in rows:
@@ -284,8 +315,7 @@ def mark_lost_jobs(
                 finish_time=now,
                 duration_ms=duration_ms(row["start_time"], now),
                 error_message=(
-                    f"lost: still in progress {where} long after its timeout; the worker was "
-                    "stopped or killed and ReArq will not run the job again"
+                    f"lost: still in progress {where} {why} and ReArq will not run the job again"
                 ),
             )
         )
