@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from harness.databases import ensure_database, pg_connect  # noqa: E402
 from harness.processes import (  # noqa: E402
     child_env,
+    children_of,
     manage_argv,
     spawn,
     terminate,
@@ -60,18 +61,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK
-
-
-def children(pid: int) -> list[int]:
-    """Live child processes of ``pid`` (the embedded collector of a worker)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 def redis_server_pid(redis: object) -> int | None:
@@ -188,7 +177,7 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
         wait_ready(redis, mode, procs)
         pg0 = {pid: cpu_seconds(pid) for pid in backend_pids(conn)}
         if mode == "embedded":
-            procs_pids = [procs[0].pid, *children(procs[0].pid)]
+            procs_pids = [procs[0].pid, *children_of(procs[0].pid)]
         else:
             procs_pids = [p.pid for p in procs]
         server = redis_server_pid(redis)
