@@ -52,6 +52,7 @@ def test_meta_matches_the_seed_schema() -> None:
         ("success", "-enqueue_time"),
         ("-created_at",),
         ("retry_of",),
+        ("finish_time", "worker_id"),  # the workers page's last hour (migration 0012)
     }
     assert meta.get_field("job_id").unique and meta.get_field("job_id").max_length == 100
     assert meta.get_field("task_name").db_index and meta.get_field("task_name").max_length == 200
