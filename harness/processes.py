@@ -222,14 +222,19 @@ class ProcessPool:
         proc.wait()
 
     def stop(self, proc: subprocess.Popen[bytes], grace: float | None = None) -> None:
+        self.orphans.extend(children_of(proc.pid))
         terminate([proc], self.grace if grace is None else grace, group=self.new_session)
 
     def stop_all(self, grace: float | None = None) -> None:
+        for proc in self.procs.values():
+            self.orphans.extend(children_of(proc.pid))
         terminate(self.procs.values(), self.grace if grace is None else grace,
                   group=self.new_session)  # fmt: skip
         self.procs.clear()
-        # A killed worker's collector drains and exits by itself within seconds; one still
-        # reading when the next test starts would take that test's events.
+        # A worker's collector child writes its last events, then exits; one that outlives its
+        # worker (killed, or stopped past the grace) drains and exits by itself within seconds.
+        # None may still run when the next test starts: it would write rows after that test's
+        # cleanup, or take its events.
         deadline = time.monotonic() + 30
         while self.orphans and time.monotonic() < deadline:
             self.orphans = [pid for pid in self.orphans if running(pid)]
