@@ -180,8 +180,11 @@ class StatementWatch(threading.Thread):
 def main() -> None:
     args = parse_args()
     env = setup(args)
+    from django.core.management import call_command
+
     from rearq_tasks.models import TaskLog
 
+    call_command("migrate", verbosity=0)  # a fresh database has no table yet
     TaskLog.objects.filter(task_name="add").delete()  # the previous run's, before the count
     ensure_data(args.rows)
     seed_failed(args.failed)
