@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from harness.network import FaultProxy
-from harness.processes import manage_argv
+from harness.processes import children_of, manage_argv, running
 from harness.waiting import wait_for
 from rearq_tasks.models import TaskLog
 from tests.integration.test_capture import assert_matches_rearq, rearq_state, row, wait_status
@@ -194,23 +194,17 @@ def test_external_collector_writes_what_workers_send(worker_pool) -> None:
 def _collector_children(pid: int) -> list[int]:
     """The ``rearq_collector`` processes whose parent is ``pid`` (a worker's embedded one)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for child in children_of(pid):
         try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
+            if b"rearq_collector" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:
             continue
-        if ppid == pid and b"rearq_collector" in cmdline:
-            found.append(int(stat.parent.name))
     return found
 
 
 def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state == "Z"
+    return not running(pid)
 
 
 def test_embedded_collector_is_a_child_restarted_and_stopped_with_the_worker(
