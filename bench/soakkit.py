@@ -519,11 +519,21 @@ def _diffs(job: dict[str, Any], log: dict[str, Any], result: Comparison) -> list
     return diffs
 
 
+def _dropped(job: dict[str, Any]) -> bool:
+    """Whether ReArq's current attempt of ``job`` never ran: one result row per earlier
+    attempt, none for this one."""
+    return job["runs"] == (job["job_retries"] or 0)
+
+
 def _check_recovered(
     rearq: dict[str, dict[str, Any]], rows: dict[str, list[dict[str, Any]]], result: Comparison
 ) -> None:
-    """Each re-run of a dropped job: the dropped job never ran, its re-run ran exactly once
-    (settled, one result row per attempt); no fetched-but-unstarted job is left lost.
+    """Each re-run of a dropped job: the dropped attempt never ran, its re-run ran exactly
+    once (settled, one result row per attempt); no fetched-but-unstarted job is left lost.
+
+    The dropped attempt need not be the first: a job that failed, was retried by ReArq and
+    had its retry fetched by a worker that then died ran its earlier attempts (one result
+    row each) and never its last; ``_dropped`` is that rule.
 
     A re-run can be dropped in turn (the second SIGKILLed worker had fetched it): it never
     ran either, and its own re-run is the one that must have run once."""
@@ -536,29 +546,35 @@ def _check_recovered(
         result.recovered += 1
         job = rearq.get(job_id)
         if job is not None and job_id in rerun_again:
-            ran_once = original["runs"] == 0 and job["runs"] == 0
+            ran_once = _dropped(original) and _dropped(job)
         else:
             ran_once = (
                 job is not None
-                and original["runs"] == 0
+                and _dropped(original)
                 and job["status"] in ("success", "failed")
                 and job["runs"] == job["job_retries"] + 1
+                # only the retries the dropped job had left
+                and job["job_retry"] == max(original["job_retry"] - original["job_retries"], 0)
             )
         if not ran_once:
             result.recovered_not_run_once += 1
             state = (
                 "gone"
                 if job is None
-                else (f"ReArq {job['status']}, {job['runs']} runs, {job['job_retries']} retries")
+                else (
+                    f"ReArq {job['status']}, {job['runs']} runs, "
+                    f"{job['job_retries']} of {job['job_retry']} retries"
+                )
             )
             result.examples.append(
-                f"re-run {job_id} of {log['retry_of']} (which ran {original['runs']} times) "
+                f"re-run {job_id} of {log['retry_of']} (which ran {original['runs']} of "
+                f"{original['job_retries'] + 1} attempts) "
                 f"did not run once: {state}, TaskLog {log['status']}"
             )
     for job_id, job in rearq.items():
         log = (rows.get(job_id) or [{}])[0]
         error = log.get("error_message") or ""
-        never_started = job["status"] == "in_progress" and job["runs"] == 0
+        never_started = job["status"] == "in_progress" and _dropped(job)
         if never_started and error.startswith("lost:") and log.get("start_time") is None:
             result.unstarted_left_lost += 1
             result.examples.append(f"{job_id} fetched, never started, left lost")

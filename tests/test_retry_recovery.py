@@ -46,7 +46,7 @@ def clean_rearq(rearq_redis) -> Any:
 
 def rearq_job(
     job_id: str, args: list, kwargs: dict, status: str = "in_progress", results: int = 0,
-    retries: int = 0, age: dt.timedelta = dt.timedelta(hours=1),
+    retries: int = 0, age: dt.timedelta = dt.timedelta(hours=1), job_retry: int = 0,
 ) -> None:  # fmt: skip
     """A row of ``rearq_job`` (and ``results`` rows of ``rearq_job_results``) as ReArq writes."""
 
@@ -55,7 +55,7 @@ def rearq_job(
 
         enqueued = timezone.now() - age
         job = await Job.create(
-            task="send_email", args=args, kwargs=kwargs, job_retry=0, job_retries=retries,
+            task="send_email", args=args, kwargs=kwargs, job_retry=job_retry, job_retries=retries,
             job_retry_after=60, job_id=job_id, enqueue_time=enqueued, status=status,
         )  # fmt: skip
         for _ in range(results):
@@ -306,9 +306,12 @@ def test_a_fetched_retry_whose_first_attempt_the_capture_saw_is_recovered(clean_
         "enqueue_time": to_ms(enqueued), "start_time": to_ms(enqueued), "worker_id": "w-1",
         "duration_ms": 0, "error_message": "boom",
     }])  # fmt: skip
-    rearq_job("retry-fetched", [1], {}, results=1, retries=1)
+    rearq_job("retry-fetched", [1], {}, results=1, retries=1, job_retry=3)
     report = sync_task_logs()
     assert (report.recovered, report.lost) == (1, 0)
     old = TaskLog.objects.get(job_id="retry-fetched")
     assert old.error_message.startswith("lost before it started") and old.start_time is None
     assert stream_job_ids(clean_rearq) == [recovered_id("retry-fetched")]
+    # Attempt 1 ran: the re-run has the 2 retries the job had left, not a fresh 3.
+    rerun = TaskLog.objects.get(job_id=recovered_id("retry-fetched"))
+    assert (rerun.job_retry, rerun.job_retries, rerun.retry_of) == (2, 0, "retry-fetched")

@@ -3,8 +3,9 @@
 ReArq marks a whole fetched batch ``in_progress`` at once, before the jobs get a slot. When
 that worker is SIGKILLed, the jobs it had not started stay ``in_progress`` in ``rearq_job``
 for ever and ReArq never runs them. They never ran, so running them again is safe: each is
-re-enqueued once, with ReArq's own (original) arguments, as a new job whose ``retry_of``
-names it; the old row becomes ``failed`` and says which job re-runs it.
+re-enqueued once, with ReArq's own (original) arguments and the retries it had left
+(:func:`retries_left`), as a new job whose ``retry_of`` names it; the old row becomes
+``failed`` and says which job re-runs it.
 
 A job counts as fetched but never started when its TaskLog row is ``in_progress`` with no
 ``start_time`` (the capture sets it only when the task function is called), ReArq's row is
@@ -49,6 +50,18 @@ RECOVERED_MESSAGE = (
 def recovered_id(job_id: str) -> str:
     """The job id of the one re-run of ``job_id``: the same for every ``sync_task_logs``."""
     return uuid.uuid5(_NAMESPACE, f"recover:{job_id}").hex
+
+
+def retries_left(job: Any) -> int:
+    """The re-run's ``job_retry``: the retries the dropped job had left.
+
+    The dropped attempt may be a retry (attempt 1 failed, the worker that fetched attempt 2
+    died): its re-run runs only the attempts the job still had, not a fresh budget, so a
+    failing job never runs more often than its ``job_retry`` allows. ReArq's worker reads
+    the row's ``job_retry``, so 0 there means no retry (unlike ``@task(job_retry=0)``).
+    """
+    done = job.job_retries if isinstance(job.job_retries, int) else 0
+    return max(int(job.job_retry or 0) - done, 0)
 
 
 def closing_connections(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -184,7 +197,7 @@ async def recover_unstarted(task_map: Mapping[str, Any], redis: Any, now: dt.dat
             queue = queue_for(job.job_id, job.task, row["queue_name"], task_map)
             new_job = await enqueue_again(
                 redis, queue, new_id, job.task, list(job.args or []), dict(job.kwargs or {}),
-                job.job_retry, job.job_retry_after,
+                retries_left(job), job.job_retry_after,
             )  # fmt: skip
         except ValueError as exc:  # a disabled task, an unknown queue: it stays lost
             logger.warning("reconcile: cannot re-enqueue job %s: %s", job.job_id, exc)
