@@ -187,3 +187,51 @@ def test_a_canceled_operation_stops_where_it_is() -> None:
         assert operations.run_chunk(operation, "runner-a") is False
     assert TaskLog.objects.count() == 4
     assert operations.claim("runner-b") is None
+
+
+SECRET = "sk_live_9f8e7d6c5b4a"
+
+
+def test_an_operations_filters_never_show_a_credential(client) -> None:
+    """The runner needs the real filter while the operation runs; the API, the admin and the
+    stored row once it ended show it redacted, as the audit entry does."""
+    target = TaskLogFactory(
+        task_name="charge", status=StatusChoices.FAILED, kwargs={"api_key": SECRET, "n": 1}
+    )
+    TaskLogFactory(task_name="charge", status=StatusChoices.FAILED, kwargs={"api_key": "other"})
+    user = staff_viewer("delete_tasklog", "view_taskoperation")
+    filters = {"kwargs": f'{{"api_key": "{SECRET}"}}'}
+    body = api_as(user).post(BULK, {"action": "delete", "filters": filters}, format="json")
+    assert body.status_code == 202, body.content
+    pk = body.json()["operation_id"]
+    assert body.json()["matched"] == 1
+    running = api_as(user).get(f"/cfg/tasks/operations/{pk}/")
+    assert running.status_code == 200 and "api_key" in running.json()["filters"]["kwargs"]
+    assert SECRET not in running.content.decode()
+    assert SECRET in TaskOperation.objects.get(pk=pk).filters["kwargs"]  # needed to run
+    run_all()
+    operation = TaskOperation.objects.get(pk=pk)
+    assert (operation.state, operation.done) == (OperationState.DONE, 1)
+    assert not TaskLog.objects.filter(pk=target.pk).exists()
+    assert SECRET not in str(operation.filters) and "api_key" in operation.filters["kwargs"]
+    assert SECRET not in str(AuditEntry.objects.get(operation=operation).filters)
+    user.is_superuser = True
+    user.save()
+    client.force_login(user)
+    page = client.get(f"/admin/tasks/taskoperation/{pk}/change/")
+    assert page.status_code == 200 and "api_key" in page.content.decode()
+    assert SECRET not in page.content.decode()
+
+
+def test_a_canceled_operation_keeps_its_filters_redacted() -> None:
+    TaskLogFactory(task_name="charge", status=StatusChoices.FAILED, kwargs={"token": SECRET})
+    user = staff_viewer("delete_tasklog")
+    filters = {"kwargs": f'{{"token": "{SECRET}"}}'}
+    pk = (
+        api_as(user)
+        .post(BULK, {"action": "delete", "filters": filters}, format="json")
+        .json()["operation_id"]
+    )
+    assert operations.cancel(TaskOperation.objects.get(pk=pk))
+    stored = TaskOperation.objects.get(pk=pk)
+    assert stored.state == OperationState.CANCELED and SECRET not in str(stored.filters)

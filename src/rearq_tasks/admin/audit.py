@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+from rearq_tasks.audit import redacted_filters
 from rearq_tasks.operation_models import AuditEntry, TaskOperation
 
 
@@ -59,7 +60,13 @@ class TaskOperationAdmin(_ReadOnly):
     )  # fmt: skip
     list_filter = ("action", "state", "created_at")
     readonly_fields = (
-        "action", "state", "scope", "filters", "bound", "cursor", "matched", "done", "skipped",
-        "failed", "skip_reasons", "errors", "message", "lease_owner", "lease_expires", "source",
-        "user", "created_at", "updated_at", "finished_at",
+        "action", "state", "scope", "shown_filters", "bound", "cursor", "matched", "done",
+        "skipped", "failed", "skip_reasons", "errors", "message", "lease_owner", "lease_expires",
+        "source", "user", "created_at", "updated_at", "finished_at",
     )  # fmt: skip
+    fields = readonly_fields  # the stored ``filters`` only through ``shown_filters``
+
+    @admin.display(description=_("filters"))
+    def shown_filters(self, operation: TaskOperation) -> Any:
+        """Redacted, as on the audit entry: a running operation keeps the real filters."""
+        return redacted_filters(operation.filters)

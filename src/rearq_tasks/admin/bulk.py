@@ -23,6 +23,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from rearq_tasks.admin.actions import can_operate
+from rearq_tasks.audit import redacted_filters
 from rearq_tasks.models import TaskLog
 from rearq_tasks.operation_models import (
     ACTION_PERMISSIONS,
@@ -111,7 +112,7 @@ class BulkAdminMixin:
             "opts": self.model._meta,
             "title": TITLES[action],
             "action": action,
-            "filters": filters,
+            "filters": redacted_filters(filters),  # shown on the page: no credential
             "back_url": f"{changelist}?{urlencode(filters)}" if filters else changelist,
             **found,
         }

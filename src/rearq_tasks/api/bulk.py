@@ -18,6 +18,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 
 from rearq_tasks.api.filters import TaskLogFilterSet
+from rearq_tasks.audit import redacted_filters
 from rearq_tasks.models import TaskLog, TaskLogQuerySet
 from rearq_tasks.operation_models import ACTION_PERMISSIONS, BULK_ACTIONS, TaskOperation
 from rearq_tasks.queue import operations
@@ -83,6 +84,7 @@ class BulkRequest(serializers.Serializer):
 
 class OperationSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
+    filters = serializers.SerializerMethodField()
     user = serializers.IntegerField(source="user_id", read_only=True, allow_null=True)
 
     class Meta:
@@ -93,6 +95,10 @@ class OperationSerializer(serializers.ModelSerializer):
             "user", "created_at", "updated_at", "finished_at",
         )  # fmt: skip
         read_only_fields = fields
+
+    def get_filters(self, operation: TaskOperation) -> dict[str, Any] | None:
+        """Shown redacted, like the audit entry: the running operation needs the real ones."""
+        return redacted_filters(operation.filters)
 
 
 class BulkAnswer(serializers.Serializer):

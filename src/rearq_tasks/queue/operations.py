@@ -228,6 +228,18 @@ def _merge(total: dict[str, int], new: Counter[str]) -> dict[str, int]:
     return merged
 
 
+def _ended(operation: TaskOperation, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The columns an operation's end sets. Its filters are needed only while it runs: from
+    then on the row keeps them redacted, as its audit entry does, so a search for
+    ``kwargs={"api_key": …}`` leaves no credential in the table."""
+    return {
+        "finished_at": now or timezone.now(),
+        "lease_owner": "",
+        "lease_expires": None,
+        "filters": audit.redacted_filters(operation.filters) or {},
+    }
+
+
 def _commit(operation: TaskOperation, owner: str, tally: _Tally, cursor: int) -> bool:
     """Advance cursor, counters and audit entry together, only if ``owner`` holds the lease."""
     skipped, failed = sum(tally.skipped.values()), sum(tally.failed.values())
@@ -246,7 +258,7 @@ def _commit(operation: TaskOperation, owner: str, tally: _Tally, cursor: int) ->
         "updated_at": now,
     }
     if finished:
-        changes.update(finished_at=now, lease_owner="", lease_expires=None)
+        changes.update(_ended(operation, now))
     mine = TaskOperation.objects.filter(
         pk=operation.pk, lease_owner=owner, state__in=ACTIVE_STATES
     )  # fmt: skip
@@ -306,7 +318,7 @@ def run_operation(operation: TaskOperation, owner: str) -> None:
         _pause(operation, f"the database failed: {type(exc).__name__}")
     except LookupError as exc:
         TaskOperation.objects.filter(pk=operation.pk).update(
-            state=OperationState.FAILED, message=str(exc)[:500], finished_at=timezone.now()
+            state=OperationState.FAILED, message=str(exc)[:500], **_ended(operation)
         )
 
 
@@ -340,9 +352,6 @@ def cancel(operation: TaskOperation) -> bool:
     """Stop an active operation where it is (jobs already handled stay handled)."""
     return bool(
         TaskOperation.objects.filter(pk=operation.pk, state__in=ACTIVE_STATES).update(
-            state=OperationState.CANCELED,
-            finished_at=timezone.now(),
-            lease_owner="",
-            lease_expires=None,
-        )  # fmt: skip
+            state=OperationState.CANCELED, **_ended(operation)
+        )
     )
