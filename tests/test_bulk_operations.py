@@ -235,3 +235,37 @@ def test_a_canceled_operation_keeps_its_filters_redacted() -> None:
     assert operations.cancel(TaskOperation.objects.get(pk=pk))
     stored = TaskOperation.objects.get(pk=pk)
     assert stored.state == OperationState.CANCELED and SECRET not in str(stored.filters)
+
+
+def test_an_operation_pauses_while_rearq_is_unreachable_then_resumes(settings, rearq_redis) -> None:
+    """Redis down: the chunk commits nothing, the operation says why (no password) and waits
+    OPERATION_PAUSE_SECONDS before any runner takes it again; then it finishes."""
+    from django.utils import timezone
+
+    from rearq_tasks.queue.client import reset_client
+
+    waiting = jobs("send_email", StatusChoices.QUEUED, 3)
+    user = staff_viewer("cancel_tasklog")
+    reachable = settings.REARQ_TASKS
+    settings.REARQ_TASKS = {**reachable, "REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"}
+    reset_client()
+    try:
+        body = api_as(user).post(BULK, {"action": "cancel", "filters": {}}, format="json")
+        assert body.status_code == 202, body.content
+        run_all()
+        paused = TaskOperation.objects.get(pk=body.json()["operation_id"])
+        assert (paused.state, paused.done, paused.cursor) == (OperationState.PAUSED, 0, 0)
+        assert paused.message.startswith("ReArq is unavailable: cannot reach Redis at redis://")
+        assert "s3cret" not in paused.message
+        assert paused.lease_expires > timezone.now()  # nobody takes it before the pause ends
+        assert operations.claim("impatient-runner") is None
+        assert TaskLog.objects.filter(status="queued").count() == 3
+    finally:
+        settings.REARQ_TASKS = reachable
+        reset_client()
+    TaskOperation.objects.filter(pk=paused.pk).update(lease_expires=timezone.now())
+    run_all()
+    done = TaskOperation.objects.get(pk=paused.pk)
+    assert (done.state, done.done, done.message) == (OperationState.DONE, 3, "")
+    assert set(TaskLog.objects.values_list("status", flat=True)) == {"canceled"}
+    assert {row.job_id for row in waiting} == set(TaskLog.objects.values_list("job_id", flat=True))

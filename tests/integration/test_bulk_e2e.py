@@ -1,5 +1,6 @@
 """Bulk retry through real workers: each job retried exactly once, even when the runner
-(``manage.py run_task_operations``) is SIGKILLed mid-way and another takes over its lease."""
+(``manage.py run_task_operations``) is SIGKILLed mid-way and another takes over its lease;
+bulk cancel of waiting, running and finished jobs through a real worker and timer."""
 
 from __future__ import annotations
 
@@ -130,3 +131,56 @@ def test_bulk_retry_runs_each_job_once_across_a_runner_crash(worker_pool) -> Non
     assert (entry.matched, entry.done, entry.skipped, entry.failed) == (
         FAILED + SUCCEEDED, FAILED, SUCCEEDED, 0,
     )  # fmt: skip
+
+
+DEFERRED = 30
+
+
+def test_bulk_cancel_stops_waiting_and_running_jobs_and_skips_finished_ones(worker_pool) -> None:
+    """Cancel all matching through a real worker and timer: deferred jobs leave ReArq's delay
+    set and never run, a running one is interrupted by its worker, finished ones are skipped
+    with their reason; one audit entry counts it all."""
+    from rearq_tasks.queue import operations
+    from rearq_tasks.queue.jobs import enqueue_sync
+    from tests.integration.test_capture import rearq_state, wait_status
+
+    worker_pool.start("default", "slowq", with_timer=True)
+    finished = [enqueue_sync("add", i, 1) for i in range(5)]
+    for job_id in finished:
+        wait_status(job_id, "success")
+    running = enqueue_sync("sleep", 30)
+    wait_status(running, "in_progress", timeout=15)
+    wait_for(lambda: TaskLog.objects.get(job_id=running).start_time is not None, 15, "its start")
+    # Due in 6 s: long enough to be canceled first, soon enough to prove they never run.
+    waiting = [enqueue_sync("add", i, 2, countdown=6) for i in range(DEFERRED)]
+    due = timezone.now() + dt.timedelta(seconds=6)
+    wait_for(
+        lambda: TaskLog.objects.filter(job_id__in=waiting, status="deferred").count() == DEFERRED,
+        15,
+        "the deferred rows",
+    )
+    client = APIClient()
+    user = staff_viewer("cancel_tasklog")
+    client.force_authenticate(user)
+    # The timer's cron and start-up jobs run beside them: the search language picks ours.
+    filters = {"search": "task:add task:sleep"}
+    answer = client.post(
+        "/cfg/tasks/logs/bulk/", {"action": "cancel", "filters": filters}, format="json"
+    )
+    assert answer.status_code == 202, answer.content
+    assert answer.json()["matched"] == DEFERRED + 1 + len(finished)
+    assert operations.run_pending("cancel-runner", once=True) == 1
+    done = operation()
+    assert done.state == OperationState.DONE, done.message
+    assert (done.done, done.skipped, done.failed) == (DEFERRED + 1, len(finished), 0)
+    assert done.skip_reasons == {"already finished": len(finished)}
+    assert wait_status(running, "canceled", timeout=20).is_completed
+    wait_for(lambda: timezone.now() > due + dt.timedelta(seconds=3), 15, "the jobs' due time")
+    for job_id in waiting:
+        job, results = rearq_state(job_id)
+        assert (job.status.value, results) == ("canceled", [])
+    assert TaskLog.objects.filter(job_id__in=waiting, status="canceled").count() == DEFERRED
+    assert TaskLog.objects.filter(job_id__in=finished, status="success").count() == len(finished)
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.user, entry.operation_id) == ("cancel", user, done.pk)
+    assert (entry.done, entry.skipped, entry.failed) == (DEFERRED + 1, len(finished), 0)

@@ -193,7 +193,7 @@ def _act(operation: TaskOperation, rows: list[TaskLog], tally: _Tally) -> None:
         else:
             outcomes = [_cancel(row) for row in chosen]
     except ReArqUnavailable as exc:
-        raise OperationPaused(f"ReArq is unavailable: {exc}") from None
+        raise OperationPaused(str(exc)) from None  # "ReArq is unavailable: cannot reach …"
     for outcome in outcomes:
         if not isinstance(outcome, ValueError):
             tally.done += 1
