@@ -269,3 +269,21 @@ def test_an_operation_pauses_while_rearq_is_unreachable_then_resumes(settings, r
     assert (done.state, done.done, done.message) == (OperationState.DONE, 3, "")
     assert set(TaskLog.objects.values_list("status", flat=True)) == {"canceled"}
     assert {row.job_id for row in waiting} == set(TaskLog.objects.values_list("job_id", flat=True))
+
+
+def test_a_stopping_runner_gives_its_lease_back_after_the_current_chunk() -> None:
+    """SIGTERM (``stop``) ends the run between two chunks, not after the whole operation, and
+    frees the lease: another runner takes over at once, from the cursor."""
+    jobs("send_email", StatusChoices.FAILED, 6)
+    user = staff_viewer("delete_tasklog")
+    with override_settings(REARQ_TASKS={"OPERATION_CHUNK_SIZE": 2}):
+        api_as(user).post(BULK, {"action": "delete", "filters": {}}, format="json")
+        first = operations.claim("runner-a")
+        operations.run_operation(first, "runner-a", stop=lambda: True)
+        stopped = TaskOperation.objects.get()
+        assert (stopped.state, stopped.done, stopped.lease_owner) == ("running", 2, "")
+        second = operations.claim("runner-b")
+        assert second is not None and second.lease_owner == "runner-b"
+        operations.run_operation(second, "runner-b")
+    assert (TaskOperation.objects.get().state, TaskOperation.objects.get().done) == ("done", 6)
+    assert not TaskLog.objects.exists()

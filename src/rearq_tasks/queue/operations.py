@@ -304,12 +304,20 @@ def _pause(operation: TaskOperation, message: str) -> None:
                        message)  # fmt: skip
 
 
-def run_operation(operation: TaskOperation, owner: str) -> None:
-    """Chunks until the operation is done, paused, canceled or taken over."""
+def run_operation(
+    operation: TaskOperation, owner: str, stop: Callable[[], bool] = lambda: False
+) -> None:
+    """Chunks until the operation is done, paused, canceled or taken over, or ``stop()``
+    (SIGTERM) says so between two chunks: the lease is then given back at once, so another
+    runner goes on from the cursor without waiting for it to expire."""
     try:
         qs = matching(operation.scope, operation.filters, operation.user)
         while run_chunk(operation, owner, qs):
-            pass
+            if stop():
+                TaskOperation.objects.filter(
+                    pk=operation.pk, lease_owner=owner, state__in=ACTIVE_STATES
+                ).update(lease_owner="", lease_expires=None)
+                return
     except OperationPaused as exc:
         logger.warning("operation %s paused: %s", operation.pk, exc)
         _pause(operation, str(exc))
@@ -344,7 +352,7 @@ def run_pending(
             time.sleep(poll_seconds)
             continue
         worked += 1
-        run_operation(operation, owner)
+        run_operation(operation, owner, stop)
     return worked
 
 
