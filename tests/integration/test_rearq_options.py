@@ -73,7 +73,28 @@ def test_task_level_job_retry_after_is_honoured(shared_worker) -> None:
     assert retry_gap(job_id) >= 3.5
 
 
-def test_unknown_keywords_still_reach_the_task(shared_worker) -> None:
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [
+        ((1, 2), {"job_retry_afer": 1}, "job_retry_afer"),  # a misspelt ReArq option
+        ((1,), {}, "missing a required argument: 'b'"),
+        ((1, 2, 3), {}, "too many positional arguments"),
+    ],
+    ids=["unknown-keyword", "missing", "too-many"],
+)
+def test_arguments_the_task_cannot_take_are_a_type_error_and_enqueue_nothing(
+    shared_worker, args, kwargs, named
+) -> None:
+    from rearq_tasks.queue.jobs import enqueue_sync
+
+    before = TaskLog.objects.count()
+    with pytest.raises(TypeError, match=named) as error:
+        enqueue_sync("add", *args, **kwargs)
+    assert "task 'add'" in str(error.value)
+    assert TaskLog.objects.count() == before
+
+
+def test_the_tasks_own_keywords_reach_it(shared_worker) -> None:
     from rearq_tasks.queue.jobs import enqueue_sync
 
     job_id = enqueue_sync("always_fail", reason="kept", job_retry=0)

@@ -8,6 +8,7 @@ the client's private loop thread (:func:`rearq_tasks.queue.loop.run_sync`).
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import logging
 import uuid
 from collections.abc import Sequence
@@ -54,6 +55,23 @@ def _resolve_task(task: Task | str) -> Task:
             "REARQ_TASKS['TASK_MODULES']"
         )
     return found
+
+
+def _check_arguments(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """TypeError now, in the caller, for arguments the task function cannot take — rather than
+    a job that fails in the worker with the same TypeError (a misspelt keyword, a ReArq
+    option given to the wrong function). A function that takes ``**kwargs`` accepts all."""
+    function = getattr(task, "function", None)
+    try:
+        signature = inspect.signature(function)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # no function here, or a builtin without a signature
+        return
+    bound = (task, *args) if getattr(task, "bind", False) else args
+    try:
+        signature.bind(*bound, **kwargs)
+    except TypeError as exc:
+        name = getattr(function, "__name__", task.name)
+        raise TypeError(f"task {task.name!r} cannot be called so: {name}(): {exc}") from None
 
 
 def _user_id(user: Any) -> int | None:
@@ -108,6 +126,7 @@ async def enqueue(
     from asgiref.sync import sync_to_async
 
     resolved = _resolve_task(task)
+    _check_arguments(resolved, args, kwargs)
     user_id = _user_id(user)
     options = dict(zip(DELAY_OPTIONS, (countdown, eta, job_id, expire, job_retry,
                                        job_retry_after), strict=True))  # fmt: skip
@@ -124,6 +143,7 @@ def enqueue_sync(
 ) -> str:  # fmt: skip
     """:func:`enqueue` for sync code (views): ``enqueue_sync(add, 1, 2, user=request.user)``."""
     resolved = _resolve_task(task)
+    _check_arguments(resolved, args, kwargs)
     user_id = _user_id(user)
     options = dict(zip(DELAY_OPTIONS, (countdown, eta, job_id, expire, job_retry,
                                        job_retry_after), strict=True))  # fmt: skip
