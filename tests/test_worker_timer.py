@@ -59,7 +59,7 @@ def test_a_timer_that_fails_is_started_again_and_leaves_the_client_open(
         rearq = asyncio.run(go())
     assert len(runs) == 2 and runs[0] is not runs[1]
     assert rearq.redis is not None
-    assert "the timer of this worker stopped (ConnectionError: Connection closed" in caplog.text
+    assert "the timer stopped (ConnectionError: Connection closed" in caplog.text
     # The dead timer's signal handler is gone: a SIGTERM reaches only live ones.
     assert not any(getattr(h, "__self__", None) is runs[0] for h in signals._sig_handles)
 
@@ -84,3 +84,57 @@ def test_a_timer_stopped_by_its_signal_is_not_restarted(quick_timer, monkeypatch
 
     asyncio.run(go())
     assert len(runs) == 1
+
+
+def test_the_standalone_timer_survives_a_failure_and_stops_on_sigterm(
+    quick_timer, monkeypatch, caplog
+) -> None:
+    """``manage.py rearq_timer``: a Redis error no longer ends the process; SIGTERM (through
+    ReArq's own handlers) does, during a run or during the pause before the next one."""
+    from rearq import ReArq, signals
+
+    runs: list[object] = []
+
+    async def main(self) -> None:
+        runs.append(self)
+        if len(runs) < 3:
+            raise RedisConnectionError("Connection closed by server.")
+        signals.handle_sign(15, None)  # SIGTERM reaches the timer and the process
+
+    monkeypatch.setattr(quick_timer.WorkerTimer, "_main", main)
+    url = django_settings.REARQ_TASKS["REDIS_URL"]
+
+    async def go() -> ReArq:
+        rearq = ReArq(redis_url=url, logs_dir=None)
+        await rearq.startup()
+        await asyncio.wait_for(quick_timer.run_standalone(rearq), 30)
+        return rearq
+
+    with caplog.at_level(logging.ERROR, logger="rearq_tasks.timer"):
+        asyncio.run(go())
+    assert len(runs) == 3
+    assert caplog.text.count("the timer stopped (ConnectionError") == 2
+    assert not any(getattr(h, "__self__", None) in runs for h in signals._sig_handles)
+
+
+def test_sigterm_during_the_pause_ends_the_standalone_timer_at_once(
+    quick_timer, monkeypatch
+) -> None:
+    from rearq import ReArq, signals
+
+    monkeypatch.setattr(quick_timer, "FIRST_PAUSE_SECONDS", 60.0)
+
+    async def main(self) -> None:
+        asyncio.get_running_loop().call_later(0.3, signals.handle_sign, 15, None)
+        raise RedisConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(quick_timer.WorkerTimer, "_main", main)
+    url = django_settings.REARQ_TASKS["REDIS_URL"]
+
+    async def go() -> None:
+        rearq = ReArq(redis_url=url, logs_dir=None)
+        await rearq.startup()
+        # Well under the 60 s pause: the SIGTERM cut it short.
+        await asyncio.wait_for(quick_timer.run_standalone(rearq), 20)
+
+    asyncio.run(go())

@@ -23,6 +23,8 @@ REARQ_TASKS = {
     "JOB_RETRY_AFTER": 1,
     "CAPTURE_COLLECTOR": os.environ.get("REARQ_TASKS_WORKER_COLLECTOR", "embedded"),
 }
+if os.environ.get("REARQ_TASKS_WORKER_REDIS_URL"):  # a private redis-server (test_timer_process)
+    REARQ_TASKS["REDIS_URL"] = os.environ["REARQ_TASKS_WORKER_REDIS_URL"]
 if os.environ.get("REARQ_TASKS_WORKER_SENTINELS"):  # Redis through Sentinel (test_sentinel.py)
     REARQ_TASKS["REDIS_SENTINELS"] = os.environ["REARQ_TASKS_WORKER_SENTINELS"].split(",")
     REARQ_TASKS["REDIS_SENTINEL_MASTER"] = os.environ["REARQ_TASKS_WORKER_SENTINEL_MASTER"]

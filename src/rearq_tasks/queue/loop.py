@@ -91,16 +91,18 @@ async def _generate_schemas(attempts: int = 5) -> None:
             await asyncio.sleep(0.2 * attempt)
 
 
-async def close_running_loop() -> None:
-    """Close ReArq's database if :func:`ensure_ready` opened it in this loop: aiosqlite's
-    non-daemon thread would otherwise keep the process alive after the last worker stopped."""
+async def close_running_loop(force: bool = False) -> None:
+    """Close ReArq's database if :func:`ensure_ready` opened it in this loop (or, ``force``,
+    whoever opened it): aiosqlite's non-daemon thread would otherwise keep the process alive
+    after the last worker stopped."""
     loop = asyncio.get_running_loop()
-    if loop not in _ready_loops:
+    if loop not in _ready_loops and not force:
         return
     _ready_loops.discard(loop)
     from tortoise import Tortoise
 
-    await Tortoise.close_connections()
+    if Tortoise._inited:  # a bare ReArq client (tests, scripts) never set Tortoise up
+        await Tortoise.close_connections()
 
 
 class _LoopThread:

@@ -13,15 +13,15 @@ class Command(BaseCommand):
     help = "Run ReArq's timer: moves due delayed jobs and retries to their queues, runs cron."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from rearq.worker import TimerWorker
-
         from rearq_tasks.capture.hooks import install_rearq_signal_handlers
+        from rearq_tasks.queue.timer import run_standalone
 
         rearq = client_with_tasks()
         install_rearq_signal_handlers()
 
         async def main() -> None:
             await rearq.startup()
-            await TimerWorker(rearq).run()
+            # Kept alive through Redis restarts and failovers until SIGTERM (queue/timer.py).
+            await run_standalone(rearq)
 
         run(main)
