@@ -10,8 +10,10 @@ order PostgreSQL's jsonb prints them, ASCII only)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
+from django.db import connection
 
 from harness.factories import UserFactory
 from rearq_tasks.models import TaskLog
@@ -62,7 +64,21 @@ def _export(fmt: str) -> bytes:
     return b"".join(export.stream(TaskLog.objects.order_by("id"), fmt))
 
 
-def test_csv_bytes_are_pinned() -> None:
+@pytest.fixture(params=["server-side cursor", "DISABLE_SERVER_SIDE_CURSORS"])
+def cursors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Both ways PostgreSQL rows can be read (PgBouncer in transaction mode needs the
+    setting); other databases ignore it."""
+    settings_dict = connection.settings_dict
+    before = settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+    settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = request.param != "server-side cursor"
+    yield
+    if before is None:
+        settings_dict.pop("DISABLE_SERVER_SIDE_CURSORS")
+    else:
+        settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = before
+
+
+def test_csv_bytes_are_pinned(cursors) -> None:
     a, b, c, d = (row.pk for row in _rows())
     user = TaskLog.objects.get(pk=a).user_id
     huge_error = '"' + HUGE_ERROR.replace('"', '""') + '"'
@@ -84,7 +100,7 @@ def test_csv_bytes_are_pinned() -> None:
     assert _export("csv").decode("utf-8") == expected
 
 
-def test_jsonl_bytes_are_pinned() -> None:
+def test_jsonl_bytes_are_pinned(cursors) -> None:
     a, b, c, d = (row.pk for row in _rows())
     user = TaskLog.objects.get(pk=a).user_id
     huge_error = HUGE_ERROR.replace('"', '\\"').replace("\n", "\\n")
