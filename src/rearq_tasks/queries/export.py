@@ -132,13 +132,22 @@ def _postgresql_chunks(rows: QuerySet[TaskLog]) -> Iterator[list[Any]]:
         return
     server_side = not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
     with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
-        if settings.USE_TZ and connection.timezone_name == "UTC":
+        if _utc_psycopg3(connection):
             from psycopg.types.datetime import TimestamptzLoader
 
             cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, params)
         while chunk := cursor.fetchmany(CHUNK_ROWS):
             yield chunk
+
+
+def _utc_psycopg3(connection: Any) -> bool:
+    """psycopg 3 (psycopg2 loads timestamps in C already) on a session in UTC, where its C
+    loader and Django's agree; with a database ``TIME_ZONE`` or ``USE_TZ = False`` Django's
+    loader stays."""
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3 and settings.USE_TZ and connection.timezone_name == "UTC"
 
 
 def _counted(chunks: Iterator[list[Any]], tally: list[int] | None) -> Iterator[list[Any]]:
