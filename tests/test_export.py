@@ -108,8 +108,11 @@ def test_csv_neutralises_formulas(client, cell) -> None:
 def test_plain_text_and_numbers_are_left_alone() -> None:
     assert export.neutralise("send_email") == "send_email"
     assert export.neutralise("a=b") == "a=b"
-    assert export._csv_cell("duration_ms", -5) == "-5"
-    assert export._csv_cell("kwargs", '{"a": "=1"}') == '{"a": "=1"}'
+    row = dict.fromkeys(export.COLUMNS)
+    row.update(duration_ms=-5, kwargs='{"a": "=1"}', job_id="-x")
+    cells = dict(zip(export.COLUMNS, export._csv_cells(tuple(row.values())), strict=True))
+    assert cells["duration_ms"] == -5  # a number, written as "-5": not a formula
+    assert cells["kwargs"] == '{"a": "=1"}' and cells["job_id"] == "'-x"
 
 
 def test_export_needs_the_view_permission() -> None:
