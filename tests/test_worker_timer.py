@@ -138,3 +138,46 @@ def test_sigterm_during_the_pause_ends_the_standalone_timer_at_once(
         await asyncio.wait_for(quick_timer.run_standalone(rearq), 20)
 
     asyncio.run(go())
+
+
+def test_a_failed_timer_leaves_no_loop_running_beside_the_next(quick_timer, monkeypatch) -> None:
+    """ReArq gathers the timer loop and the heartbeat: when one fails the other ran on, and a
+    timer loop beside the restarted timer moved every due job twice (the soak's double runs).
+    """
+    from rearq import ReArq
+
+    worker = SimpleNamespace(_terminated=False)
+    runs: list[object] = []
+    stopped: list[object] = []
+    stopped_before_second: list[object] = []
+
+    async def main(self) -> None:
+        runs.append(self)
+        if len(runs) == 1:
+            await asyncio.sleep(0.2)
+            raise RedisConnectionError("Connection closed by server.")
+        stopped_before_second.extend(stopped)
+        worker._terminated = self._terminated = True
+
+    async def heartbeat(self) -> None:  # like ReArq's: beats until its timer is terminated
+        try:
+            while not self._terminated:
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            stopped.append(self)
+            raise
+
+    monkeypatch.setattr(quick_timer.WorkerTimer, "_main", main)
+    monkeypatch.setattr(quick_timer.WorkerTimer, "_heartbeat", heartbeat)
+    url = django_settings.REARQ_TASKS["REDIS_URL"]
+
+    async def go() -> None:
+        await asyncio.wait_for(
+            quick_timer.run_timer(ReArq(redis_url=url, logs_dir=None), worker), 30
+        )
+
+    asyncio.run(go())
+    assert len(runs) == 2
+    # The failed timer's heartbeat loop was stopped with it, before the next timer started
+    # (not only by asyncio.run's clean-up at the end).
+    assert runs[0] in stopped_before_second
