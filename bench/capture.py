@@ -4,8 +4,10 @@
 
 Each round runs, in an alternating order, one worker draining N no-op jobs:
 ``plain`` (ReArq alone), ``embedded`` (capture, the collector inside the worker) and
-``external`` (capture, the worker only sends events; ``manage.py rearq_collector`` writes)
-and ``external-norollup`` (the same with the statistics rollup triggers disabled).
+``external`` (capture, the worker only sends events; ``manage.py rearq_collector`` writes),
+``external-norollup`` (the same with the statistics rollup triggers disabled) and
+``external-0008`` (the same with the trigger functions as migration 0008 installed them,
+before the early exit of 0013).
 Django and ReArq share one PostgreSQL database; Redis is ``BENCH_REDIS_URL`` (its DB is
 flushed). Drain time = first XADD -> last JobResult.finish_time. Printed: the median of
 per-round throughput ratios against ``plain``, the capture lag (JobResult.finish_time ->
@@ -49,10 +51,12 @@ DB = os.environ.setdefault("BENCH_DB_NAME", "rt_capture_bench")
 QUEUE = "rearq:queue:default"
 GROUP = "bench"
 CLK = os.sysconf("SC_CLK_TCK")
-MODES = ("plain", "embedded", "external", "external-norollup")
+MODES = ("plain", "embedded", "external", "external-norollup", "external-0008")
 # The same as ``external`` with the rollup triggers disabled for the round (this scratch
 # database only): what the statistics rollups add to capture.
 NO_ROLLUP = "external-norollup"
+# The same with the trigger bodies of migration 0008 (no early exit) for the round.
+OLD_ROLLUP = "external-0008"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -127,6 +131,13 @@ def reset(conn: object, redis: object) -> None:
     redis.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)  # type: ignore[attr-defined]
 
 
+def trigger_bodies(conn: object, early_exit: bool) -> None:
+    from rearq_tasks.rollup_sql import postgres_functions_sql
+
+    for _event, statement in postgres_functions_sql(early_exit):
+        conn.execute(statement)  # type: ignore[attr-defined]
+
+
 def start(mode: str, log: Path) -> list[subprocess.Popen[bytes]]:
     collector = "external" if mode.startswith("external") else "embedded"
     env = child_env(BENCH_COLLECTOR=collector)
@@ -172,6 +183,7 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
     reset(conn, redis)
     triggers = "DISABLE" if mode == NO_ROLLUP else "ENABLE"
     conn.execute(f"ALTER TABLE django_cfg_task_log {triggers} TRIGGER USER")  # type: ignore[attr-defined]
+    trigger_bodies(conn, early_exit=mode != OLD_ROLLUP)
     procs = start(mode, log)
     try:
         wait_ready(redis, mode, procs)
@@ -230,6 +242,7 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
     finally:
         terminate(procs)
         conn.execute("ALTER TABLE django_cfg_task_log ENABLE TRIGGER USER")  # type: ignore[attr-defined]
+        trigger_bodies(conn, early_exit=True)
 
 
 def main() -> None:
