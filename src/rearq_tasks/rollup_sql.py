@@ -189,6 +189,15 @@ def add_sql(vendor: str, source: str) -> list[str]:
     ]
 
 
+def add_once_sql(source: str) -> str:
+    """PostgreSQL: :func:`add_sql`'s two upserts as one statement over ``source`` evaluated
+    once (a materialised CTE): one executor run and one pass over the transition tables
+    instead of two. The bin upsert, a CTE the main statement does not read, runs after the
+    stat upsert has finished, so rollup rows are locked in :func:`add_sql`'s order."""
+    stat, bins = add_sql("postgresql", "SELECT * FROM rearq_src")
+    return f"WITH rearq_src AS MATERIALIZED ({source}), rearq_bins AS ({bins}) {stat}"
+
+
 def _cols(row: str, sign: int) -> str:
     return ", ".join(f"{row}.{c} AS {c}" for c in READ_COLUMNS) + f", {sign} AS sign"
 
@@ -220,8 +229,9 @@ def _early_exit(event: str) -> str:
 def postgres_functions_sql(early_exit: bool = True) -> list[tuple[str, str]]:
     """``(event, CREATE OR REPLACE FUNCTION …)`` of the PostgreSQL trigger functions.
 
-    ``early_exit=False`` is the body migration 0008 installed; 0013 replaces it (and
-    restores it when reversed), so the triggers themselves never change.
+    ``early_exit=False`` is the body migration 0008 installed (two upserts, always run);
+    0013 replaces it with the early exit and :func:`add_once_sql` (and restores it when
+    reversed), so the triggers themselves never change.
     """
     terminal_new = f"SELECT {_cols('n', 1)} FROM rearq_new n WHERE {_terminal('n')}"
     changed = _changed("postgresql", "o", "n")
@@ -233,12 +243,14 @@ def postgres_functions_sql(early_exit: bool = True) -> list[tuple[str, str]]:
     out = []
     for event, source in (("insert", terminal_new), ("update", update_source)):
         name = f"{TRIGGER_PREFIX}_{event}"
-        guard = _early_exit(event) if early_exit else ""
-        body = "; ".join(add_sql("postgresql", source))
+        if early_exit:
+            body = _early_exit(event) + add_once_sql(source)
+        else:
+            body = "; ".join(add_sql("postgresql", source))
         out.append((
             event,
             f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN {guard}{body}; RETURN NULL; END $$",
+            f"BEGIN {body}; RETURN NULL; END $$",
         ))  # fmt: skip
     return out
 
