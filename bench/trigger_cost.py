@@ -9,8 +9,8 @@ an alternating order: triggers disabled (``none``), enabled with empty bodies (`
 the cost of firing them and of their transition tables), the bodies of migration 0008
 (``0008``) and the current ones (``current``). Printed: the backend's CPU µs per job (from
 /proc) and its difference to ``none``, median over rounds and per round. No client round
-trips, commits or worker: only what the triggers add (``bench/capture.py`` measures capture
-as a whole).
+trips and no worker (a commit after each statement, ``synchronous_commit`` off): only what
+the triggers add (``bench/capture.py`` measures capture as a whole).
 """
 
 from __future__ import annotations
@@ -54,10 +54,12 @@ EVENTS = (
 
 
 def loop_sql(jobs: int, batch: int) -> str:
-    body = "; ".join(UPSERT.format(jobs=jobs, batch=batch, **event) for event in EVENTS)
+    # A commit after each statement, as the collector commits each batch: rollup rows updated
+    # again and again in one transaction would leave row versions no one can prune yet.
+    body = " ".join(f"{UPSERT.format(jobs=jobs, batch=batch, **e)}; COMMIT;" for e in EVENTS)
     return (
         "DO $$ DECLARE t0 timestamptz := now() - interval '1 hour'; BEGIN "
-        f"FOR i IN 1..{jobs} BY {batch} LOOP {body}; END LOOP; END $$"
+        f"FOR i IN 1..{jobs} BY {batch} LOOP {body} END LOOP; END $$"
     )
 
 
@@ -108,6 +110,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     conn = pg_connect(DB)
+    conn.execute("SET synchronous_commit = off")  # type: ignore[attr-defined]
     print(f"load before: {os.getloadavg()}")
     for batch in (int(b) for b in args.batch.split(",")):
         rows = []

@@ -62,7 +62,7 @@ def test_non_terminal_statements_leave_rollups_alone_and_a_terminal_one_counts_o
     assert log.mark_completed(result=1, finish_time=enqueued + dt.timedelta(seconds=3))
     log.mark_completed(result=1, finish_time=enqueued + dt.timedelta(seconds=3))  # replay
     TaskLog.objects.filter(pk=log.pk).update(error_message="")  # a column the rollups ignore
-    new = [row for row in TaskStat.objects.values_list("span", "status", "jobs", "duration_sum")]
+    new = TaskStat.objects.values_list("span", "status", "jobs", "duration_sum")
     assert sorted(new) == [(900, "success", 1, 1000), (86_400, "success", 1, 1000)]
     # Two spans × (duration, queue wait), one job each.
     assert list(TaskStatBin.objects.values_list("jobs", flat=True)) == [1, 1, 1, 1]
