@@ -4,8 +4,10 @@
 
 Each round runs, in an alternating order, one worker draining N no-op jobs:
 ``plain`` (ReArq alone), ``embedded`` (capture, the collector inside the worker) and
-``external`` (capture, the worker only sends events; ``manage.py rearq_collector`` writes)
-and ``external-norollup`` (the same with the statistics rollup triggers disabled).
+``external`` (capture, the worker only sends events; ``manage.py rearq_collector`` writes),
+``external-norollup`` (the same with the statistics rollup triggers disabled) and
+``external-0008`` (the same with the trigger functions as migration 0008 installed them,
+before the early exit of 0013).
 Django and ReArq share one PostgreSQL database; Redis is ``BENCH_REDIS_URL`` (its DB is
 flushed). Drain time = first XADD -> last JobResult.finish_time. Printed: the median of
 per-round throughput ratios against ``plain``, the capture lag (JobResult.finish_time ->
@@ -14,7 +16,9 @@ per job of the worker, the collector (in embedded mode the worker's child proces
 PostgreSQL backends of the benchmark database and redis-server (from /proc). Redis is a
 private ``redis-server`` on a free port started for the run, so its CPU is the benchmark's
 alone; ``--shared-redis`` uses ``BENCH_REDIS_URL`` instead (its server's CPU then includes
-other users' load).
+other users' load). ``--rate`` paces the enqueue (jobs/s) so the collector sees the small
+batches of a deployment below its peak rate; the rollup trigger functions' calls and time per
+job come from ``pg_stat_user_functions`` (``track_functions = 'pl'`` on this database).
 """
 
 from __future__ import annotations
@@ -49,10 +53,12 @@ DB = os.environ.setdefault("BENCH_DB_NAME", "rt_capture_bench")
 QUEUE = "rearq:queue:default"
 GROUP = "bench"
 CLK = os.sysconf("SC_CLK_TCK")
-MODES = ("plain", "embedded", "external", "external-norollup")
+MODES = ("plain", "embedded", "external", "external-norollup", "external-0008")
 # The same as ``external`` with the rollup triggers disabled for the round (this scratch
 # database only): what the statistics rollups add to capture.
 NO_ROLLUP = "external-norollup"
+# The same with the trigger bodies of migration 0008 (no early exit) for the round.
+OLD_ROLLUP = "external-0008"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -105,6 +111,25 @@ def setup_database() -> None:
         await Tortoise.close_connections()
 
     asyncio.run(schemas())
+    pg_connect(DB).execute(f"ALTER DATABASE {DB} SET track_functions = 'pl'")
+
+
+def trigger_stats(conn: object) -> tuple[float, float]:
+    """Calls and milliseconds (wall, inner statements included) of the rollup triggers."""
+    calls, ms = conn.execute(  # type: ignore[attr-defined]
+        "SELECT coalesce(sum(calls), 0), coalesce(sum(total_time), 0)"
+        " FROM pg_stat_user_functions WHERE funcname LIKE 'rearq_tasks_rollup%'"
+    ).fetchone()
+    return float(calls), float(ms)
+
+
+def backends_gone(conn: object, before: set[int]) -> None:
+    """Wait until the round's backends exited: they flush their function statistics then."""
+    deadline = time.monotonic() + 10
+    while set(backend_pids(conn)) - before:
+        if time.monotonic() > deadline:
+            raise SystemExit("the round's PostgreSQL backends did not exit")
+        time.sleep(0.05)
 
 
 def pg() -> object:
@@ -125,6 +150,13 @@ def reset(conn: object, redis: object) -> None:
     )
     redis.flushdb()  # type: ignore[attr-defined]
     redis.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)  # type: ignore[attr-defined]
+
+
+def trigger_bodies(conn: object, early_exit: bool) -> None:
+    from rearq_tasks.rollup_sql import postgres_functions_sql
+
+    for _event, statement in postgres_functions_sql(early_exit):
+        conn.execute(statement)  # type: ignore[attr-defined]
 
 
 def start(mode: str, log: Path) -> list[subprocess.Popen[bytes]]:
@@ -151,8 +183,9 @@ def wait_ready(redis: object, mode: str, procs: list[subprocess.Popen[bytes]]) -
     raise SystemExit(f"{mode}: worker did not start")
 
 
-def enqueue(conn: object, redis: object, n: int) -> float:
-    """Jobs as Task.delay writes them, all at once; returns the time the first was queued."""
+def enqueue(conn: object, redis: object, n: int, rate: float = 0) -> float:
+    """Jobs as Task.delay writes them, all at once or ``rate`` per second; returns the time
+    the first was queued."""
     ids = [uuid.uuid4().hex for _ in range(n)]
     with conn.cursor().copy(  # type: ignore[attr-defined]
         "COPY rearq_job (task, args, kwargs, job_retry, job_retries, job_retry_after, job_id,"
@@ -160,18 +193,39 @@ def enqueue(conn: object, redis: object, n: int) -> float:
     ) as copy:
         for i, job_id in enumerate(ids):
             copy.write_row(["noop", json.dumps([i]), "{}", 0, 0, 60, job_id, "now", "queued"])
+    t0 = time.time()
+    if rate:
+        for i, job_id in enumerate(ids):
+            time.sleep(max(0.0, t0 + i / rate - time.time()))
+            redis.xadd(QUEUE, {"job_id": job_id})  # type: ignore[attr-defined]
+        return t0
     pipe = redis.pipeline(transaction=False)  # type: ignore[attr-defined]
     for job_id in ids:
         pipe.xadd(QUEUE, {"job_id": job_id})
-    t0 = time.time()
     pipe.execute()
     return t0
 
 
-def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict[str, float]:
+def run_round(
+    mode: str, n: int, conn: object, redis: object, log: Path, rate: float = 0
+) -> dict[str, float]:
     reset(conn, redis)
+    before = set(backend_pids(conn))
+    calls0, ms0 = trigger_stats(conn)
+    out = measure_round(mode, n, conn, redis, log, rate)
+    backends_gone(conn, before)
+    calls1, ms1 = trigger_stats(conn)
+    out["trigger_calls_per_job"] = (calls1 - calls0) / n
+    out["trigger_us_per_job"] = (ms1 - ms0) * 1e3 / n
+    return out
+
+
+def measure_round(
+    mode: str, n: int, conn: object, redis: object, log: Path, rate: float
+) -> dict[str, float]:
     triggers = "DISABLE" if mode == NO_ROLLUP else "ENABLE"
     conn.execute(f"ALTER TABLE django_cfg_task_log {triggers} TRIGGER USER")  # type: ignore[attr-defined]
+    trigger_bodies(conn, early_exit=mode != OLD_ROLLUP)
     procs = start(mode, log)
     try:
         wait_ready(redis, mode, procs)
@@ -183,7 +237,7 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
         server = redis_server_pid(redis)
         redis0 = cpu_seconds(server) if server else 0.0
         cpu0 = [cpu_seconds(pid) for pid in procs_pids]
-        t0 = enqueue(conn, redis, n)
+        t0 = enqueue(conn, redis, n, rate)
         deadline = time.monotonic() + 300
         while conn.execute("SELECT count(*) FROM rearq_job_results").fetchone()[0] < n:  # type: ignore[attr-defined]
             if time.monotonic() > deadline:
@@ -230,6 +284,7 @@ def run_round(mode: str, n: int, conn: object, redis: object, log: Path) -> dict
     finally:
         terminate(procs)
         conn.execute("ALTER TABLE django_cfg_task_log ENABLE TRIGGER USER")  # type: ignore[attr-defined]
+        trigger_bodies(conn, early_exit=True)
 
 
 def main() -> None:
@@ -237,6 +292,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--rate", type=float, default=0, help="jobs/s enqueued (0: all at once)")
     parser.add_argument("--shared-redis", action="store_true",
                         help="use BENCH_REDIS_URL rather than a private redis-server")  # fmt: skip
     args = parser.parse_args()
@@ -265,7 +321,7 @@ def rounds(args: argparse.Namespace, modes: list[str], conn: object, redis: obje
     print(f"load before: {os.getloadavg()}")
     for r in range(args.rounds):
         order = modes if r % 2 == 0 else list(reversed(modes))
-        result = {m: run_round(m, args.jobs, conn, redis, log) for m in order}
+        result = {m: run_round(m, args.jobs, conn, redis, log, args.rate) for m in order}
         rows.append(result)
         line = "  ".join(f"{m}: {args.jobs / result[m]['seconds']:.0f} jobs/s" for m in modes)
         print(f"round {r + 1}: {line}", flush=True)
@@ -286,15 +342,19 @@ def rounds(args: argparse.Namespace, modes: list[str], conn: object, redis: obje
             f"{max(ratios):.3f})  lag p50 {med('lag_p50_ms'):.0f} ms p95 {med('lag_p95_ms'):.0f} ms"
             f"  history rows/job {med('history_rows_per_job'):.2f}"
         )
-    print("\nCPU µs per job (median):")
+    (results_dir / "capture.json").write_text(json.dumps(rows, indent=1))
+    print("\nCPU µs per job (median; trigger: wall µs and calls per job):")
     for m in modes:
         parts = [
-            f"{key.replace('_us_per_job', '')} {statistics.median(row[m][key] for row in rows):.0f}"
+            f"{key.replace('_us_per_job', '').replace('_per_job', '/job')} "
+            f"{statistics.median(row[m][key] for row in rows):.{2 if 'calls' in key else 0}f}"
             for key in (
                 "worker_us_per_job",
                 "collector_us_per_job",
                 "postgres_us_per_job",
                 "redis_us_per_job",
+                "trigger_us_per_job",
+                "trigger_calls_per_job",
             )  # fmt: skip
             if key in rows[0][m]
         ]

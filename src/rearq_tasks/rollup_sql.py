@@ -5,7 +5,8 @@ triggers, ``rebuild_task_stats`` and the read side's edge buckets, so a figure r
 rollup and the same figure read from rows cannot disagree by construction.
 
 * PostgreSQL: statement-level ``AFTER INSERT`` / ``AFTER UPDATE`` triggers with transition
-  tables: one grouped upsert per statement, whatever the batch size.
+  tables: one grouped upsert per rollup table per statement, whatever the batch size, and
+  none for a statement without a terminal row.
 * SQLite and MariaDB/MySQL: row triggers (they have no other kind).
 
 An UPDATE adds the new row (if terminal) and subtracts the old one (if terminal) only when
@@ -188,6 +189,15 @@ def add_sql(vendor: str, source: str) -> list[str]:
     ]
 
 
+def add_once_sql(source: str) -> str:
+    """PostgreSQL: :func:`add_sql`'s two upserts as one statement over ``source`` evaluated
+    once (a materialised CTE): one executor run and one pass over the transition tables
+    instead of two. The bin upsert, a CTE the main statement does not read, runs after the
+    stat upsert has finished, so rollup rows are locked in :func:`add_sql`'s order."""
+    stat, bins = add_sql("postgresql", "SELECT * FROM rearq_src")
+    return f"WITH rearq_src AS MATERIALIZED ({source}), rearq_bins AS ({bins}) {stat}"
+
+
 def _cols(row: str, sign: int) -> str:
     return ", ".join(f"{row}.{c} AS {c}" for c in READ_COLUMNS) + f", {sign} AS sign"
 
@@ -206,7 +216,23 @@ def _terminal(row: str) -> str:
     return f"{row}.status IN ({terminal_list()})"
 
 
-def _postgres_triggers() -> list[str]:
+def _early_exit(event: str) -> str:
+    """Leave before the upserts when no row of the statement is terminal, old or new: most
+    capture statements (queued, started) hold none, and each upsert costs a plan execution
+    over the transition tables even when it writes nothing. A statement-level trigger with
+    transition tables cannot take a ``WHEN`` clause, hence the check in the body."""
+    sides = [("rearq_new", "n")] + ([("rearq_old", "o")] if event == "update" else [])
+    tests = " OR ".join(f"EXISTS (SELECT 1 FROM {t} {a} WHERE {_terminal(a)})" for t, a in sides)
+    return f"IF NOT ({tests}) THEN RETURN NULL; END IF; "
+
+
+def postgres_functions_sql(early_exit: bool = True) -> list[tuple[str, str]]:
+    """``(event, CREATE OR REPLACE FUNCTION …)`` of the PostgreSQL trigger functions.
+
+    ``early_exit=False`` is the body migration 0008 installed (two upserts, always run);
+    0013 replaces it with the early exit and :func:`add_once_sql` (and restores it when
+    reversed), so the triggers themselves never change.
+    """
     terminal_new = f"SELECT {_cols('n', 1)} FROM rearq_new n WHERE {_terminal('n')}"
     changed = _changed("postgresql", "o", "n")
     join = "rearq_new n JOIN rearq_old o ON o.id = n.id"
@@ -215,19 +241,32 @@ def _postgres_triggers() -> list[str]:
         f"UNION ALL SELECT {_cols('o', -1)} FROM {join} WHERE {_terminal('o')} AND {changed}"
     )
     out = []
-    for event, source, refs in (
-        ("insert", terminal_new, "NEW TABLE AS rearq_new"),
-        ("update", update_source, "OLD TABLE AS rearq_old NEW TABLE AS rearq_new"),
-    ):
+    for event, source in (("insert", terminal_new), ("update", update_source)):
         name = f"{TRIGGER_PREFIX}_{event}"
-        body = "; ".join(add_sql("postgresql", source))
-        out.append(
+        if early_exit:
+            body = _early_exit(event) + add_once_sql(source)
+        else:
+            body = "; ".join(add_sql("postgresql", source))
+        out.append((
+            event,
             f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN {body}; RETURN NULL; END $$"
-        )
+            f"BEGIN {body}; RETURN NULL; END $$",
+        ))  # fmt: skip
+    return out
+
+
+def _postgres_triggers(early_exit: bool) -> list[str]:
+    refs = {
+        "insert": "NEW TABLE AS rearq_new",
+        "update": "OLD TABLE AS rearq_old NEW TABLE AS rearq_new",
+    }
+    out = []
+    for event, function in postgres_functions_sql(early_exit):
+        name = f"{TRIGGER_PREFIX}_{event}"
+        out.append(function)
         out.append(
             f"CREATE TRIGGER {name} AFTER {event.upper()} ON {LOG_TABLE} "
-            f"REFERENCING {refs} FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
+            f"REFERENCING {refs[event]} FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
         )
     return out
 
@@ -262,10 +301,13 @@ def _row_triggers(vendor: str) -> list[str]:
     return out
 
 
-def create_triggers_sql(vendor: str) -> list[str]:
-    """DDL installing the rollup triggers on ``vendor`` (postgresql, mysql, sqlite)."""
+def create_triggers_sql(vendor: str, early_exit: bool = True) -> list[str]:
+    """DDL installing the rollup triggers on ``vendor`` (postgresql, mysql, sqlite).
+
+    ``early_exit`` matters on PostgreSQL only (:func:`postgres_functions_sql`).
+    """
     if vendor == "postgresql":
-        return _postgres_triggers()
+        return _postgres_triggers(early_exit)
     return _row_triggers(vendor)
 
 

@@ -17,7 +17,8 @@ def _run(schema_editor, statements):
 
 
 def install_triggers(apps, schema_editor):
-    _run(schema_editor, create_triggers_sql(schema_editor.connection.vendor))
+    # The PostgreSQL bodies as first shipped; 0013 replaces them with the early-exit ones.
+    _run(schema_editor, create_triggers_sql(schema_editor.connection.vendor, early_exit=False))
 
 
 def remove_triggers(apps, schema_editor):
