@@ -13,6 +13,7 @@ rounds) of ``text_is_clean`` and ``redact_text`` for each kind of line, and the 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -46,8 +47,8 @@ def rearq_lines(count: int, task: str, args: list[object], kwargs: dict[str, obj
     lines = []
     for i in range(count):
         ref = f"{uuid.uuid4().hex}:{task}({args_to_string(args or [i], kwargs)})"
-        lines.append("%6.2fs → %s%s" % (i % 7 / 100, ref, ""))
-        lines.append("%6.2fs ← %s ● %s" % (i % 3 / 100, ref, i))
+        lines.append(f"{i % 7 / 100:6.2f}s → {ref}")
+        lines.append(f"{i % 3 / 100:6.2f}s ← {ref} ● {i}")
     return lines
 
 
@@ -80,10 +81,11 @@ def main() -> None:
         lines = rearq_lines(opts.lines // 2, task, args, kwargs)
         for fn in ("text_is_clean", "redact_text"):
             before, after = [], []
+            old_fn = functools.partial(lambda line, f: f(line, old_p), f=getattr(old, fn))
+            new_fn = functools.partial(lambda line, f: f(line, new_p), f=getattr(new, fn))
             for _ in range(opts.rounds):  # interleaved: both see the same load
-                old_fn, new_fn = getattr(old, fn), getattr(new, fn)
-                before.append(us_per_line(lambda line: old_fn(line, old_p), lines))
-                after.append(us_per_line(lambda line: new_fn(line, new_p), lines))
+                before.append(us_per_line(old_fn, lines))
+                after.append(us_per_line(new_fn, lines))
             b, a = statistics.median(before), statistics.median(after)
             print(f"{name:40} {fn:14} {b:8.2f} {a:8.2f} {b / a:6.1f}x")
         same = all(old.redact_text(x, old_p) == new.redact_text(x, new_p) for x in lines)
