@@ -134,3 +134,16 @@ def test_a_plain_log_line_is_clean_and_a_secret_one_is_not() -> None:
     secret = "  0.01s → d3b07384d113edec49eaa6238ad5ff00:login(password='hunter2')"
     assert not text_is_clean(secret, P)
     assert "hunter2" not in redact_text(secret, P)
+
+
+def test_each_pattern_has_its_own_bounded_key_cache() -> None:
+    """The key cache is per compiled pattern, not an lru_cache hashing the pattern per call."""
+    only_foo = compile_patterns(["foo"])
+    only_bar = compile_patterns(["bar"])
+    assert is_secret_key("foo", only_foo) and not is_secret_key("foo", only_bar)
+    assert is_secret_key("bar", only_bar) and not is_secret_key("bar", only_foo)
+    for _ in range(10_000):  # one job id per job: the cache must not grow with them
+        is_secret_key(uuid.uuid4().hex, P)
+    assert len(redaction._CACHES[id(P)][1]) <= 8192
+    assert redaction._CACHES[id(P)][0] is P
+    assert is_secret_key("password", P) and not is_secret_key("note", P)

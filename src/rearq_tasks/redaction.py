@@ -79,18 +79,29 @@ def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str] | None:
     return _compile(tuple(patterns))
 
 
-@lru_cache(maxsize=8192)
-def _secret_key(key: str, pattern: re.Pattern[str]) -> bool:
-    return pattern.search(key_words(key)) is not None
+# Per compiled pattern (held, so its id stays its own): key -> secret, names -> positions. Not
+# an lru_cache keyed by the pattern: hashing a compiled pattern hashes its code (~1 µs).
+_CACHES: dict[int, tuple[re.Pattern[str], dict[Any, Any]]] = {}
+
+
+def _cache(pattern: re.Pattern[str]) -> dict[Any, Any]:
+    entry = _CACHES.get(id(pattern))
+    if entry is None or entry[0] is not pattern or len(entry[1]) >= 8192:  # bounded: job ids
+        if len(_CACHES) >= 64:
+            _CACHES.clear()
+        entry = _CACHES[id(pattern)] = (pattern, {})
+    return entry[1]
 
 
 def is_secret_key(key: str, pattern: re.Pattern[str] | None) -> bool:
     """Whether a value under ``key`` is a secret (whole-word match, see the module doc)."""
     if pattern is None:
         return False
-    if len(key) > 256:  # not worth a cache slot
-        return pattern.search(key_words(key)) is not None
-    return _secret_key(key, pattern)
+    cache = _cache(pattern) if len(key) <= 256 else {}  # a long key: not worth a slot
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = pattern.search(key_words(key)) is not None
+    return found
 
 
 _KEY_LIKE = re.compile(r"[A-Za-z_][\w .-]{0,63}")
@@ -288,9 +299,8 @@ def _redact_once(text: str, pattern: re.Pattern[str] | None) -> str:
 
 
 def text_is_clean(text: str, pattern: re.Pattern[str] | None, full_scan: bool = True) -> bool:
-    """Cheap: True guarantees ``redact_text(text, pattern) == text`` (False may be wrong).
-    Run on every log line and payload string of a job: :func:`_keys_near_separators` proves
-    most lines clean before the full key scan (``full_scan=False``: not run, False instead)."""
+    """Cheap: True guarantees ``redact_text(text, pattern) == text`` (False may be wrong); most
+    lines are proved clean before the full key scan (``full_scan=False``: False instead)."""
     if len(text) >= 7 and _TRIGGER.search(text) is not None:
         return False
     if pattern is not None and ("=" in text or ":" in text or "," in text):
@@ -305,24 +315,19 @@ def text_is_clean(text: str, pattern: re.Pattern[str] | None, full_scan: bool = 
     return True
 
 
-# On the reversed text: at each separator (``:`` ``=`` ``,``), after spaces, the quoted text back
-# to the previous quote, or the ``[\w.-]`` run. A lookahead, so every separator is visited.
-_BEFORE_SEPARATOR = re.compile(r"""[:=,](?=\s*(?:['"]([^'"]*)['"]|([\w.\-]*)))""")
+# Reversed text: at every separator (``:=,``; a lookahead), after spaces, the quoted text back
+# to the previous quote, or the whole ``[\w.-]`` run if it starts like a name.
+_BEFORE_SEPARATOR = re.compile(
+    r"""[:=,](?=\s*(?:['"]([^'"]*)['"]|([\w.\-]*[A-Za-z_])(?![\w.\-])))"""
+)
 
 
 def _keys_near_separators(text: str) -> list[str] | None:
     """A superset of the keys :data:`_KEY_SEP` can find in ``text`` (None: not worth it, scan
-    in full). Every match's key stands right before a separator, after spaces: quoted (then
-    no quote is inside) or bare (the whole run, starting like a name)."""
+    in full): every match's key stands right before a separator, after spaces."""
     if len(text) > 1024 or text.count(",") + text.count(":") + text.count("=") > 16:
         return None
-    keys = []
-    for quoted, bare in _BEFORE_SEPARATOR.findall(text[::-1]):
-        if quoted:
-            keys.append(quoted[::-1])
-        elif bare and (bare[-1] == "_" or (bare[-1].isascii() and bare[-1].isalpha())):
-            keys.append(bare[::-1])
-    return keys
+    return [(quoted or bare)[::-1] for quoted, bare in _BEFORE_SEPARATOR.findall(text[::-1])]
 
 
 def redact(value: Any, pattern: re.Pattern[str] | None, _depth: int = 0) -> Any:
@@ -372,9 +377,14 @@ def register_positional(task_name: str, function: Callable[..., Any], bound: boo
     _POSITIONAL[task_name] = tuple(names)
 
 
-@lru_cache(maxsize=1024)
 def _secret_positions(names: tuple[str, ...], pattern: re.Pattern[str]) -> frozenset[int]:
-    return frozenset(i for i, name in enumerate(names) if is_secret_key(name, pattern))
+    cache = _cache(pattern)
+    found = cache.get(names)  # a tuple: never one of the str keys
+    if found is None:
+        found = cache[names] = frozenset(
+            i for i, n in enumerate(names) if is_secret_key(n, pattern)
+        )
+    return found
 
 
 def redact_positional(
