@@ -79,18 +79,29 @@ def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str] | None:
     return _compile(tuple(patterns))
 
 
-@lru_cache(maxsize=8192)
-def _secret_key(key: str, pattern: re.Pattern[str]) -> bool:
-    return pattern.search(key_words(key)) is not None
+# Per compiled pattern (held, so its id stays its own): key -> secret, names -> positions. Not
+# an lru_cache keyed by the pattern: hashing a compiled pattern hashes its code (~1 µs).
+_CACHES: dict[int, tuple[re.Pattern[str], dict[Any, Any]]] = {}
+
+
+def _cache(pattern: re.Pattern[str]) -> dict[Any, Any]:
+    entry = _CACHES.get(id(pattern))
+    if entry is None or entry[0] is not pattern or len(entry[1]) >= 8192:  # bounded: job ids
+        if len(_CACHES) >= 64:
+            _CACHES.clear()
+        entry = _CACHES[id(pattern)] = (pattern, {})
+    return entry[1]
 
 
 def is_secret_key(key: str, pattern: re.Pattern[str] | None) -> bool:
     """Whether a value under ``key`` is a secret (whole-word match, see the module doc)."""
     if pattern is None:
         return False
-    if len(key) > 256:  # not worth a cache slot
-        return pattern.search(key_words(key)) is not None
-    return _secret_key(key, pattern)
+    cache = _cache(pattern) if len(key) <= 256 else {}  # a long key: not worth a slot
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = pattern.search(key_words(key)) is not None
+    return found
 
 
 _KEY_LIKE = re.compile(r"[A-Za-z_][\w .-]{0,63}")
@@ -164,9 +175,12 @@ _TOKENS = re.compile(
 _URL_CREDS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s/'\"]+@")
 _AUTH = re.compile(r"(?P<head>\b(?:[Bb]earer|[Bb]asic|BEARER|BASIC)[ \t]+)(?P<tok>[\w.~+/-]+=*)")
 # A cheap over-approximation of everything above: no match means none of them can match.
+# Each branch starts with a literal, so the engine skips in C to where one stands (3x faster
+# on ReArq's log lines); ``d(?<!\dd)`` is ``(?<!\d)d``, ``b(?i:earer)`` ``(?i:bearer)``.
 _TRIGGER = re.compile(
-    r"-----BEGIN|://[^\s/]*@|(?i:bearer|basic)\s|(?<!\d)[2-6](?:[ -]?\d){12}"
-    r"|(?:sk|rk)_(?:live|test)_|gh[pousr]_|github_pat_|xox[abposr]-|AKIA|AIza|eyJ"
+    r"-----BEGIN|://[^\s/]*@|b(?i:earer|asic)\s|B(?i:earer|asic)\s|"
+    + "".join(f"{d}(?<!\\d{d})(?:[ -]?\\d){{12}}|" for d in "23456")
+    + r"sk_(?:live|test)_|rk_(?:live|test)_|gh[pousr]_|github_pat_|xox[abposr]-|AKIA|AIza|eyJ"
 )
 
 
@@ -260,6 +274,8 @@ def redact_text(text: str, pattern: re.Pattern[str] | None) -> str:
     repeat until nothing changes: one form's marker can expose another (a card glued to a
     token), and a second call must find nothing left to do.
     """
+    if text_is_clean(text, pattern, full_scan=False):  # most text: no pass to run
+        return text
     for _ in range(8):
         if not text:
             return text
@@ -282,15 +298,36 @@ def _redact_once(text: str, pattern: re.Pattern[str] | None) -> str:
     return _AUTH.sub(_auth, text)
 
 
-def text_is_clean(text: str, pattern: re.Pattern[str] | None) -> bool:
-    """Cheap: True guarantees ``redact_text(text, pattern) == text`` (False may be wrong)."""
+def text_is_clean(text: str, pattern: re.Pattern[str] | None, full_scan: bool = True) -> bool:
+    """Cheap: True guarantees ``redact_text(text, pattern) == text`` (False may be wrong); most
+    lines are proved clean before the full key scan (``full_scan=False``: False instead)."""
     if len(text) >= 7 and _TRIGGER.search(text) is not None:
         return False
     if pattern is not None and ("=" in text or ":" in text or "," in text):
+        keys = _keys_near_separators(text)
+        if keys is not None and not any(is_secret_key(key, pattern) for key in keys):
+            return True
+        if not full_scan:
+            return False
         for match in _KEY_SEP.finditer(text):
             if is_secret_key(_key_of(match), pattern):
                 return False
     return True
+
+
+# Reversed text: at every separator (``:=,``; a lookahead), after spaces, the quoted text back
+# to the previous quote, or the whole ``[\w.-]`` run if it starts like a name.
+_BEFORE_SEPARATOR = re.compile(
+    r"""[:=,](?=\s*(?:['"]([^'"]*)['"]|([\w.\-]*[A-Za-z_])(?![\w.\-])))"""
+)
+
+
+def _keys_near_separators(text: str) -> list[str] | None:
+    """A superset of the keys :data:`_KEY_SEP` can find in ``text`` (None: not worth it, scan
+    in full): every match's key stands right before a separator, after spaces."""
+    if len(text) > 1024 or text.count(",") + text.count(":") + text.count("=") > 16:
+        return None
+    return [(quoted or bare)[::-1] for quoted, bare in _BEFORE_SEPARATOR.findall(text[::-1])]
 
 
 def redact(value: Any, pattern: re.Pattern[str] | None, _depth: int = 0) -> Any:
@@ -340,9 +377,14 @@ def register_positional(task_name: str, function: Callable[..., Any], bound: boo
     _POSITIONAL[task_name] = tuple(names)
 
 
-@lru_cache(maxsize=1024)
 def _secret_positions(names: tuple[str, ...], pattern: re.Pattern[str]) -> frozenset[int]:
-    return frozenset(i for i, name in enumerate(names) if is_secret_key(name, pattern))
+    cache = _cache(pattern)
+    found = cache.get(names)  # a tuple: never one of the str keys
+    if found is None:
+        found = cache[names] = frozenset(
+            i for i, n in enumerate(names) if is_secret_key(n, pattern)
+        )
+    return found
 
 
 def redact_positional(

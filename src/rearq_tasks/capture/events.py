@@ -46,8 +46,19 @@ FILL_ONCE: tuple[str, ...] = ("user_id", "retry_of")
 TIME_FIELDS = frozenset({"enqueue_time", "expire_time", "start_time", "finish_time"})
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def to_ms(value: dt.datetime | None) -> float | None:
-    return None if value is None else round(value.timestamp() * 1000, 3)
+    """Epoch milliseconds to the microsecond, ``round(value.timestamp() * 1000, 3)`` in value
+    but from whole microseconds: ``round(…, 3)`` costs ~1 µs, this ~0.2 (3 calls per job)."""
+    if value is None:
+        return None
+    try:
+        return ((value - _EPOCH) // _MICROSECOND) / 1000
+    except TypeError:  # naive: local time, as timestamp() reads it
+        return round(value.timestamp() * 1000, 3)
 
 
 def from_ms(value: float | None) -> dt.datetime | None:
@@ -63,8 +74,9 @@ def iso_from_ms(value: float | None) -> str | None:
 
 
 def now_ms() -> float:
-    """Now as epoch milliseconds, from the clock directly (no ``datetime`` round trip)."""
-    return round(time.time() * 1000, 3)
+    """Now as epoch milliseconds to the microsecond, from the clock directly (no ``datetime``
+    round trip, no ``round(…, 3)``)."""
+    return time.time_ns() // 1000 / 1000
 
 
 def job_event(job: Any, status: str, queue: str | None, **fields: Any) -> dict[str, Any]:

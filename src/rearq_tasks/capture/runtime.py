@@ -21,7 +21,7 @@ from rearq_tasks.capture.collector import Collector
 from rearq_tasks.capture.emitter import Emitter
 from rearq_tasks.capture.supervisor import CollectorProcess, collector_env
 from rearq_tasks.conf import conf
-from rearq_tasks.payloads import payload_rules, prepare_record
+from rearq_tasks.payloads import PayloadRules, payload_rules, prepare_record
 from rearq_tasks.queue.connection import make_redis
 from rearq_tasks.queue.keys import CANCEL_TASK, CHANNEL
 from rearq_tasks.redaction import redact_text
@@ -36,13 +36,14 @@ class CaptureRuntime:
         self.rearq = rearq
         self.loop = asyncio.get_running_loop()
         self.redis = make_redis(rearq)
+        self.rules = payload_rules()  # the worker's payload settings, read once
         self.emitter = Emitter(
             self.redis,
             conf.CAPTURE_STREAM,
             conf.CAPTURE_STREAM_MAXLEN,
             conf.CAPTURE_BUFFER_SIZE,
             conf.CAPTURE_FLUSH_INTERVAL_MS,
-            prepare=functools.partial(prepare_record, rules=payload_rules()),
+            prepare=functools.partial(prepare_record, rules=self.rules),
             keep_ms=int(conf.STREAM_RESUME_SECONDS * 1000),
         )
         self.collector: Collector | None = None
@@ -73,7 +74,7 @@ class CaptureRuntime:
     def start(self) -> None:
         _ensure_django()
         _ensure_log_handler()
-        _redact_rearq_logs()
+        _redact_rearq_logs(self.rules)
         # Django, ReArq and the task modules are loaded: keep the cyclic GC from scanning
         # them again on every full collection the job path triggers.
         gc.freeze()
@@ -141,14 +142,13 @@ def _ensure_log_handler() -> None:
     log.setLevel(logging.INFO)
 
 
-def _redact_rearq_logs() -> None:
+def _redact_rearq_logs(rules: PayloadRules) -> None:
     """ReArq logs every call's args and result through loguru (``rearq/worker.py``): pass
     each of its messages through the payload text redaction before any sink writes it."""
     try:
         from loguru import logger as loguru_logger
     except ImportError:  # pragma: no cover - ReArq depends on loguru
         return
-    rules = payload_rules()
 
     def patch(record: dict[str, Any]) -> None:
         record["message"] = redact_text(record["message"], rules.pattern)

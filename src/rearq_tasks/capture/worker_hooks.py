@@ -16,7 +16,6 @@ import asyncio
 import contextvars
 import functools
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,8 +34,8 @@ TRACEBACK_FRAMES = 30
 
 
 class _JobContext:
-    __slots__ = ("job", "queue", "worker", "emitter", "canceled", "start_ms", "traceback",
-                 "returned", "value")  # fmt: skip
+    __slots__ = ("job", "queue", "worker", "emitter", "canceled", "rules", "start_ms",
+                 "traceback", "returned", "value")  # fmt: skip
 
     def __init__(self, job: Any, queue: str, worker: str, runtime: Any) -> None:
         self.job = job
@@ -45,6 +44,7 @@ class _JobContext:
         # The runtime's parts, looked up once per job rather than per event.
         self.emitter = runtime.emitter
         self.canceled = runtime.canceled
+        self.rules = runtime.rules  # read once per worker: payload_rules() costs ~10 µs
         self.start_ms: float | None = None
         self.traceback: str | None = None
         self.returned = False  # the task function returned (ReArq may still fail to record it)
@@ -94,7 +94,7 @@ def _wrap_function(original: Any) -> Any:
                 raise asyncio.CancelledError()
             # The event itself is built at the emitter's next flush, and only if the job has
             # not ended by then (most have): here it costs a clock read and a dict entry.
-            ctx.start_ms = start = round(time.time() * 1000, 3)
+            ctx.start_ms = start = now_ms()
             ctx.emitter.started(ctx.job, ctx.queue, ctx.worker, start)
         try:
             value = await original(*args, **kwargs)
@@ -335,7 +335,7 @@ def wrap_args_to_string(original: Any) -> Any:
                 "task_name": ctx.job.task if ctx is not None else "",
                 "args": list(args or []),
                 "kwargs": dict(kwargs or {}),
-            })  # fmt: skip
+            }, ctx.rules if ctx is not None else None)  # fmt: skip
             return original(record["args"], record["kwargs"])
         except Exception:  # logging must never fail a job: the text filter still applies
             return original(args, kwargs)
