@@ -20,6 +20,7 @@ from rearq_tasks.capture.events import fold, to_ms
 from rearq_tasks.capture.history_writer import insert_rows, rows_from_event, rows_from_rearq
 from rearq_tasks.models import StatusChoices, TaskEvent, TaskLog
 from rearq_tasks.ops.retention import purge
+from rearq_tasks.payloads import payload_rules
 from rearq_tasks.queries.history import job_history
 from rearq_tasks.queue.reconcile import mark_lost_jobs, write_batch
 
@@ -167,7 +168,7 @@ def test_the_task_function_keeps_the_failing_attempts_traceback() -> None:
     job = rearq_job("tb-1", "in_progress", 0)
     started: list[tuple] = []
     runtime = SimpleNamespace(emitter=SimpleNamespace(started=lambda *a: started.append(a)),
-                              canceled={})  # fmt: skip
+                              canceled={}, rules=payload_rules())  # fmt: skip
     ctx = worker_hooks._JobContext(job, "rearq:queue:default", "w-1", runtime)
     view = worker_hooks._captured_view(original)
     assert isinstance(view, Task) and view.function is not task
