@@ -90,9 +90,13 @@ def remove_what_workers_wrote() -> None:
     worker and timer (a cron job every second) outlive each test's flush, and rows left
     behind would change what later tests count."""
     from rearq_tasks.models import TaskEvent, TaskLog
+    from rearq_tasks.rollups import TaskStat, TaskStatBin
 
     TaskEvent.objects.all().delete()
     TaskLog.objects.all().delete()
+    # Deleting rows keeps their rollups (as retention does): the counts go too.
+    TaskStatBin.objects.all().delete()
+    TaskStat.objects.all().delete()
     flush_redis()
 
 
