@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from rearq_tasks.models import TaskLog, TaskStat, TaskStatBin
 from rearq_tasks.rollup_sql import STAT_TABLE, TRIGGER_PREFIX, postgres_functions_sql
+from rearq_tasks.rollups import HOUR, SPANS, SPANS_0008
 
 PG_ONLY = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's triggers")
 
@@ -63,9 +64,13 @@ def test_non_terminal_statements_leave_rollups_alone_and_a_terminal_one_counts_o
     log.mark_completed(result=1, finish_time=enqueued + dt.timedelta(seconds=3))  # replay
     TaskLog.objects.filter(pk=log.pk).update(error_message="")  # a column the rollups ignore
     new = TaskStat.objects.values_list("span", "status", "jobs", "duration_sum")
-    assert sorted(new) == [(900, "success", 1, 1000), (86_400, "success", 1, 1000)]
-    # Two spans × (duration, queue wait), one job each.
-    assert list(TaskStatBin.objects.values_list("jobs", flat=True)) == [1, 1, 1, 1]
+    assert sorted(new) == [
+        (900, "success", 1, 1000),
+        (3_600, "success", 1, 1000),
+        (86_400, "success", 1, 1000),
+    ]
+    # Three spans × (duration, queue wait), one job each.
+    assert list(TaskStatBin.objects.values_list("jobs", flat=True)) == [1] * 6
 
 
 def _body(name: str) -> str:
@@ -74,10 +79,10 @@ def _body(name: str) -> str:
         return cursor.fetchone()[0]
 
 
-def _expected(early_exit: bool) -> dict[str, str]:
+def _expected(early_exit: bool, spans: tuple[int, ...] = SPANS) -> dict[str, str]:
     return {
         f"{TRIGGER_PREFIX}_{event}": sql.split("$$")[1]
-        for event, sql in postgres_functions_sql(early_exit)
+        for event, sql in postgres_functions_sql(early_exit, spans)
     }
 
 
@@ -90,6 +95,49 @@ def test_migration_0013_installs_the_early_exit_and_reverses_to_0008s_bodies() -
 
     assert {name: _body(name) for name in _expected(True)} == _expected(True)
     migrate("0012_workers_page")
-    assert {name: _body(name) for name in _expected(False)} == _expected(False)
+    assert {name: _body(name) for name in _expected(False)} == _expected(False, SPANS_0008)
     migrate("0013_rollup_trigger_early_exit")
+    assert {name: _body(name) for name in _expected(True)} == _expected(True, SPANS_0008)
+    migrate("0014_rollup_hour_span")
     assert {name: _body(name) for name in _expected(True)} == _expected(True)
+
+
+def _finished_jobs(count: int) -> list[TaskLog]:
+    now = timezone.now()
+    jobs = []
+    for i in range(count):
+        enqueued = now - dt.timedelta(minutes=37 * i + 3)
+        jobs.append(
+            TaskLog(
+                job_id=f"h16-hour-{i}", task_name=f"t{i % 3}", queue_name="q",
+                status=("success", "failed", "canceled")[i % 3], success=i % 3 == 0,
+                enqueue_time=enqueued, start_time=enqueued + dt.timedelta(seconds=i % 7),
+                finish_time=enqueued + dt.timedelta(seconds=9), duration_ms=10 * i + 1,
+                job_retries=i % 2,
+            )
+        )  # fmt: skip
+    return jobs
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0014_adds_the_hour_span_from_the_quarters_exactly() -> None:
+    """Jobs counted by 0013's two-span triggers get hour rows equal to a rebuild's, and the
+    triggers count later jobs in all three spans; reversing removes the hour rows."""
+    from rearq_tasks.ops.rebuild import rebuild
+
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("tasks")
+    try:
+        MigrationExecutor(connection).migrate([("tasks", "0013_rollup_trigger_early_exit")])
+        TaskLog.objects.bulk_create(_finished_jobs(60))  # over 37 hours
+        assert TaskStat.objects.exists() and not TaskStat.objects.filter(span=HOUR).exists()
+        MigrationExecutor(connection).migrate(latest)
+        TaskLog.objects.bulk_create(_finished_jobs(70)[60:])
+        migrated = _rollups()
+        assert TaskStatBin.objects.filter(span=HOUR).exists()
+        rebuild()
+        assert _rollups() == migrated
+        MigrationExecutor(connection).migrate([("tasks", "0013_rollup_trigger_early_exit")])
+        assert not TaskStat.objects.filter(span=HOUR).exists()
+        assert not TaskStatBin.objects.filter(span=HOUR).exists()
+    finally:
+        MigrationExecutor(connection).migrate(latest)

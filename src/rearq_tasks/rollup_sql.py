@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rearq_tasks.lifecycle import TERMINAL_STATUSES, StatusChoices
-from rearq_tasks.rollups import DAY, INV_LN_GAMMA, QUARTER, SPANS, TaskStat, TaskStatBin
+from rearq_tasks.rollups import DAY, HOUR, INV_LN_GAMMA, QUARTER, SPANS, TaskStat, TaskStatBin
 
 LOG_TABLE = "django_cfg_task_log"
 STAT_TABLE = TaskStat._meta.db_table
@@ -60,25 +60,28 @@ def live_list() -> str:
 
 
 def bucket_sql(vendor: str, column: str, span: str) -> str:
-    """The UTC start of the 15-minute or day bucket holding ``column``; ``span`` is SQL."""
+    """The UTC start of the 15-minute, hour or day bucket holding ``column``; ``span`` is SQL."""
     if vendor == "postgresql":
         origin = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
         quarter = f"date_bin(INTERVAL '15 minutes', {column}, {origin})"
+        hour = f"date_bin(INTERVAL '1 hour', {column}, {origin})"
         day = f"date_bin(INTERVAL '1 day', {column}, {origin})"
     elif vendor == "mysql":
         quarter = (
             f"TIMESTAMP(DATE({column}), MAKETIME(HOUR({column}), "
             f"FLOOR(MINUTE({column}) / 15) * 15, 0))"
         )
+        hour = f"TIMESTAMP(DATE({column}), MAKETIME(HOUR({column}), 0, 0))"
         day = f"TIMESTAMP(DATE({column}))"
     else:
         quarter = (
             f"strftime('%Y-%m-%d %H:', {column}) || "
             f"printf('%02d', (CAST(strftime('%M', {column}) AS INTEGER) / 15) * 15) || ':00'"
         )
+        hour = f"strftime('%Y-%m-%d %H:00:00', {column})"
         day = f"strftime('%Y-%m-%d 00:00:00', {column})"
-    assert SPANS == (QUARTER, DAY)
-    return f"(CASE {span} WHEN {QUARTER} THEN {quarter} ELSE {day} END)"
+    assert set(SPANS) == {QUARTER, HOUR, DAY}
+    return f"(CASE {span} WHEN {QUARTER} THEN {quarter} WHEN {HOUR} THEN {hour} ELSE {day} END)"
 
 
 def wait_sql(vendor: str, row: str = "r") -> str:
@@ -181,20 +184,20 @@ def _upsert(vendor: str, table: str, key: Sequence[str], sums: Sequence[str], se
     )
 
 
-def add_sql(vendor: str, source: str) -> list[str]:
+def add_sql(vendor: str, source: str, spans: Sequence[int] = SPANS) -> list[str]:
     """The statements adding ``source``'s signed contributions to both rollup tables."""
     return [
-        _upsert(vendor, STAT_TABLE, STAT_KEY, STAT_SUMS, stat_select(vendor, source)),
-        _upsert(vendor, BIN_TABLE, BIN_KEY, ("jobs",), bin_select(vendor, source)),
+        _upsert(vendor, STAT_TABLE, STAT_KEY, STAT_SUMS, stat_select(vendor, source, spans)),
+        _upsert(vendor, BIN_TABLE, BIN_KEY, ("jobs",), bin_select(vendor, source, spans)),
     ]
 
 
-def add_once_sql(source: str) -> str:
+def add_once_sql(source: str, spans: Sequence[int] = SPANS) -> str:
     """PostgreSQL: :func:`add_sql`'s two upserts as one statement over ``source`` evaluated
     once (a materialised CTE): one executor run and one pass over the transition tables
     instead of two. The bin upsert, a CTE the main statement does not read, runs after the
     stat upsert has finished, so rollup rows are locked in :func:`add_sql`'s order."""
-    stat, bins = add_sql("postgresql", "SELECT * FROM rearq_src")
+    stat, bins = add_sql("postgresql", "SELECT * FROM rearq_src", spans)
     return f"WITH rearq_src AS MATERIALIZED ({source}), rearq_bins AS ({bins}) {stat}"
 
 
@@ -226,12 +229,14 @@ def _early_exit(event: str) -> str:
     return f"IF NOT ({tests}) THEN RETURN NULL; END IF; "
 
 
-def postgres_functions_sql(early_exit: bool = True) -> list[tuple[str, str]]:
+def postgres_functions_sql(
+    early_exit: bool = True, spans: Sequence[int] = SPANS
+) -> list[tuple[str, str]]:
     """``(event, CREATE OR REPLACE FUNCTION …)`` of the PostgreSQL trigger functions.
 
     ``early_exit=False`` is the body migration 0008 installed (two upserts, always run);
-    0013 replaces it with the early exit and :func:`add_once_sql` (and restores it when
-    reversed), so the triggers themselves never change.
+    0013 replaces it with the early exit and :func:`add_once_sql`, 0014 adds the hour span
+    (each restores the previous body when reversed), so the triggers themselves never change.
     """
     terminal_new = f"SELECT {_cols('n', 1)} FROM rearq_new n WHERE {_terminal('n')}"
     changed = _changed("postgresql", "o", "n")
@@ -244,9 +249,9 @@ def postgres_functions_sql(early_exit: bool = True) -> list[tuple[str, str]]:
     for event, source in (("insert", terminal_new), ("update", update_source)):
         name = f"{TRIGGER_PREFIX}_{event}"
         if early_exit:
-            body = _early_exit(event) + add_once_sql(source)
+            body = _early_exit(event) + add_once_sql(source, spans)
         else:
-            body = "; ".join(add_sql("postgresql", source))
+            body = "; ".join(add_sql("postgresql", source, spans))
         out.append((
             event,
             f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
@@ -255,13 +260,13 @@ def postgres_functions_sql(early_exit: bool = True) -> list[tuple[str, str]]:
     return out
 
 
-def _postgres_triggers(early_exit: bool) -> list[str]:
+def _postgres_triggers(early_exit: bool, spans: Sequence[int]) -> list[str]:
     refs = {
         "insert": "NEW TABLE AS rearq_new",
         "update": "OLD TABLE AS rearq_old NEW TABLE AS rearq_new",
     }
     out = []
-    for event, function in postgres_functions_sql(early_exit):
+    for event, function in postgres_functions_sql(early_exit, spans):
         name = f"{TRIGGER_PREFIX}_{event}"
         out.append(function)
         out.append(
@@ -271,7 +276,7 @@ def _postgres_triggers(early_exit: bool) -> list[str]:
     return out
 
 
-def _row_triggers(vendor: str) -> list[str]:
+def _row_triggers(vendor: str, spans: Sequence[int]) -> list[str]:
     new_only = f"SELECT {_cols('NEW', 1)}"
     if vendor == "mysql":
         new_only += " FROM DUAL"
@@ -287,7 +292,7 @@ def _row_triggers(vendor: str) -> list[str]:
         ("update", update_source, update_when),
     ):
         name = f"{TRIGGER_PREFIX}_{event}"
-        body = " ".join(f"{statement};" for statement in add_sql(vendor, source))
+        body = " ".join(f"{statement};" for statement in add_sql(vendor, source, spans))
         if vendor == "mysql":
             out.append(
                 f"CREATE TRIGGER {name} AFTER {event.upper()} ON {LOG_TABLE} FOR EACH ROW "
@@ -301,14 +306,17 @@ def _row_triggers(vendor: str) -> list[str]:
     return out
 
 
-def create_triggers_sql(vendor: str, early_exit: bool = True) -> list[str]:
+def create_triggers_sql(
+    vendor: str, early_exit: bool = True, spans: Sequence[int] = SPANS
+) -> list[str]:
     """DDL installing the rollup triggers on ``vendor`` (postgresql, mysql, sqlite).
 
-    ``early_exit`` matters on PostgreSQL only (:func:`postgres_functions_sql`).
+    ``early_exit`` matters on PostgreSQL only (:func:`postgres_functions_sql`); migrations
+    pass the ``spans`` of their time so that replaying them installs what they installed.
     """
     if vendor == "postgresql":
-        return _postgres_triggers(early_exit)
-    return _row_triggers(vendor)
+        return _postgres_triggers(early_exit, spans)
+    return _row_triggers(vendor, spans)
 
 
 def drop_triggers_sql(vendor: str) -> list[str]:
@@ -326,3 +334,25 @@ def drop_triggers_sql(vendor: str) -> list[str]:
 def rows_source(vendor: str, where: str) -> str:
     """TaskLog rows matching ``where`` (SQL over alias ``t``) as a contribution source."""
     return f"SELECT {_cols('t', 1)} FROM {LOG_TABLE} t WHERE {where}"
+
+
+def regroup_sql(vendor: str, span: int, into: int) -> list[str]:
+    """Add up the ``span`` rollup rows into ``into``-second buckets (``into`` a multiple of
+    ``span``), for both tables: how migration 0014 fills the hour span from the quarters
+    without reading a TaskLog row. The source aliases ``qs`` and ``qb`` are what MariaDB's
+    ``LOCK TABLES`` must name."""
+    out = []
+    tables = ((STAT_TABLE, "qs", STAT_KEY, STAT_SUMS), (BIN_TABLE, "qb", BIN_KEY, ("jobs",)))
+    for table, q, key, sums in tables:
+        rest = [c for c in key if c not in ("span", "bucket")]
+        columns = ", ".join(
+            [f"{into}", bucket_sql(vendor, f"{q}.bucket", str(into))]
+            + [f"{q}.{c}" for c in rest]
+            + [f"SUM({q}.{c})" for c in sums]
+        )
+        group = ", ".join(str(i) for i in range(2, len(key) + 1))
+        out.append(
+            f"INSERT INTO {table} ({', '.join((*key, *sums))}) SELECT {columns} "
+            f"FROM {table} {q} WHERE {q}.span = {span} GROUP BY {group}"
+        )
+    return out

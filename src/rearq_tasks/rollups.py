@@ -7,8 +7,10 @@ contribution minus the old row's, each counted only while terminal — so every 
 rollup equal to the rows, and a replayed event changes nothing. Deleting rows (retention)
 leaves their rollups in place. See docs/performance.md.
 
-Two bucket spans are kept: 15 minutes (any time zone's local hour and day is a union of
-them, India's +05:30 and Nepal's +05:45 included) and the UTC day (long periods).
+Three bucket spans are kept: 15 minutes (any time zone's local hour and day is a union of
+them, India's +05:30 and Nepal's +05:45 included), the UTC hour and the UTC day. A period
+reads at most three quarters and 23 hours before its whole days, so the number of rollup
+rows it reads depends on its length, not on the job rate (docs/performance.md).
 Durations and queue waits also go into log-bucketed histograms (:data:`GAMMA`), from which
 a percentile is read with at most :data:`ALPHA` relative error.
 """
@@ -22,8 +24,11 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 QUARTER = 900
+HOUR = 3_600
 DAY = 86_400
-SPANS: tuple[int, ...] = (QUARTER, DAY)
+SPANS: tuple[int, ...] = (QUARTER, HOUR, DAY)
+# The spans migrations 0008 and 0013 installed (0014 added the hour).
+SPANS_0008: tuple[int, ...] = (QUARTER, DAY)
 # Relative accuracy of a percentile read from the histograms (DDSketch's alpha).
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)

@@ -3,6 +3,7 @@
 from django.db import migrations, models
 
 from rearq_tasks.rollup_sql import create_triggers_sql, drop_triggers_sql
+from rearq_tasks.rollups import SPANS_0008
 
 # Only empty tables are created and two triggers installed: no statement here reads the
 # TaskLog table, so the migration is instant at 100M rows. Existing rows enter the rollups
@@ -17,8 +18,10 @@ def _run(schema_editor, statements):
 
 
 def install_triggers(apps, schema_editor):
-    # The PostgreSQL bodies as first shipped; 0013 replaces them with the early-exit ones.
-    _run(schema_editor, create_triggers_sql(schema_editor.connection.vendor, early_exit=False))
+    # The bodies as first shipped: 0013 replaces PostgreSQL's with the early-exit ones, 0014
+    # adds the hour span everywhere.
+    vendor = schema_editor.connection.vendor
+    _run(schema_editor, create_triggers_sql(vendor, early_exit=False, spans=SPANS_0008))
 
 
 def remove_triggers(apps, schema_editor):

@@ -9,13 +9,14 @@ from __future__ import annotations
 from django.db import migrations
 
 from rearq_tasks.rollup_sql import postgres_functions_sql
+from rearq_tasks.rollups import SPANS_0008
 
 
 def _replace(schema_editor, early_exit: bool) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        for _event, statement in postgres_functions_sql(early_exit):
+        for _event, statement in postgres_functions_sql(early_exit, SPANS_0008):
             cursor.execute(statement)
 
 

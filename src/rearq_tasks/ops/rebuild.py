@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from rearq_tasks.models import TaskLog, TaskStat, TaskStatBin
 from rearq_tasks.rollup_sql import BIN_TABLE, STAT_TABLE, add_sql, rows_source, terminal_list
-from rearq_tasks.rollups import DAY, QUARTER, floor_bucket
+from rearq_tasks.rollups import DAY, SPANS, floor_bucket
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,11 @@ def _rebuild_day(day: dt.datetime, using: str) -> None:
         if connection.vendor == "postgresql":
             cursor.execute(f"LOCK TABLE {STAT_TABLE}, {BIN_TABLE} IN EXCLUSIVE MODE")
         for model in (TaskStat, TaskStatBin):
+            # Every span's buckets of the day, which lie inside it (a day is whole hours
+            # and whole quarters).
             model.objects.using(using).filter(
-                span=QUARTER, bucket__gte=day, bucket__lt=end
+                span__in=SPANS, bucket__gte=day, bucket__lt=end
             ).delete()
-            model.objects.using(using).filter(span=DAY, bucket=day).delete()
         for statement in add_sql(connection.vendor, source):
             sql = statement.replace("%", "%%").replace("§", "%s")
             cursor.execute(sql, [adapt(day), adapt(end)])

@@ -2,8 +2,9 @@
 
 A :class:`Scope` (period start, task, queue) is what the rollup can serve. A period is cut
 into: the partial 15-minute bucket at its start, read from TaskLog rows through the
-``enqueue_time`` index; whole 15-minute buckets up to the next UTC midnight; whole UTC days
-after that. Jobs that are not terminal yet (few) are read live from TaskLog through the
+``enqueue_time`` index; whole 15-minute buckets up to the next UTC hour (at most three);
+whole hours up to the next UTC midnight (at most 23); whole UTC days after that. Jobs
+that are not terminal yet (few) are read live from TaskLog through the
 ``(status, enqueue_time)`` index. Every part yields records of the same shape (the SQL of
 :mod:`rearq_tasks.rollup_sql`), merged here, so counts and sums are exact. See
 docs/performance.md.
@@ -44,6 +45,7 @@ from rearq_tasks.rollups import (
     OUTCOME_FALSE,
     OUTCOME_TRUE,
     QUARTER,
+    SPANS,
     WAIT,
     TaskStat,
     TaskStatBin,
@@ -145,26 +147,30 @@ def _as_utc(value: Any) -> dt.datetime:
 class _Plan:
     """Where each part of a scope is read from."""
 
-    quarters: Q  # TaskStat/TaskStatBin rows to read
+    whole: Q  # TaskStat/TaskStatBin rows to read
     edge: tuple[dt.datetime, dt.datetime] | None  # TaskLog rows [a, b), every status
     live_from: dt.datetime | None  # non-terminal TaskLog rows from here (None: all)
 
 
-def _plan(scope: Scope, quarters_only: bool) -> _Plan:
+def _plan(scope: Scope, coarsest: int = DAY) -> _Plan:
+    """Cut ``scope`` into its row edge and whole buckets, each as coarse as it can be, no
+    span coarser than ``coarsest`` (a timeline whose local hours are not UTC hours reads
+    quarters only)."""
     filters = Q()
     if scope.task_name:
         filters &= Q(task_name=scope.task_name)
     if scope.queue_name:
         filters &= Q(queue_name=scope.queue_name)
     if scope.since is None:
-        whole = Q(span=QUARTER) if quarters_only else Q(span=DAY)
-        return _Plan(whole & filters, None, None)
+        return _Plan(Q(span=coarsest) & filters, None, None)
     first = ceil_bucket(scope.since, QUARTER)
-    if quarters_only:
-        whole = Q(span=QUARTER, bucket__gte=first)
-    else:
-        day = ceil_bucket(first, DAY)
-        whole = Q(span=QUARTER, bucket__gte=first, bucket__lt=day) | Q(span=DAY, bucket__gte=day)
+    spans = [span for span in SPANS if span <= coarsest]
+    start, whole = first, Q(span=coarsest, bucket__gte=ceil_bucket(first, coarsest))
+    for span, coarser in zip(spans, spans[1:], strict=False):
+        end = ceil_bucket(start, coarser)
+        if start < end:  # whole ``span`` buckets up to the next ``coarser`` one
+            whole |= Q(span=span, bucket__gte=start, bucket__lt=end)
+        start = end
     edge = (scope.since, first) if first > scope.since else None
     return _Plan(whole & filters, edge, first)
 
@@ -226,18 +232,18 @@ def _merge(rows: Iterable[Record], dims: Sequence[str], sums: Sequence[str]) -> 
 def records(
     scope: Scope,
     dims: Sequence[str],
-    quarters_only: bool = False,
+    coarsest: int = DAY,
     terminal_only: bool = False,
     hours_from: dt.datetime | None = None,
 ) -> list[Record]:
     """Figures (``STAT_SUMS``) of ``scope`` grouped by ``dims`` (TaskStat key columns).
 
-    With ``hours_from``, dimension ``hour`` is the whole hours from that instant to the
-    bucket: the database groups the 15-minute buckets into hours, so a timeline reads one
-    row per hour and status instead of four.
+    Buckets are read as coarse as ``coarsest`` allows (:func:`_plan`). With ``hours_from``,
+    dimension ``hour`` is the whole hours from that instant to the bucket's start: the
+    database groups the buckets by hour, so a timeline gets one row per hour and status.
     """
-    plan = _plan(scope, quarters_only)
-    stored = TaskStat.objects.using(scope.using).filter(plan.quarters)
+    plan = _plan(scope, coarsest)
+    stored = TaskStat.objects.using(scope.using).filter(plan.whole)
     if hours_from is not None:
         # Buckets lie on the 15-minute grid: half a quarter of slack keeps SQLite's float
         # day arithmetic from putting a bucket that starts an hour into the hour before.
@@ -270,10 +276,10 @@ def histograms(
     terminal_only: bool = False,
 ) -> dict[tuple[Any, ...], dict[int, int]]:
     """``(kind, *dims)`` → {bin: jobs} of durations and/or queue waits (two queries)."""
-    plan = _plan(scope, quarters_only=False)
+    plan = _plan(scope)
     stored = (
         TaskStatBin.objects.using(scope.using)
-        .filter(plan.quarters, kind__in=kinds)
+        .filter(plan.whole, kind__in=kinds)
         .values("kind", *dims, "bin")
         .annotate(jobs=Sum("jobs"))
         .order_by()

@@ -25,7 +25,7 @@ from rearq_tasks.queries.rollup import (
     rate,
     records,
 )
-from rearq_tasks.rollups import DURATION, WAIT
+from rearq_tasks.rollups import DURATION, QUARTER, WAIT
 
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 
@@ -133,12 +133,17 @@ def overview(scope: Scope, recent: Scope) -> dict[str, Any]:
 
 
 def timeline_counts(
-    scope: Scope, origin: dt.datetime, index_of: Callable[[int], int | None]
+    scope: Scope,
+    origin: dt.datetime,
+    index_of: Callable[[int], int | None],
+    coarsest: int = QUARTER,
 ) -> dict[int, tuple[int, int, int, float | None]]:
-    """Bucket index → (total, successful, failed, avg duration), from 15-minute buckets
-    grouped into whole hours from ``origin`` (``index_of`` maps an hour to its bucket)."""
+    """Bucket index → (total, successful, failed, avg duration), from rollup buckets no
+    coarser than ``coarsest`` grouped into whole hours from ``origin`` (``index_of`` maps an
+    hour to its bucket). ``coarsest`` must be a span whose buckets each fall in one of the
+    timeline's buckets."""
     sums: dict[int, list[int]] = {}
-    rows = records(scope, ("hour", "status", "outcome"), quarters_only=True, hours_from=origin)
+    rows = records(scope, ("hour", "status", "outcome"), coarsest=coarsest, hours_from=origin)
     for row in rows:
         index = index_of(row["hour"])
         if index is None:
