@@ -339,8 +339,10 @@ def rows_source(vendor: str, where: str) -> str:
 def regroup_sql(vendor: str, span: int, into: int) -> list[str]:
     """Add up the ``span`` rollup rows into ``into``-second buckets (``into`` a multiple of
     ``span``), for both tables: how migration 0014 fills the hour span from the quarters
-    without reading a TaskLog row. The source aliases ``qs`` and ``qb`` are what MariaDB's
-    ``LOCK TABLES`` must name."""
+    without reading a TaskLog row. Rows are written in key order, so each bucket's rows sit
+    together on disk as the triggers' would (a read of a day's hours then touches ~1,000
+    pages, not ~7,000). The source aliases ``qs`` and ``qb`` are what MariaDB's ``LOCK
+    TABLES`` must name."""
     out = []
     tables = ((STAT_TABLE, "qs", STAT_KEY, STAT_SUMS), (BIN_TABLE, "qb", BIN_KEY, ("jobs",)))
     for table, q, key, sums in tables:
@@ -353,6 +355,6 @@ def regroup_sql(vendor: str, span: int, into: int) -> list[str]:
         group = ", ".join(str(i) for i in range(2, len(key) + 1))
         out.append(
             f"INSERT INTO {table} ({', '.join((*key, *sums))}) SELECT {columns} "
-            f"FROM {table} {q} WHERE {q}.span = {span} GROUP BY {group}"
+            f"FROM {table} {q} WHERE {q}.span = {span} GROUP BY {group} ORDER BY {group}"
         )
     return out
