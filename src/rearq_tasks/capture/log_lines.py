@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 
-from rearq_tasks.redaction import is_secret_key, redact_text, text_is_clean
+from rearq_tasks.capture.hex_keys import hex_key_pattern
+from rearq_tasks.redaction import redact_text, text_is_clean
 
 # The head ReArq writes: ``%6.2f`` seconds (spaces, a sign, <= 9 integer digits so no card
 # run), the arrow, the hex job id, ``:``, an identifier task name and the opening bracket.
@@ -22,15 +23,25 @@ _SHAPE = re.compile(
     r"[ ]{0,8}-?[0-9]{1,9}\.[0-9]{2}s [→←] ([0-9a-f]{1,64}):[A-Za-z_][A-Za-z0-9_]{0,127}\("
 )
 _CARD_DIGITS = re.compile(r"[0-9]{13}")
+_HEX_RUN = re.compile(r"[a-f]+|[0-9]+")
+_last: tuple[str, re.Pattern[str] | None, bool] = ("", None, False)  # the last id checked
 
 
 def _id_is_clean(job_id: str, pattern: re.Pattern[str] | None) -> bool:
     """Whether the hex ``job_id``, where :data:`_SHAPE` places it, holds no secret: lowercase
     hex can spell no token, Bearer/Basic, PEM or URL form; only a card-length digit run, and
     the id itself as a key (it stands before ``:``) when it starts with a letter."""
-    if _CARD_DIGITS.search(job_id) is not None:
-        return False
-    return job_id[0] <= "9" or not is_secret_key(job_id, pattern)
+    global _last
+    if _last[0] == job_id and _last[1] is pattern:  # the job's other line: the same answer
+        return _last[2]
+    clean = _CARD_DIGITS.search(job_id) is None
+    if clean and job_id[0] > "9" and pattern is not None:
+        hex_keys = hex_key_pattern(pattern)
+        # key_words() of lowercase hex: its letter and digit runs, joined by "_".
+        words = "_".join(_HEX_RUN.findall(job_id))
+        clean = hex_keys is None or hex_keys.search(words) is None
+    _last = (job_id, pattern, clean)
+    return clean
 
 
 def redact_log_line(message: str, pattern: re.Pattern[str] | None) -> str:
