@@ -5,8 +5,8 @@ ReArq logs ``"%6.2fs → {job_id}:{task}({args_to_string})"`` when a job starts 
 line the hex job id is what the redaction scan spends most on (the literal-first trigger stops
 at each ``2``–``6`` and ``b`` in it) although it can hold no secret form but two, checked
 here directly: a run of 13+ digits (a card number) and, when it starts with a letter, the id
-as a secret key before ``:``. The rest of the line is then scanned with the id replaced by
-``0``, which, in exactly this shape, can neither start nor end any secret form either (see
+as a secret key before ``:``. Only the text from the task name on is then scanned: in exactly
+this shape, the head can neither hold, start nor end a secret form (see
 :func:`redact_log_line`). Any other line, or any doubt, takes the full :func:`redact_text`.
 """
 
@@ -47,16 +47,18 @@ def _id_is_clean(job_id: str, pattern: re.Pattern[str] | None) -> bool:
 def redact_log_line(message: str, pattern: re.Pattern[str] | None) -> str:
     """``redact_text(message, pattern)``, with a shortcut for ReArq's job lines.
 
-    Why the shortcut is exact: before the id stand only the time, a space and the arrow;
-    after it ``:`` and an identifier, so no digit run, token, URL scheme, quote or bracket
-    crosses its ends, and the only pair it takes part in is ``id: task(…`` (its key the whole
-    id). Hence, when :func:`_id_is_clean`, the line with the id replaced by ``0`` (no key, no
-    card) is redacted exactly where the line is, and clean exactly when it is."""
+    Why the shortcut is exact: the head (time, arrow, id, ``:``) holds no quote, bracket,
+    ``://`` or card-length digit run; no token, URL scheme, Bearer/Basic or key can start
+    in it but the id itself as the key of ``id: task(…`` (a whole-id key, checked by
+    :func:`_id_is_clean`); and what follows starts with an identifier after ``:``, which
+    every lookbehind sees as it sees the start of a text. So the line is redacted exactly
+    where the text from the task name on is, and is clean exactly when that text is."""
     match = _SHAPE.match(message)
     if match is not None:
         job_id = match[1]
-        if _id_is_clean(job_id, pattern):
-            stand_in = message[: match.start(1)] + "0" + message[match.end(1) :]
-            if text_is_clean(stand_in, pattern, full_scan=False):
-                return message
+        # From the task name on: what the line holds besides the time and a clean id.
+        if _id_is_clean(job_id, pattern) and text_is_clean(
+            message[match.end(1) + 1 :], pattern, full_scan=False
+        ):
+            return message
     return redact_text(message, pattern)
