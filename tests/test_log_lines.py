@@ -33,7 +33,19 @@ HEX_ID = st.text(alphabet="0123456789abcdef", min_size=1, max_size=40) | st.buil
     lambda: uuid.uuid4().hex
 )
 JOB_ID = HEX_ID | st.sampled_from(
-    ["4111111111111111abc", "cafe1234", "a" * 65, "ABCDEF12", "cc", "dead_beef", "1-2", ""]
+    [
+        "4111111111111111abc",
+        "a4111111111111111",
+        "1234567890123abc",
+        "a" + "4" * 20,
+        "cafe1234",
+        "a" * 65,
+        "ABCDEF12",
+        "cc",
+        "dead_beef",
+        "1-2",
+        "",
+    ]
 )
 TASK = st.sampled_from(["noop", "charge", "_t", "t4111111111111111", "ghp_" + "a" * 24]) | (
     st.text(alphabet="abcdefxyz_0123456789:/(@'\" ", min_size=0, max_size=12)
