@@ -7,10 +7,9 @@ ReArq logs two loguru lines per job (``rearq/worker.py``): ``"%6.2fs → %s"`` a
 capture's loguru patcher passes each through ``redact_text``. The ref's ``redaction.py``
 (``git show REF:src/rearq_tasks/redaction.py``, loaded as a module of its own) and this
 branch's run on the same lines, interleaved per round; printed: µs per line (median of the
-rounds) of ``text_is_clean`` and ``redact_text`` for each kind of line, and the ratio; and the
-patcher's call itself (``patcher``: the ref's ``redact_text`` against this branch's
-``capture.log_lines.redact_log_line``, which the patcher calls since issue #19's job-line
-shortcut).
+rounds; fresh job ids each round, as in a worker) of ``text_is_clean`` and ``redact_text``
+for each kind of line, and of the patcher's call itself (``patcher``: the ref's
+``redact_text`` against this branch's ``capture.log_lines.redact_log_line``), with ratios.
 """
 
 from __future__ import annotations
@@ -82,7 +81,6 @@ def main() -> None:
     print(f"load average {os.getloadavg()}; {opts.rounds} rounds, µs per line (median)")
     print(f"{'line':40} {'function':14} {opts.ref:>8} {'branch':>8} {'ratio':>7}")
     for name, (task, args, kwargs) in CASES.items():
-        lines = rearq_lines(opts.lines // 2, task, args, kwargs)
         for fn in ("text_is_clean", "redact_text", "patcher"):
             before, after = [], []
             old_f = old.redact_text if fn == "patcher" else getattr(old, fn)
@@ -90,6 +88,8 @@ def main() -> None:
             old_fn = functools.partial(lambda line, f: f(line, old_p), f=old_f)
             new_fn = functools.partial(lambda line, f: f(line, new_p), f=new_f)
             for _ in range(opts.rounds):  # interleaved: both see the same load
+                # Fresh job ids each round, as in a worker: no key cache knows them yet.
+                lines = rearq_lines(opts.lines // 2, task, args, kwargs)
                 before.append(us_per_line(old_fn, lines))
                 after.append(us_per_line(new_fn, lines))
             b, a = statistics.median(before), statistics.median(after)
