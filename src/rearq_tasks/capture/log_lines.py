@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from rearq_tasks.capture.hex_keys import hex_key_pattern
-from rearq_tasks.redaction import looks_like_card_number, redact_text, text_is_clean
+from rearq_tasks.redaction import looks_like_card_number, redact_text
 
 # The head ReArq writes: ``%6.2f`` seconds (spaces, a sign, <= 9 integer digits so no card
 # run), the arrow, the hex job id, ``:``, an identifier task name and the opening bracket.
@@ -57,14 +57,12 @@ def redact_log_line(message: str, pattern: re.Pattern[str] | None) -> str:
     or key can start in it but the id's own (a card in it, or the id as the key of
     ``id: task(…``, checked by :func:`_id_is_clean`); and what follows starts with an
     identifier after ``:``, which every lookbehind sees as it sees the start of a text. So
-    the line is redacted exactly where the text from the task name on is, and is clean
-    exactly when that text is."""
+    the line is redacted exactly where the text from the task name on is: only that text
+    is passed to :func:`redact_text`."""
     match = _SHAPE.match(message)
-    if match is not None:
-        job_id = match[1]
-        # From the task name on: what the line holds besides the time and a clean id.
-        if _id_is_clean(job_id, pattern) and text_is_clean(
-            message[match.end(1) + 1 :], pattern, full_scan=False
-        ):
-            return message
-    return redact_text(message, pattern)
+    if match is None or not _id_is_clean(match[1], pattern):
+        return redact_text(message, pattern)
+    cut = match.end(1) + 1  # the task name's start: what follows the time and a clean id
+    tail = message[cut:]
+    redacted = redact_text(tail, pattern)  # itself first proves most tails clean, cheaply
+    return message if redacted is tail else message[:cut] + redacted
