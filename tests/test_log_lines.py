@@ -50,7 +50,16 @@ JOB_ID = HEX_ID | st.sampled_from(
 TASK = st.sampled_from(["noop", "charge", "_t", "t4111111111111111", "ghp_" + "a" * 24]) | (
     st.text(alphabet="abcdefxyz_0123456789:/(@'\" ", min_size=0, max_size=12)
 )
-HEAD = st.sampled_from(["  0.01s ", "-0.50s ", "123456789.12s ", "1234567890.12s ", "  inf s "])
+HEAD = st.sampled_from(
+    [
+        "  0.01s ",
+        "-0.50s ",
+        "123456789.12s ",
+        "1234567890.12s ",
+        "4111111111111111.00s ",
+        "  inf s ",
+    ]
+)
 ARG = st.one_of(
     st.integers(), st.text(max_size=20), st.sampled_from(PIECES), NEAR_MISS, st.none(),
     st.lists(st.integers() | st.text(max_size=5), max_size=3),
@@ -75,6 +84,7 @@ def check(line: str) -> None:
 @example("  0.01s ", "→", "cafe1234", "noop", [1], {}, "")
 @example("  0.01s ", "→", "4111111111111111", "noop", [1], {}, "")
 @example("  0.01s ", "→", "abc", "x", [], {"password": "hunter2"}, "")
+@example("  0.01s ", "→", "abc", "//u:pw@host", [], {}, "")  # the id as a URL scheme
 @example("  0.01s ", "←", "abc", "noop", [], {}, " ● Bearer abcdefghijklmnopqrstuvwxyz")
 def test_rearq_lines_redact_as_the_full_passes(
     head: str, arrow: str, job_id: str, task: str, args: list, kwargs: dict, tail: str
