@@ -7,7 +7,9 @@ ReArq logs two loguru lines per job (``rearq/worker.py``): ``"%6.2fs → %s"`` a
 capture's loguru patcher passes each through ``redact_text``. The ref's ``redaction.py``
 (``git show REF:src/rearq_tasks/redaction.py``, loaded as a module of its own) and this
 branch's run on the same lines, interleaved per round; printed: µs per line (median of the
-rounds) of ``text_is_clean`` and ``redact_text`` for each kind of line, and the ratio.
+rounds; fresh job ids each round, as in a worker) of ``text_is_clean`` and ``redact_text``
+for each kind of line, and of the patcher's call itself (``patcher``: the ref's
+``redact_text`` against this branch's ``capture.log_lines.redact_log_line``), with ratios.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path[:0] = [str(ROOT / "src")]
 from rearq.utils import args_to_string  # noqa: E402
 
 from rearq_tasks import redaction as new  # noqa: E402
+from rearq_tasks.capture.log_lines import redact_log_line  # noqa: E402
 
 
 def old_module(ref: str) -> types.ModuleType:
@@ -78,17 +81,23 @@ def main() -> None:
     print(f"load average {os.getloadavg()}; {opts.rounds} rounds, µs per line (median)")
     print(f"{'line':40} {'function':14} {opts.ref:>8} {'branch':>8} {'ratio':>7}")
     for name, (task, args, kwargs) in CASES.items():
-        lines = rearq_lines(opts.lines // 2, task, args, kwargs)
-        for fn in ("text_is_clean", "redact_text"):
+        for fn in ("text_is_clean", "redact_text", "patcher"):
             before, after = [], []
-            old_fn = functools.partial(lambda line, f: f(line, old_p), f=getattr(old, fn))
-            new_fn = functools.partial(lambda line, f: f(line, new_p), f=getattr(new, fn))
+            old_f = old.redact_text if fn == "patcher" else getattr(old, fn)
+            new_f = redact_log_line if fn == "patcher" else getattr(new, fn)
+            old_fn = functools.partial(lambda line, f: f(line, old_p), f=old_f)
+            new_fn = functools.partial(lambda line, f: f(line, new_p), f=new_f)
             for _ in range(opts.rounds):  # interleaved: both see the same load
+                # Fresh job ids each round, as in a worker: no key cache knows them yet.
+                lines = rearq_lines(opts.lines // 2, task, args, kwargs)
                 before.append(us_per_line(old_fn, lines))
                 after.append(us_per_line(new_fn, lines))
             b, a = statistics.median(before), statistics.median(after)
             print(f"{name:40} {fn:14} {b:8.2f} {a:8.2f} {b / a:6.1f}x")
-        same = all(old.redact_text(x, old_p) == new.redact_text(x, new_p) for x in lines)
+        same = all(
+            old.redact_text(x, old_p) == new.redact_text(x, new_p) == redact_log_line(x, new_p)
+            for x in lines
+        )
         print(f"{'':40} {'same output':14} {str(same):>8}")
     print(f"load average {os.getloadavg()}")
 

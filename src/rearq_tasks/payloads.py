@@ -390,10 +390,10 @@ def prepare_record(record: dict[str, Any], rules: PayloadRules | None = None) ->
     if not present:
         return record
     rules = rules or payload_rules()
-    task_name = str(record.get("task_name") or "")
-    args = record.get("args")
+    task_name, args = str(record.get("task_name") or ""), record.get("args")
     if type(args) is list and rules.redacts(task_name):  # secret-named positional parameters
-        record = {**record, "args": redact_positional(task_name, args, rules.pattern)}
+        redacted = redact_positional(task_name, args, rules.pattern)
+        record = record if redacted is args else {**record, "args": redacted}  # copy if changed
     changes = _fast(record, rules)
     if changes is None:
         changes = {name: _column(name, record[name], task_name, rules) for name in present}

@@ -19,12 +19,12 @@ from typing import Any
 from rearq_tasks.capture import counters
 from rearq_tasks.capture.collector import Collector
 from rearq_tasks.capture.emitter import Emitter
+from rearq_tasks.capture.log_lines import redact_log_line
 from rearq_tasks.capture.supervisor import CollectorProcess, collector_env
 from rearq_tasks.conf import conf
 from rearq_tasks.payloads import PayloadRules, payload_rules, prepare_record
 from rearq_tasks.queue.connection import make_redis
 from rearq_tasks.queue.keys import CANCEL_TASK, CHANNEL
-from rearq_tasks.redaction import redact_text
 
 logger = logging.getLogger("rearq_tasks.capture")
 
@@ -151,7 +151,7 @@ def _redact_rearq_logs(rules: PayloadRules) -> None:
         return
 
     def patch(record: dict[str, Any]) -> None:
-        record["message"] = redact_text(record["message"], rules.pattern)
+        record["message"] = redact_log_line(record["message"], rules.pattern)
 
     loguru_logger.configure(patcher=patch)
 
