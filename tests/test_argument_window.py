@@ -1,7 +1,7 @@
 """An argument search's page from the newest rows (:mod:`rearq_tasks.queries.window`) is the
 page the GIN-sorted query gives: same rows, same order, same count, whether the window holds
-the page or not. The window is shrunk to 20 rows so both cases occur with 30 rows; on SQLite
-and MariaDB no window is ever tried.
+the page or not. The window is shrunk to 20 rows (and "few matches" to none) so both cases
+occur with 30 rows; on SQLite and MariaDB no window is ever tried.
 """
 
 from __future__ import annotations
@@ -47,8 +47,11 @@ def rows() -> None:
         )
 
 
-def _get(client: APIClient, params: dict[str, str], monkeypatch, windowed: bool) -> tuple:
+def _get(
+    client: APIClient, params: dict[str, str], monkeypatch, windowed: bool, few: int = 0
+) -> tuple:
     monkeypatch.setattr(window, "WINDOW_ROWS", WINDOW)
+    monkeypatch.setattr(window, "FEW_MATCHES", few)
     monkeypatch.setattr(window, "MAX_WINDOW_PAGE_END", WINDOW if windowed else 0)
     with CaptureQueriesContext(connection) as queries:
         response = client.get(BASE, params)
@@ -104,3 +107,27 @@ def test_searches_without_arguments_are_unchanged(client, rows, monkeypatch) -> 
         client, {"search": 'error:"timed out" status:failed'}, monkeypatch, windowed=True
     )
     assert not tried and not sorted_
+
+
+def test_few_matches_go_straight_to_the_sort(client, rows, monkeypatch) -> None:
+    """A count of at most FEW_MATCHES: sorting them is cheap, a window could only miss."""
+    query = {"kwargs": json.dumps({"plan": "common"}), "page_size": "3"}
+    expected, _, _ = _get(client, query, monkeypatch, windowed=False)
+    got, tried, sorted_ = _get(client, query, monkeypatch, windowed=True, few=ROWS // 2)
+    assert got == expected
+    assert not tried
+    assert sorted_ == POSTGRES
+    _, tried, _ = _get(client, query, monkeypatch, windowed=True, few=ROWS // 2 - 1)
+    assert tried == POSTGRES
+
+
+def test_uncapped_count_also_skips_the_window_for_few(client, rows, monkeypatch) -> None:
+    from rearq_tasks.conf import conf
+
+    monkeypatch.setattr(conf, "COUNT_LIMIT", 0)
+    query = {"kwargs": json.dumps({"plan": "common"}), "page_size": "3"}
+    expected, _, _ = _get(client, query, monkeypatch, windowed=False)
+    got, tried, _ = _get(client, query, monkeypatch, windowed=True, few=ROWS)
+    assert got == expected and not tried
+    got, tried, _ = _get(client, query, monkeypatch, windowed=True)
+    assert got == expected and tried == POSTGRES

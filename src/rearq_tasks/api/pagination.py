@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from rearq_tasks.conf import conf
+from rearq_tasks.queries.window import sorted_if_few
 
 
 def estimated_count(queryset: Any) -> int | None:
@@ -49,9 +50,12 @@ class CappedCountPaginator(Paginator):
     def count(self) -> int:
         queryset = self.object_list
         if not self.count_limit or not hasattr(queryset, "query"):
-            return super().count
+            exact = super().count
+            self.object_list = sorted_if_few(queryset, exact)
+            return exact
         capped = queryset.order_by()[: self.count_limit + 1].count()
         if capped <= self.count_limit:
+            self.object_list = sorted_if_few(queryset, capped)
             return capped
         estimate = estimated_count(queryset)
         if estimate is None:

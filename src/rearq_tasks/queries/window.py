@@ -11,7 +11,9 @@ Otherwise the page is read the GIN way, exactly as before. The rows and their or
 same either way (ties in ``enqueue_time`` have no defined order on either path).
 
 PostgreSQL only, for the default order (newest enqueued first) and pages within
-:data:`MAX_WINDOW_PAGE_END`; counts, exports and every other database are unaffected.
+:data:`MAX_WINDOW_PAGE_END`; counts, exports and every other database are unaffected. When
+a count has already found at most :data:`FEW_MATCHES` matches (:func:`sorted_if_few`), the
+sort is cheap and a window would only be a miss: a rare value goes straight to the sort.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rearq_tasks.queries.arguments import index_first
 
 WINDOW_ROWS = 20_000
 MAX_WINDOW_PAGE_END = WINDOW_ROWS // 20  # deeper pages would rarely fit: go straight to the sort
+FEW_MATCHES = 1_000  # an exact count this low: sorting the matches costs less than a window
 ORDER = "-enqueue_time"
 
 
@@ -109,3 +112,12 @@ def window_first(queryset: QuerySet[TaskLog], deferred: Q) -> QuerySet[TaskLog]:
     windowed.__class__ = WindowFirstQuerySet
     windowed._window = queryset  # type: ignore[attr-defined]
     return windowed
+
+
+def sorted_if_few(queryset: Any, count: int) -> Any:
+    """``queryset`` without its window when an exact ``count`` says the matches are few."""
+    if isinstance(queryset, WindowFirstQuerySet) and count <= FEW_MATCHES:
+        plain = queryset._chain()
+        plain._window = None
+        return plain
+    return queryset
