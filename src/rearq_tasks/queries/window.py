@@ -4,13 +4,16 @@
 matches through the GIN index and sort them all: bounded by the matches, which is what a
 rare value needs, but a value held by 1 % of 10M rows is a 100,000-row fetch and sort for a
 page of 50. :func:`window_first` first reads the newest :data:`WINDOW_ROWS` rows that pass
-the other filters (the b-tree order, an inner ``LIMIT``: never more rows than that) and
-applies every condition to that window. A window holding ``offset + limit`` matches holds
-the newest ones, since any newer match would be in it: that page is returned as it is.
+the other filters (the b-tree order, an inner ``LIMIT``: no filter, a walk of exactly that
+many rows; column filters, the plan of any list page that long, e.g. the failed rows' partial
+index for ``status:failed``) and applies every condition to that window. A window holding
+``offset + limit`` matches holds the newest ones, since any newer match would be in it:
+that page is returned as it is.
 Otherwise the page is read the GIN way, exactly as before. The rows and their order are the
 same either way (ties in ``enqueue_time`` have no defined order on either path).
 
-PostgreSQL only, for the default order (newest enqueued first) and pages within
+PostgreSQL only, for the default order (newest enqueued first; the admin's adds ``-pk``,
+which the window then follows too) and pages within
 :data:`MAX_WINDOW_PAGE_END`; counts, exports and every other database are unaffected. When
 a count has already found at most :data:`FEW_MATCHES` matches (:func:`sorted_if_few`), the
 sort is cheap and a window would only be a miss: a rare value goes straight to the sort.
@@ -31,7 +34,7 @@ from rearq_tasks.queries.arguments import index_first
 WINDOW_ROWS = 20_000
 MAX_WINDOW_PAGE_END = WINDOW_ROWS // 20  # deeper pages would rarely fit: go straight to the sort
 FEW_MATCHES = 1_000  # an exact count this low: sorting the matches costs less than a window
-ORDER = "-enqueue_time"
+NEWEST_FIRST = (("-enqueue_time",), ("-enqueue_time", "-pk"), ("-enqueue_time", "-id"))
 
 
 class WindowTable(BaseTable):
@@ -59,7 +62,7 @@ class WindowTable(BaseTable):
 class WindowFirstQuerySet(TaskLogQuerySet):
     """A queryset whose sliced evaluation tries the window first (see the module)."""
 
-    _window: QuerySet[TaskLog] | None = None
+    _window: tuple[QuerySet[TaskLog], tuple[str, ...]] | None = None  # (rows, their order)
 
     def _clone(self) -> WindowFirstQuerySet:
         clone = super()._clone()
@@ -79,26 +82,30 @@ class WindowFirstQuerySet(TaskLogQuerySet):
         if high is None or high > MAX_WINDOW_PAGE_END or high <= low:
             return None
         assert self._window is not None
-        inner = self._window.order_by(ORDER)
+        rows_before, order = self._window
+        inner = rows_before.order_by(*order)
         inner.query.clear_deferred_loading()
         inner.query.select_related = False
         inner = inner[:WINDOW_ROWS]
         outer = self._chain()
         outer._window = None
         outer.query.clear_ordering(force=True)
-        outer.query.add_ordering(ORDER)
+        outer.query.add_ordering(*order)
         alias = outer.query.get_initial_alias()
         table = outer.query.alias_map[alias].table_name
         outer.query.alias_map[alias] = WindowTable(table, alias, inner.query)
-        rows = list(outer)
-        return rows if len(rows) == high - low else None
+        page = list(outer)
+        return page if len(page) == high - low else None
 
 
-def _default_order(queryset: QuerySet[TaskLog]) -> bool:
+def _newest_first(queryset: QuerySet[TaskLog]) -> tuple[str, ...] | None:
+    """The queryset's order if it is newest enqueued first (the list's default), else None."""
     query = queryset.query
-    if query.order_by:
-        return tuple(query.order_by) == (ORDER,)
-    return query.default_ordering and tuple(TaskLog._meta.ordering) == (ORDER,)
+    order = tuple(query.order_by) if query.order_by else ()
+    if not order and query.default_ordering:
+        order = tuple(TaskLog._meta.ordering)
+    order = tuple(dict.fromkeys(order))  # a repeated key orders nothing more
+    return order if order in NEWEST_FIRST else None
 
 
 def window_first(queryset: QuerySet[TaskLog], deferred: Q) -> QuerySet[TaskLog]:
@@ -106,11 +113,12 @@ def window_first(queryset: QuerySet[TaskLog], deferred: Q) -> QuerySet[TaskLog]:
     order as ``queryset``; its pages on PostgreSQL read the newest rows of ``queryset``
     first, the GIN-sorted matches (:func:`index_first`) when those do not hold the page."""
     matched = index_first(queryset.filter(deferred))
-    if connections[queryset.db].vendor != "postgresql" or not _default_order(queryset):
+    order = _newest_first(queryset)
+    if connections[queryset.db].vendor != "postgresql" or order is None:
         return matched
     windowed = matched._chain()
     windowed.__class__ = WindowFirstQuerySet
-    windowed._window = queryset  # type: ignore[attr-defined]
+    windowed._window = (queryset, order)  # type: ignore[attr-defined]
     return windowed
 
 
