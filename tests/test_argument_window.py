@@ -69,6 +69,11 @@ CASES = [
     ({"kwargs": json.dumps({"plan": "common"})}, range(1, 6), {1, 2, 3}),
     ({"search": "kwargs.plan:common status:failed"}, range(1, 3), {1, 2}),  # 2: [3:5]
     ({"search": 'kwargs.plan:common error:"timed out"'}, range(1, 3), {1}),
+    (
+        {"kwargs": json.dumps({"plan": "common"}), "ordering": "-enqueue_time"},
+        range(1, 6),
+        {1, 2, 3},
+    ),
     ({"kwargs": json.dumps({"order": 27})}, range(1, 2), set()),  # older than the window
     ({"kwargs": json.dumps({"order": 3}), "search": "status:failed"}, range(1, 2), {1}),
 ]
@@ -131,3 +136,39 @@ def test_uncapped_count_also_skips_the_window_for_few(client, rows, monkeypatch)
     assert got == expected and not tried
     got, tried, _ = _get(client, query, monkeypatch, windowed=True)
     assert got == expected and tried == POSTGRES
+
+
+def _admin_page(client, monkeypatch, term: str, page: int, windowed: bool) -> tuple:
+    from django.contrib import admin
+    from django.urls import reverse
+
+    from rearq_tasks.models import TaskLog
+
+    monkeypatch.setattr(admin.site._registry[TaskLog], "list_per_page", 3)
+    monkeypatch.setattr(window, "WINDOW_ROWS", WINDOW)
+    monkeypatch.setattr(window, "MAX_WINDOW_PAGE_END", WINDOW if windowed else 0)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("admin:tasks_tasklog_changelist"), {"q": term, "p": page})
+    assert response.status_code == 200
+    sqls = [q["sql"] for q in queries.captured_queries]
+    tried = any(f"LIMIT {WINDOW}) " in sql for sql in sqls)
+    sorted_ = any("ORDER BY COALESCE(" in sql for sql in sqls)
+    return [row.job_id for row in response.context["cl"].result_list], tried, sorted_
+
+
+@pytest.mark.parametrize(
+    ("term", "held"),
+    [("kwargs.plan:common", {1, 2, 3}), ('kwargs.plan:common error:"timed out"', {1})],
+)
+def test_admin_changelist_window_equals_the_sorted_page(client, rows, monkeypatch, term, held):
+    from harness.factories import UserFactory
+
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))  # admin
+    for page in range(1, 5):
+        expected, tried, _ = _admin_page(client, monkeypatch, term, page, windowed=False)
+        assert not tried
+        got, tried, sorted_ = _admin_page(client, monkeypatch, term, page, windowed=True)
+        assert got == expected, (term, page)
+        assert tried == POSTGRES
+        assert sorted_ == (POSTGRES and page not in held), (term, page)
+    assert _admin_page(client, monkeypatch, term, 1, windowed=True)[0][:1] == ["j00"]
