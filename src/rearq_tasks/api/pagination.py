@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from rearq_tasks.conf import conf
+from rearq_tasks.queries.counting import capped_count
 from rearq_tasks.queries.window import sorted_if_few
 
 
@@ -53,7 +54,7 @@ class CappedCountPaginator(Paginator):
             exact = super().count
             self.object_list = sorted_if_few(queryset, exact)
             return exact
-        capped = queryset.order_by()[: self.count_limit + 1].count()
+        capped = capped_count(queryset, self.count_limit)
         if capped <= self.count_limit:
             self.object_list = sorted_if_few(queryset, capped)
             return capped

@@ -30,6 +30,7 @@ from django.db.models.sql.query import Query
 
 from rearq_tasks.models import TaskLog, TaskLogQuerySet
 from rearq_tasks.queries.arguments import index_first
+from rearq_tasks.queries.counting import exact_bitmaps
 
 WINDOW_ROWS = 20_000
 MAX_WINDOW_PAGE_END = WINDOW_ROWS // 20  # deeper pages would rarely fit: go straight to the sort
@@ -72,8 +73,11 @@ class WindowFirstQuerySet(TaskLogQuerySet):
     def _fetch_all(self) -> None:
         if self._result_cache is None and self._window is not None:
             rows = self._from_window()
-            if rows is not None:
-                self._result_cache = rows
+            if rows is None:  # many matches (the count found more than a few): many pages
+                with exact_bitmaps(self.db):
+                    super()._fetch_all()
+                return
+            self._result_cache = rows
         super()._fetch_all()
 
     def _from_window(self) -> list[Any] | None:
