@@ -63,3 +63,16 @@ def test_outside_a_transaction_the_commit_ends_the_setting() -> None:
     with counting.exact_bitmaps("default"):
         assert _work_mem_kb() == counting.COUNT_WORK_MEM_KB
     assert _work_mem_kb() == before
+
+
+def test_only_filtered_counts_raise_work_mem() -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    TaskLogFactory(job_id="f1", status="failed")
+    with CaptureQueriesContext(connection) as plain:
+        assert counting.capped_count(TaskLog.objects.all(), 10) == 1
+    with CaptureQueriesContext(connection) as filtered:
+        assert counting.capped_count(TaskLog.objects.filter(status="failed"), 10) == 1
+    assert len(plain.captured_queries) == 1
+    raised = any("set_config" in q["sql"] for q in filtered.captured_queries)
+    assert raised == POSTGRES

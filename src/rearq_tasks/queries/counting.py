@@ -47,6 +47,10 @@ def exact_bitmaps(using: str) -> Iterator[None]:
 
 
 def capped_count(queryset: Any, cap: int) -> int:
-    """The number of rows of ``queryset``, counting at most ``cap + 1``."""
+    """The number of rows of ``queryset``, counting at most ``cap + 1`` (no filter, no
+    bitmap: the plain list's count keeps its single statement)."""
+    capped = queryset.order_by()[: cap + 1]
+    if not queryset.query.where:
+        return capped.count()
     with exact_bitmaps(queryset.db):
-        return queryset.order_by()[: cap + 1].count()
+        return capped.count()
