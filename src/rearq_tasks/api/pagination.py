@@ -5,6 +5,9 @@ while the matching rows number at most ``COUNT_LIMIT`` (a ``COUNT`` over a ``LIM
 subquery stops early); above that, on PostgreSQL, it is the planner's estimate for the
 same query (``EXPLAIN``), never less than ``COUNT_LIMIT + 1``, and the response carries
 ``X-Count-Exact: false``. Elsewhere, and when ``COUNT_LIMIT`` is 0, it is always exact.
+A filtered count runs with exact bitmaps on PostgreSQL (:mod:`rearq_tasks.queries.counting`),
+and a count of at most 1,000 sends an argument search's page straight to the sort
+(:func:`rearq_tasks.queries.window.sorted_if_few`).
 """
 
 from __future__ import annotations
