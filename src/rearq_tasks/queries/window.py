@@ -72,13 +72,12 @@ class WindowFirstQuerySet(TaskLogQuerySet):
 
     def _fetch_all(self) -> None:
         if self._result_cache is None and self._window is not None:
-            rows = self._from_window()
-            if rows is None:  # many matches (the count found more than a few): many pages
-                with exact_bitmaps(self.db):
-                    super()._fetch_all()
-                return
-            self._result_cache = rows
-        super()._fetch_all()
+            self._result_cache = self._from_window()
+        if self._result_cache is None:  # the sort reads the matches through bitmaps
+            with exact_bitmaps(self.db):
+                super()._fetch_all()
+        else:
+            super()._fetch_all()
 
     def _from_window(self) -> list[Any] | None:
         """The page if the window holds it, else ``None`` (the caller sorts the matches)."""
