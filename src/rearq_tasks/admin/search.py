@@ -20,13 +20,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, Streami
 from django.urls import URLPattern, path, reverse
 from unfold.views import ChangeList
 
-from rearq_tasks.admin.filters import cached_choices
+from rearq_tasks.admin.filters import FiltersOnlyChangeList, cached_choices
 from rearq_tasks.models import TaskLog
 from rearq_tasks.operation_models import Source
 from rearq_tasks.queries import export, language
-from rearq_tasks.queries.arguments import index_first
+from rearq_tasks.queries.window import window_first
 
 EXPORT_PARAM = "format"
+DEFERRED_ATTR = "_rearq_tasks_deferred"  # the changelist's request: where its search defers
 SUGGESTED = (
     "status:failed", "status:expired", "status:in_progress", "error:", "id:", "user:",
     "worker:", "kwargs.", "args:", "after:-2h", "after:-7d", "before:",
@@ -70,17 +71,22 @@ def search_condition(term: str, using: str = "default") -> Q | None:
     return language.query_q(query, words_q, using) if query else None
 
 
-class TaskLogChangeList(ChangeList):
-    """With ``kwargs.``/``args:`` in the search, PostgreSQL sorts the GIN index's matches
-    (:func:`~rearq_tasks.queries.arguments.index_first`) instead of walking the table."""
+class TaskLogChangeList(FiltersOnlyChangeList):
+    """Only the filters' own lookups (:class:`FiltersOnlyChangeList`); with ``kwargs.``/``args:``
+    in the search, a page comes from the newest rows or, when
+    they do not hold it, from the GIN index's sorted matches
+    (:func:`~rearq_tasks.queries.window.window_first`), never from a walk of the table."""
 
     def get_queryset(self, request: HttpRequest, *args: Any, **kwargs: Any) -> QuerySet:
-        queryset = super().get_queryset(request, *args, **kwargs)
+        deferred: dict[str, Q] = {}
+        setattr(request, DEFERRED_ATTR, deferred)
         try:
-            uses_arguments = language.parse(self.query.strip()).uses_arguments
-        except language.QueryError:
+            queryset = super().get_queryset(request, *args, **kwargs)
+        finally:
+            delattr(request, DEFERRED_ATTR)
+        if "q" not in deferred:
             return queryset
-        return index_first(queryset) if uses_arguments else queryset
+        return window_first(queryset, deferred["q"])
 
 
 class SearchExportMixin:
@@ -90,11 +96,18 @@ class SearchExportMixin:
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
         try:
-            condition = search_condition(search_term, queryset.db)
+            query = language.parse(search_term.strip())
+            if not query:
+                return queryset, False
+            columns, deferred = language.query_parts(query, words_q, queryset.db)
         except language.QueryError as exc:
             messages.error(request, f"Search: {exc}")
             return queryset.none(), False
-        return (queryset if condition is None else queryset.filter(condition)), False
+        found = getattr(request, DEFERRED_ATTR, None)
+        if query.uses_arguments and found is not None:  # our changelist applies them last
+            found["q"] = deferred
+            return queryset.filter(columns), False
+        return queryset.filter(columns & deferred), False
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return TaskLogChangeList

@@ -39,7 +39,6 @@ from rearq_tasks.admin.actions import (  # noqa: F401 - part of this module's in
 )
 from rearq_tasks.admin.bulk import BulkAdminMixin
 from rearq_tasks.admin.filters import (
-    FiltersOnlyChangeList,
     QueueNameFilter,
     QuickFilter,
     TaskNameFilter,
@@ -117,10 +116,6 @@ class TaskLogAdmin(
         return ("user",) if user_admin is not None and user_admin.search_fields else ()
 
     # --- changelist ---
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type:
-        """Only the filters' own parameters (and search, ordering, pages) reach the query."""
-        return FiltersOnlyChangeList
-
     def get_list_filter(self, request: HttpRequest) -> list:
         """Adds a user filter that autocompletes (never lists every user) when it can."""
         filters = list(super().get_list_filter(request))

@@ -39,8 +39,9 @@ from rearq_tasks.models import (
     stuck_q,
 )
 from rearq_tasks.queries import language, search
-from rearq_tasks.queries.arguments import args_q, index_first, kwargs_q
+from rearq_tasks.queries.arguments import args_q, kwargs_q
 from rearq_tasks.queries.expressions import queue_wait_ms
+from rearq_tasks.queries.window import window_first
 
 ORDERING_FIELDS: tuple[str, ...] = (
     "enqueue_time",
@@ -286,10 +287,12 @@ class TaskLogFilterSet(df.FilterSet):
         self.form.fields["search"] = SearchField(required=False)
 
     def filter_queryset(self, queryset: QuerySet[TaskLog]) -> QuerySet[TaskLog]:
-        """All filters; with an argument filter, PostgreSQL sorts the GIN index's matches."""
+        """All filters. The argument and text conditions of an argument search are applied
+        last, by :func:`window_first`: the newest rows first, else the GIN index's matches."""
         self.by_arguments = False
+        self.deferred = Q()
         queryset = super().filter_queryset(queryset)
-        return index_first(queryset) if self.by_arguments else queryset
+        return window_first(queryset, self.deferred) if self.by_arguments else queryset
 
     def filter_stuck(
         self, queryset: QuerySet[TaskLog], name: str, value: bool | None
@@ -331,7 +334,8 @@ class TaskLogFilterSet(df.FilterSet):
         if value is None:
             return queryset
         self.by_arguments = True
-        return queryset.filter(kwargs_q(value) if name == "kwargs" else args_q(value))
+        self.deferred &= kwargs_q(value) if name == "kwargs" else args_q(value)
+        return queryset
 
     def filter_search(
         self, queryset: QuerySet[TaskLog], name: str, value: language.Query | None
@@ -341,7 +345,12 @@ class TaskLogFilterSet(df.FilterSet):
         self.by_arguments = self.by_arguments or value.uses_arguments
         using = queryset.db
         try:
-            condition = language.query_q(value, lambda t: search.words_q(t, using), using)
+            columns, deferred = language.query_parts(
+                value, lambda t: search.words_q(t, using), using
+            )
         except language.QueryError as exc:
             raise ValidationError({"search": [str(exc)]}) from None
-        return queryset.filter(condition)
+        if not value.uses_arguments:
+            return queryset.filter(columns & deferred)
+        self.deferred &= deferred
+        return queryset.filter(columns)

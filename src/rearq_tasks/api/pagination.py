@@ -5,6 +5,9 @@ while the matching rows number at most ``COUNT_LIMIT`` (a ``COUNT`` over a ``LIM
 subquery stops early); above that, on PostgreSQL, it is the planner's estimate for the
 same query (``EXPLAIN``), never less than ``COUNT_LIMIT + 1``, and the response carries
 ``X-Count-Exact: false``. Elsewhere, and when ``COUNT_LIMIT`` is 0, it is always exact.
+A filtered count runs with exact bitmaps on PostgreSQL (:mod:`rearq_tasks.queries.counting`),
+and a count of at most 1,000 sends an argument search's page straight to the sort
+(:func:`rearq_tasks.queries.window.sorted_if_few`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from rearq_tasks.conf import conf
+from rearq_tasks.queries.counting import capped_count
+from rearq_tasks.queries.window import sorted_if_few
 
 
 def estimated_count(queryset: Any) -> int | None:
@@ -49,9 +54,12 @@ class CappedCountPaginator(Paginator):
     def count(self) -> int:
         queryset = self.object_list
         if not self.count_limit or not hasattr(queryset, "query"):
-            return super().count
-        capped = queryset.order_by()[: self.count_limit + 1].count()
+            exact = super().count
+            self.object_list = sorted_if_few(queryset, exact)
+            return exact
+        capped = capped_count(queryset, self.count_limit)
         if capped <= self.count_limit:
+            self.object_list = sorted_if_few(queryset, capped)
             return capped
         estimate = estimated_count(queryset)
         if estimate is None:

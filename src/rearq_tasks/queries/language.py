@@ -189,15 +189,21 @@ def _term_q(qualifier: str, value: str, using: str, now: dt.datetime | None) -> 
     return _payload_q(qualifier, value)
 
 
-def query_q(
+def _deferred(qualifier: str) -> bool:
+    """Conditions a walk of the newest rows cannot narrow by index: arguments and text."""
+    return qualifier in ("args", "error") or qualifier.startswith("kwargs.")
+
+
+def query_parts(
     query: Query,
     words_q: Callable[[str], Q],
     using: str = "default",
     now: dt.datetime | None = None,
-) -> Q:
-    """The condition of ``query``: AND across qualifiers, OR within one, ``words_q`` for the
-    plain words."""
-    condition = Q()
+) -> tuple[Q, Q]:
+    """The condition of ``query`` in two parts, ANDed they are :func:`query_q`: the column
+    filters, and the argument and text conditions (``kwargs.``, ``args:``, ``error:``, plain
+    words) that :func:`~rearq_tasks.queries.window.window_first` applies to a window."""
+    columns, deferred = Q(), Q()
     for qualifier, values in query.terms.items():
         either = Q()
         for value in values:
@@ -207,7 +213,22 @@ def query_q(
                 either |= _term_q(qualifier, value, using, now)
             except (ValueError, ArgumentError) as exc:
                 raise QueryError(f'{qualifier}:"{value}" {exc}') from None
-        condition &= either
+        if _deferred(qualifier):
+            deferred &= either
+        else:
+            columns &= either
     if query.words:
-        condition &= words_q(query.text)
-    return condition
+        deferred &= words_q(query.text)
+    return columns, deferred
+
+
+def query_q(
+    query: Query,
+    words_q: Callable[[str], Q],
+    using: str = "default",
+    now: dt.datetime | None = None,
+) -> Q:
+    """The condition of ``query``: AND across qualifiers, OR within one, ``words_q`` for the
+    plain words."""
+    columns, deferred = query_parts(query, words_q, using, now)
+    return columns & deferred
