@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from rearq_tasks import queries
@@ -73,3 +74,22 @@ def test_a_subtracted_histogram_holds_no_negative_or_empty_bin() -> None:
     assert _plan(scope).minus is not None
     for bins in histograms(scope, ("task_name",)).values():
         assert bins and all(n > 0 for n in bins.values())
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's settings")
+def test_rollup_reads_put_jit_and_work_mem_back_in_the_callers_transaction() -> None:
+    from rearq_tasks.queries.read_settings import tuned_for_rollups
+
+    def settings() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
+            return cursor.fetchone()
+
+    before = settings()
+    with tuned_for_rollups("default"):
+        inside = settings()
+    assert inside == ("off", "32MB") if before[1] == "4MB" else inside[0] == "off"
+    assert settings() == before
+    queries.summary(Scope(timezone.now() - DAY))
+    assert settings() == before

@@ -13,12 +13,11 @@ docs/performance.md.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import BigIntegerField, Case, ExpressionWrapper, F, Q, Sum, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -30,6 +29,7 @@ from rearq_tasks.lifecycle import (
 )
 from rearq_tasks.models import TaskLog, since_q
 from rearq_tasks.queries.expressions import hours_since
+from rearq_tasks.queries.read_settings import tuned_for_rollups
 from rearq_tasks.rollup_sql import (
     LOG_TABLE,
     STAT_SUMS,
@@ -218,23 +218,6 @@ def _read_from(plan: _Plan) -> Q:
     return plan.whole if plan.minus is None else plan.whole | plan.minus
 
 
-@contextmanager
-def _without_jit(using: str) -> Iterator[None]:
-    """PostgreSQL compiles a query costed over ``jit_above_cost`` (bitmap scans of a few
-    10,000 rollup rows are) to machine code first: 15–90 ms measured, two to five times the
-    query itself. Rollup reads are short; ``SET LOCAL`` keeps the change to this
-    transaction (to the end of the caller's, when it has one)."""
-    connection = connections[using]
-    if connection.vendor != "postgresql":
-        yield
-        return
-    # Inside the caller's transaction no savepoint is needed: one statement in all.
-    with nullcontext() if connection.in_atomic_block else transaction.atomic(using=using):
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
-        yield
-
-
 def _row_sources(scope: Scope, plan: _Plan, terminal_only: bool) -> tuple[str, list[Any]]:
     """TaskLog rows of the edge and the live jobs, as one contribution source."""
     connection = connections[scope.using]
@@ -311,7 +294,7 @@ def records(
         on_postgres = connections[scope.using].vendor == "postgresql"
         stored = stored.annotate(hour=hours_since(hours_from, "bucket", on_postgres))
     stored = stored.values(*dims).annotate(**{s: _signed(s, plan) for s in STAT_SUMS}).order_by()
-    with _without_jit(scope.using):
+    with tuned_for_rollups(scope.using):
         rows = [*stored, *_raw(scope, stat_select, plan, terminal_only)]
     for row in rows:
         if "bucket" in row:
@@ -345,7 +328,7 @@ def histograms(
         .annotate(jobs=_signed("jobs", plan))
         .order_by()
     )
-    with _without_jit(scope.using):
+    with tuned_for_rollups(scope.using):
         rows = [*stored, *_raw(scope, bin_select, plan, terminal_only)]
     out: dict[tuple[Any, ...], dict[int, int]] = {}
     for row in rows:
