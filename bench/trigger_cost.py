@@ -7,7 +7,8 @@ success), ``--batch`` jobs per statement, each an ``INSERT … ON CONFLICT (job_
 as the collector's upsert is (so both statement triggers fire on each). Round by round, in
 an alternating order: triggers disabled (``none``), enabled with empty bodies (``empty``:
 the cost of firing them and of their transition tables), the bodies of migration 0008
-(``0008``) and the current ones (``current``). Printed: the backend's CPU µs per job (from
+(``0008``), of 0013 (early exit, 15-minute and day spans: ``0013``) and the current ones
+(``current``: 0014 adds the hour span). Printed: the backend's CPU µs per job (from
 /proc) and its difference to ``none``, median over rounds and per round. No client round
 trips and no worker (a commit after each statement, ``synchronous_commit`` off): only what
 the triggers add (``bench/capture.py`` measures capture as a whole).
@@ -28,7 +29,7 @@ from harness.databases import ensure_database, pg_connect  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.capture_settings")
 DB = os.environ.setdefault("BENCH_DB_NAME", "rt_capture_bench")
-VARIANTS = ("none", "empty", "0008", "current")
+VARIANTS = ("none", "empty", "0008", "0013", "current")
 CLK = os.sysconf("SC_CLK_TCK")
 # One capture statement per event: ``{status}`` and the columns it sets, ``g`` the job.
 UPSERT = (
@@ -70,7 +71,10 @@ def configure(conn: object, variant: str) -> None:
     conn.execute(f"TRUNCATE {LOG_TABLE}, {STAT_TABLE}, {BIN_TABLE}")  # type: ignore[attr-defined]
     state = "DISABLE" if variant == "none" else "ENABLE"
     conn.execute(f"ALTER TABLE {LOG_TABLE} {state} TRIGGER USER")  # type: ignore[attr-defined]
-    for _event, sql in postgres_functions_sql(early_exit=variant != "0008"):
+    from rearq_tasks.rollups import SPANS, SPANS_0008
+
+    spans = SPANS_0008 if variant in ("0008", "0013") else SPANS  # 0014 added the hour
+    for _event, sql in postgres_functions_sql(variant != "0008", spans):
         if variant == "empty":
             sql = sql.split("$$")[0] + "$$ BEGIN RETURN NULL; END $$"
         conn.execute(sql)  # type: ignore[attr-defined]
@@ -92,7 +96,7 @@ def run(conn: object, variant: str, jobs: int, batch: int) -> float:
     counted = conn.execute(  # type: ignore[attr-defined]
         "SELECT coalesce(sum(jobs), 0) FROM django_cfg_task_stat WHERE span = 900"
     ).fetchone()[0]
-    assert counted == (jobs if variant in ("0008", "current") else 0), (variant, counted)
+    assert counted == (jobs if variant in ("0008", "0013", "current") else 0), (variant, counted)
     return used * 1e6 / jobs
 
 
