@@ -7,7 +7,9 @@ Each round runs, in an alternating order, one worker draining N no-op jobs:
 ``external`` (capture, the worker only sends events; ``manage.py rearq_collector`` writes),
 ``external-norollup`` (the same with the statistics rollup triggers disabled) and
 ``external-0008`` (the same with the trigger functions as migration 0008 installed them,
-before the early exit of 0013).
+before the early exit of 0013) and ``external-nogin`` (the same without the argument GIN
+indexes of migration 0009; with ``--kwargs`` every job carries realistic keyword arguments,
+so that the indexes have keys to write).
 Django and ReArq share one PostgreSQL database; Redis is ``BENCH_REDIS_URL`` (its DB is
 flushed). Drain time = first XADD -> last JobResult.finish_time. Printed: the median of
 per-round throughput ratios against ``plain``, the capture lag (JobResult.finish_time ->
@@ -53,12 +55,36 @@ DB = os.environ.setdefault("BENCH_DB_NAME", "rt_capture_bench")
 QUEUE = "rearq:queue:default"
 GROUP = "bench"
 CLK = os.sysconf("SC_CLK_TCK")
-MODES = ("plain", "embedded", "external", "external-norollup", "external-0008")
+MODES = ("plain", "embedded", "external", "external-norollup", "external-0008", "external-nogin")
 # The same as ``external`` with the rollup triggers disabled for the round (this scratch
 # database only): what the statistics rollups add to capture.
 NO_ROLLUP = "external-norollup"
 # The same with the trigger bodies of migration 0008 (no early exit) for the round.
 OLD_ROLLUP = "external-0008"
+# The same without the argument GIN indexes of migration 0009 for the round: what they add.
+NO_GIN = "external-nogin"
+GIN_INDEXES = {"tasklog_kwargs_gin_idx": "kwargs", "tasklog_args_gin_idx": "args"}
+# With --kwargs, every job carries arguments shaped like a real job's (a unique id, a nested
+# object, a short text), so that the GIN indexes have keys to index.
+ARGUMENTS = {"kwargs": False}
+
+
+def job_kwargs(i: int) -> str:
+    if not ARGUMENTS["kwargs"]:
+        return "{}"
+    plan = ("free", "pro", "enterprise")[i % 3]
+    return json.dumps({"order_id": i, "customer": {"plan": plan, "tenant": f"t{i % 50}"},
+                       "note": f"order {i} for tenant t{i % 50}"})  # fmt: skip
+
+
+def gin_indexes(conn: object, present: bool) -> None:
+    for name, column in GIN_INDEXES.items():
+        if present:
+            sql = (f"CREATE INDEX IF NOT EXISTS {name} ON django_cfg_task_log "
+                   f"USING gin ({column} jsonb_path_ops)")  # fmt: skip
+        else:
+            sql = f"DROP INDEX IF EXISTS {name}"
+        conn.execute(sql)  # type: ignore[attr-defined]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -192,7 +218,8 @@ def enqueue(conn: object, redis: object, n: int, rate: float = 0) -> float:
         " enqueue_time, status) FROM STDIN"
     ) as copy:
         for i, job_id in enumerate(ids):
-            copy.write_row(["noop", json.dumps([i]), "{}", 0, 0, 60, job_id, "now", "queued"])
+            row = ["noop", json.dumps([i]), job_kwargs(i), 0, 0, 60, job_id, "now", "queued"]
+            copy.write_row(row)
     t0 = time.time()
     if rate:
         for i, job_id in enumerate(ids):
@@ -226,6 +253,7 @@ def measure_round(
     triggers = "DISABLE" if mode == NO_ROLLUP else "ENABLE"
     conn.execute(f"ALTER TABLE django_cfg_task_log {triggers} TRIGGER USER")  # type: ignore[attr-defined]
     trigger_bodies(conn, early_exit=mode != OLD_ROLLUP)
+    gin_indexes(conn, present=mode != NO_GIN)
     procs = start(mode, log)
     try:
         wait_ready(redis, mode, procs)
@@ -285,6 +313,7 @@ def measure_round(
         terminate(procs)
         conn.execute("ALTER TABLE django_cfg_task_log ENABLE TRIGGER USER")  # type: ignore[attr-defined]
         trigger_bodies(conn, early_exit=True)
+        gin_indexes(conn, present=True)
 
 
 def main() -> None:
@@ -293,10 +322,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--rate", type=float, default=0, help="jobs/s enqueued (0: all at once)")
+    parser.add_argument("--kwargs", action="store_true",
+                        help="jobs carry realistic keyword arguments (see job_kwargs)")  # fmt: skip
     parser.add_argument("--shared-redis", action="store_true",
                         help="use BENCH_REDIS_URL rather than a private redis-server")  # fmt: skip
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
+    ARGUMENTS["kwargs"] = args.kwargs
     if "plain" not in modes or any(m not in MODES for m in modes):
         raise SystemExit(f"--modes must include plain and be among {MODES}")
     import redis as redis_lib

@@ -21,5 +21,5 @@ async def startup() -> None:
 
 
 @rearq.task()
-async def noop(i: int) -> int:
+async def noop(i: int, **kwargs: object) -> int:
     return i

@@ -12,5 +12,5 @@ rearq = get_rearq_client()
 
 
 @rearq.task()
-async def noop(i: int) -> int:
+async def noop(i: int, **kwargs: object) -> int:
     return i

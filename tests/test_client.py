@@ -124,8 +124,12 @@ def test_using_the_client_keeps_the_process_signal_handlers() -> None:
     import subprocess
     import sys
 
+    # A process started in the background inherits SIGINT (and maybe SIGTERM) ignored and
+    # Python then installs no handler: start from the defaults, check that we keep them.
     code = (
-        "import os, signal, threading, django; django.setup(); "
+        "import os, signal, threading, django; "
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); django.setup(); "
         "from rearq_tasks import get_rearq_client; "
         "t = threading.Thread(target=get_rearq_client); t.start(); t.join(); "
         "assert 'rearq.worker' in __import__('sys').modules; "
