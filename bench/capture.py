@@ -17,7 +17,9 @@ TaskLog row written, p50/p95), the job history rows stored per job, and CPU micr
 per job of the worker, the collector (in embedded mode the worker's child process), the
 PostgreSQL backends of the benchmark database and redis-server (from /proc). Redis is a
 private ``redis-server`` on a free port started for the run, so its CPU is the benchmark's
-alone; ``--shared-redis`` uses ``BENCH_REDIS_URL`` instead (its server's CPU then includes
+alone; ``--pin`` gives the worker core 0 alone and everything else the other cores
+(``bench/pinning.py``), so that the worker's figures are its own; ``--shared-redis`` uses
+``BENCH_REDIS_URL`` instead (its server's CPU then includes
 other users' load). ``--rate`` paces the enqueue (jobs/s) so the collector sees the small
 batches of a deployment below its peak rate; the rollup trigger functions' calls and time per
 job come from ``pg_stat_user_functions`` (``track_functions = 'pl'`` on this database).
@@ -38,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import pinning  # noqa: E402
 from harness.databases import ensure_database, pg_connect  # noqa: E402
 from harness.processes import (  # noqa: E402
     child_env,
@@ -67,6 +70,7 @@ GIN_INDEXES = {"tasklog_kwargs_gin_idx": "kwargs", "tasklog_args_gin_idx": "args
 # With --kwargs, every job carries arguments shaped like a real job's (a unique id, a nested
 # object, a short text), so that the GIN indexes have keys to index.
 ARGUMENTS = {"kwargs": False}
+PIN = {"on": False}  # --pin: the worker alone on core 0 (bench/pinning.py)
 
 
 def job_kwargs(i: int) -> str:
@@ -257,6 +261,8 @@ def measure_round(
     procs = start(mode, log)
     try:
         wait_ready(redis, mode, procs)
+        if PIN["on"]:
+            pinning.worker(procs[0].pid)  # its collector (embedded: its child) stays off it
         pg0 = {pid: cpu_seconds(pid) for pid in backend_pids(conn)}
         if mode == "embedded":
             procs_pids = [procs[0].pid, *children_of(procs[0].pid)]
@@ -326,6 +332,7 @@ def main() -> None:
                         help="jobs carry realistic keyword arguments (see job_kwargs)")  # fmt: skip
     parser.add_argument("--shared-redis", action="store_true",
                         help="use BENCH_REDIS_URL rather than a private redis-server")  # fmt: skip
+    parser.add_argument("--pin", action="store_true", help="the worker alone on core 0")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     ARGUMENTS["kwargs"] = args.kwargs
@@ -338,8 +345,15 @@ def main() -> None:
     conn = pg()
     redis = redis_lib.Redis.from_url(os.environ["BENCH_REDIS_URL"], decode_responses=True)
     try:
+        if args.pin:
+            PIN["on"] = True
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[attr-defined]
+            pinning.others(os.getpid(), pinning.postmaster(backend), redis_server_pid(redis) or 0)
+            print(f"pinned: worker on CPUs {sorted(pinning.WORKER_CPUS)}, the rest on "
+                  f"{sorted(pinning.OTHER_CPUS)}")  # fmt: skip
         rounds(args, modes, conn, redis)
     finally:
+        pinning.release()
         if server is not None:
             server.stop()  # type: ignore[attr-defined]
 

@@ -10,8 +10,11 @@ samples it at 200 Hz (active samples only). Printed: the worker's CPU µs per jo
 task itself), and for each capture function the share of samples it is on the stack for
 (inclusive) with the µs per job that share is of the worker's CPU. ``--save NAME`` keeps
 the figures in ``bench/results/capture_profile-NAME.json``; ``--compare NAME`` prints them
-next to this run's (a before/after). Needs ``py-spy`` (``pip install py-spy``) and the same
-services as ``bench/capture.py`` (``BENCH_REDIS_URL``, ``BENCH_DB_NAME``).
+next to this run's (a before/after; against a ``--mode plain`` run, the functions whose
+µs per job differ most, any code's: where a capture mode's extra worker CPU goes). ``--pin``
+gives the worker core 0 alone (``bench/pinning.py``). Needs ``py-spy`` (``pip install
+py-spy``) and the same services as ``bench/capture.py`` (``BENCH_REDIS_URL``,
+``BENCH_DB_NAME``).
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import pinning  # noqa: E402
 from bench.capture import (  # noqa: E402
     cpu_seconds,
     enqueue,
     pg,
+    redis_server_pid,
     reset,
     setup_database,
     start,
@@ -70,12 +75,14 @@ def analyse(raw: Path) -> dict[str, object]:
     Only the capture frames below the nearest ReArq frame are charged."""
     total = captured = 0
     by_function: collections.Counter[str] = collections.Counter()
+    every: collections.Counter[str] = collections.Counter()  # any frame, inclusive
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
         n = int(count)
         total += n
+        every.update(dict.fromkeys({_short(frame) for frame in stack.split(";")}, n))
         keys: set[str] = set()
         for frame in reversed(stack.split(";")):
             path = frame_parts(frame)[1]
@@ -87,10 +94,17 @@ def analyse(raw: Path) -> dict[str, object]:
         if keys:
             captured += n
             by_function.update(dict.fromkeys(keys, n))
-    return {"samples": total, "captured": captured, "by_function": dict(by_function)}
+    return {"samples": total, "captured": captured, "by_function": dict(by_function),
+            "every": dict(every)}  # fmt: skip
 
 
-def profile(mode: str, jobs: int, rate: int) -> dict[str, object]:
+def _short(frame: str) -> str:
+    """``package/module.py:function`` of a frame, whatever the install prefix."""
+    name, path = frame_parts(frame)
+    return f"{'/'.join(path.split('/')[-2:])}:{name}"
+
+
+def profile(mode: str, jobs: int, rate: int, pin: bool = False) -> dict[str, object]:
     import redis as redis_lib
 
     setup_database()
@@ -106,6 +120,12 @@ def profile(mode: str, jobs: int, rate: int) -> dict[str, object]:
     try:
         wait_ready(redis, mode, procs)
         worker = procs[0].pid
+        if pin:  # the worker alone on core 0 (bench/pinning.py); py-spy starts off it
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[attr-defined]
+            pinning.others(os.getpid(), pinning.postmaster(backend), redis_server_pid(redis) or 0)
+            for pid in procs[1:]:
+                pinning.others(pid.pid)
+            pinning.worker(worker)
         pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         spy = subprocess.Popen(
             [
@@ -138,6 +158,7 @@ def profile(mode: str, jobs: int, rate: int) -> dict[str, object]:
         if spy is not None and spy.poll() is None:
             spy.kill()
         terminate(procs)
+        pinning.release()
     result = analyse(raw)
     result.update(mode=mode, jobs=jobs, load=os.getloadavg(),
                   worker_us_per_job=(cpu1 - cpu0) * 1e6 / jobs)  # fmt: skip
@@ -172,20 +193,35 @@ def show(result: dict[str, object], other: dict[str, object] | None) -> None:
     )
     for key in ranked[:25]:
         print(f"{key:52} {cell(result, key):>18} {cell(other, key):>18}")
+    if other is not None and "every" in other:
+        differences(result, other, us)
+
+
+def differences(result: dict[str, object], other: dict[str, object], us: object) -> None:
+    """The functions (any code, inclusive) whose µs per job differ most between the runs:
+    with ``--mode plain`` on one side, where a capture mode's extra worker CPU goes."""
+    this, that = result["every"], other["every"]  # type: ignore[index]
+    rows = [(key, us(result, this.get(key, 0)), us(other, that.get(key, 0)))  # type: ignore[operator,union-attr]
+            for key in set(this) | set(that)]  # type: ignore[arg-type]  # fmt: skip
+    rows.sort(key=lambda row: -abs(row[1] - row[2]))
+    print(f"\n{'any function (inclusive), µs per job':64} {'this':>8} {'compared':>9} {'diff':>7}")
+    for key, mine, theirs in rows[:30]:
+        print(f"{key[:64]:64} {mine:8.1f} {theirs:9.1f} {mine - theirs:+7.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20000)
-    parser.add_argument("--mode", choices=("external", "embedded"), default="external")
+    parser.add_argument("--mode", choices=("external", "embedded", "plain"), default="external")
     parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--pin", action="store_true", help="the worker alone on core 0")
     parser.add_argument("--save", help="keep this run's figures under this name")
     parser.add_argument("--compare", help="print a saved run's figures next to this one")
     args = parser.parse_args()
     other = None
     if args.compare:
         other = json.loads((RESULTS / f"capture_profile-{args.compare}.json").read_text())
-    result = profile(args.mode, args.jobs, args.rate)
+    result = profile(args.mode, args.jobs, args.rate, args.pin)
     if args.save:
         (RESULTS / f"capture_profile-{args.save}.json").write_text(json.dumps(result, indent=1))
     show(result, other)

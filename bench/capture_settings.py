@@ -25,4 +25,6 @@ REARQ_TASKS = {
     "TASK_MODULES": [],
     "CAPTURE_COLLECTOR": os.environ.get("BENCH_COLLECTOR", "embedded"),
     "CAPTURE_ENABLED": os.environ.get("BENCH_CAPTURE", "1") == "1",
+    # BENCH_FLUSH_MS: the emitter's flush interval (default 50 ms, the setting's default).
+    "CAPTURE_FLUSH_INTERVAL_MS": int(os.environ.get("BENCH_FLUSH_MS", "50")),
 }

@@ -29,7 +29,12 @@ from rearq_tasks.payloads import (
     prepare_record,
     prepare_text,
 )
-from rearq_tasks.redaction import DEFAULT_REDACT_PATTERNS, REDACTED, compile_patterns
+from rearq_tasks.redaction import (
+    DEFAULT_REDACT_PATTERNS,
+    REDACTED,
+    compile_patterns,
+    register_positional,
+)
 
 RULES = PayloadRules(
     limit=64 * 1024, pattern=compile_patterns(DEFAULT_REDACT_PATTERNS), exempt=frozenset({"ex"})
@@ -348,6 +353,39 @@ def test_prepare_record_shortcut_stores_what_the_full_path_stores(
     if not any(record[name] is not None for name in PAYLOAD_FIELDS):
         expected = record
     assert prepare_record(dict(record), rules) == expected
+
+
+def _login(user, password, *rest):
+    return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    args=st.none() | st.lists(_VALUES, max_size=4),
+    kwargs=st.none() | st.dictionaries(_KEYS, _VALUES, max_size=4),
+    result=st.none() | st.text(max_size=40) | _VALUES,
+    error=st.none() | st.text(max_size=40) | SECRETISH,
+    task=st.sampled_from(["t", "ex", "tests.payloads.login"]),
+    limit=st.sampled_from([60, 64 * 1024]),
+)
+def test_arguments_prepared_once_store_what_a_whole_preparation_stores(
+    args, kwargs, result, error, task, limit
+) -> None:
+    """A worker prepares a job's args and kwargs once, for ReArq's "→" log line, and its
+    events reuse them (``arguments_prepared``): the stored columns are the same."""
+    register_positional("tests.payloads.login", _login)  # a secret-named positional parameter
+    rules = PayloadRules(limit=limit, pattern=RULES.pattern, exempt=RULES.exempt)
+    arguments = {"task_name": task, "args": list(args or []), "kwargs": dict(kwargs or {})}
+    event = {"job_id": "j", **arguments, "status": "success", "result": result,
+             "error_message": error}  # fmt: skip
+    whole = prepare_record(dict(event), rules)
+    logged = prepare_record(dict(arguments), rules)
+    reused = prepare_record(
+        {**event, "args": logged["args"], "kwargs": logged["kwargs"]}, rules,
+        arguments_prepared=True,
+    )  # fmt: skip
+    assert reused == whole
+    assert reused["prepared"] is True
 
 
 _LITERALS = st.recursive(

@@ -93,3 +93,24 @@ def test_rollup_reads_put_jit_and_work_mem_back_in_the_callers_transaction() -> 
     assert settings() == before
     queries.summary(Scope(timezone.now() - DAY))
     assert settings() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's settings")
+def test_an_error_in_a_rollup_read_propagates_and_the_settings_are_back() -> None:
+    """The read's own error, not one from putting the settings back in an aborted
+    transaction; the caller's transaction stays usable (the savepoint is rolled back)."""
+    from django.db import DatabaseError
+
+    from rearq_tasks.queries.read_settings import tuned_for_rollups
+
+    def settings() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
+            return cursor.fetchone()
+
+    before = settings()
+    with pytest.raises(DatabaseError, match="division by zero"), tuned_for_rollups("default"):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")
+    assert settings() == before

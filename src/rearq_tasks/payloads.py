@@ -5,11 +5,9 @@ Every payload field reaching TaskLog (args, kwargs, result, error_message) passe
 reconcile path alike: a secret, a 10 MB result, a ``Decimal`` or a NUL byte (PostgreSQL
 rejects it) never crashes a worker or leaks. What a secret is: :mod:`rearq_tasks.redaction`.
 
-A record's ``result`` is the VALUE (capture: what the task returned; reconcile:
-``parse_result_text`` of ReArq's ``str(value)``). Text that parses as JSON or a Python literal
-counts as that value, so both paths store the same column: the text when the value is a
-string, else compact JSON; redacted and bounded like args/kwargs.
-"""
+A record's ``result`` is the VALUE (capture: what the task returned; reconcile: the parse of
+ReArq's ``str(value)``), so both paths store the same column: a string's text, else compact
+JSON; redacted and bounded like args/kwargs."""
 
 from __future__ import annotations
 
@@ -298,7 +296,6 @@ def _lossy(value: Any, depth: int) -> bool:
 
 
 PAYLOAD_FIELDS: tuple[str, ...] = ("args", "kwargs", "result", "error_message")
-_MAX_UTF8 = 4  # UTF-8 bytes per character, at most
 
 
 def _unchanged(value: Any, pattern: re.Pattern[str] | None, on: bool, depth: int = 0) -> int | None:
@@ -344,7 +341,7 @@ def _unchanged(value: Any, pattern: re.Pattern[str] | None, on: bool, depth: int
 def _plain_text(
     text: Any, limit: int, pattern: re.Pattern[str] | None, on: bool, result: bool = False
 ) -> bool:
-    if type(text) is not str or "\x00" in text or len(text) * _MAX_UTF8 > limit:
+    if type(text) is not str or "\x00" in text or len(text) * 4 > limit:  # 4: UTF-8's most
         return False
     if result and _LITERAL_START.match(text):  # a literal is parsed, but "7" stores as "7"
         return len(text) < 13 and text.isdigit() and text.isascii() and text[0] != "0"
@@ -352,17 +349,17 @@ def _plain_text(
 
 
 def _fits(value: Any, kind: type, limit: int, pattern: re.Pattern[str] | None, on: bool) -> bool:
-    if value is None:
-        return True
-    return type(value) is kind and (_unchanged(value, pattern, on) or limit + 1) <= limit
+    return value is None or (
+        type(value) is kind and (_unchanged(value, pattern, on) or limit + 1) <= limit
+    )
 
 
-def _fast(record: dict[str, Any], rules: PayloadRules) -> dict[str, Any] | None:
+def _fast(record: dict[str, Any], rules: PayloadRules, arguments: bool) -> dict[str, Any] | None:
     """The prepared columns that differ from ``record``'s when every present payload is plain
-    (most jobs), else None. Must store exactly what :func:`prepare` stores."""
+    (most jobs; ``arguments``: args/kwargs included), else None. Stores what ``_column`` does."""
     limit, pattern = rules.limit, rules.pattern
     on = rules.redacts(str(record.get("task_name") or ""))
-    if not (
+    if arguments and not (
         _fits(record.get("args"), list, limit, pattern, on)
         and _fits(record.get("kwargs"), dict, limit, pattern, on)
     ):
@@ -379,22 +376,25 @@ def _fast(record: dict[str, Any], rules: PayloadRules) -> dict[str, Any] | None:
     return {"result": _encode(result)} if _fits(result, type(result), limit, pattern, on) else None
 
 
-def prepare_record(record: dict[str, Any], rules: PayloadRules | None = None) -> dict[str, Any]:
-    """``record`` (a partial TaskLog row) with its payload fields made safe to store, marked
-    ``"prepared": True``; a record so marked is returned as it is (cheap, idempotent). Only
-    the fields it carries are touched (a missing one must stay missing for the upsert);
-    plain payloads take a shortcut that stores exactly what the full path would."""
+def prepare_record(
+    record: dict[str, Any], rules: PayloadRules | None = None, arguments_prepared: bool = False
+) -> dict[str, Any]:
+    """``record`` (a partial TaskLog row) with the payload fields it carries made safe to store
+    (missing ones stay missing), marked ``"prepared": True``, which is returned as it is. Plain
+    payloads take a shortcut storing what the full path would. ``arguments_prepared``: args and
+    kwargs came from here for the same task (each column is prepared alone): they are kept."""
     if record.get("prepared") is True:
         return record
-    present = [name for name in PAYLOAD_FIELDS if record.get(name) is not None]
+    names = PAYLOAD_FIELDS[2:] if arguments_prepared else PAYLOAD_FIELDS
+    present = [name for name in names if record.get(name) is not None]
     if not present:
-        return record
+        return {**record, "prepared": True} if arguments_prepared else record
     rules = rules or payload_rules()
     task_name, args = str(record.get("task_name") or ""), record.get("args")
-    if type(args) is list and rules.redacts(task_name):  # secret-named positional parameters
-        redacted = redact_positional(task_name, args, rules.pattern)
-        record = record if redacted is args else {**record, "args": redacted}  # copy if changed
-    changes = _fast(record, rules)
+    if not arguments_prepared and type(args) is list and rules.redacts(task_name):
+        redacted = redact_positional(task_name, args, rules.pattern)  # secret-named parameters
+        record = record if redacted is args else {**record, "args": redacted}
+    changes = _fast(record, rules, arguments=not arguments_prepared)
     if changes is None:
         changes = {name: _column(name, record[name], task_name, rules) for name in present}
     return {**record, **changes, "prepared": True}

@@ -35,7 +35,7 @@ TRACEBACK_FRAMES = 30
 
 class _JobContext:
     __slots__ = ("job", "queue", "worker", "emitter", "canceled", "rules", "start_ms",
-                 "traceback", "returned", "value")  # fmt: skip
+                 "traceback", "returned", "value", "arguments")  # fmt: skip
 
     def __init__(self, job: Any, queue: str, worker: str, runtime: Any) -> None:
         self.job = job
@@ -49,6 +49,16 @@ class _JobContext:
         self.traceback: str | None = None
         self.returned = False  # the task function returned (ReArq may still fail to record it)
         self.value: Any = None
+        # The job's args and kwargs as prepared for ReArq's "→" line, reused by its events.
+        self.arguments: tuple[Any, Any] | None = None
+
+    def event(self, status: str, **fields: Any) -> dict[str, Any]:
+        """This job's event, its payload prepared (the arguments once per job)."""
+        event = job_event(self.job, status, self.queue, **fields)
+        if self.arguments is None:
+            return prepare_record(event, self.rules)
+        event["args"], event["kwargs"] = self.arguments
+        return prepare_record(event, self.rules, arguments_prepared=True)
 
 
 _running: contextvars.ContextVar[_JobContext | None] = contextvars.ContextVar(
@@ -184,20 +194,20 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
     duration = duration_ms(start, finish)
     common = {"worker_id": ctx.worker, "start_time": start}
     if status == "expired":
-        emit(job_event(job, "expired", ctx.queue, job_retries=retries, success=False,
+        emit(ctx.event("expired", job_retries=retries, success=False,
                        finish_time=finish, error_message="expired before it ran"))  # fmt: skip
     elif status == "success":
-        emit(job_event(job, "success", ctx.queue, job_retries=retries, success=True,
+        emit(ctx.event("success", job_retries=retries, success=True,
                        result=_returned(ctx, job_result), finish_time=finish,
                        duration_ms=duration, **common))  # fmt: skip
     elif status == "failed":
-        emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
+        emit(ctx.event("failed", job_retries=retries, success=False,
                        error_message=_result_text(job_result), finish_time=finish,
                        duration_ms=duration, traceback=ctx.traceback, **common))  # fmt: skip
     elif status == "deferred":
         # ReArq stored job_retries as F("job_retries") + 1 on the instance: count it here.
         # event_time/traceback are history-only keys (the TaskLog upsert ignores them).
-        emit(job_event(job, "deferred", ctx.queue, job_retries=retries + 1,
+        emit(ctx.event("deferred", job_retries=retries + 1,
                        error_message=_result_text(job_result), duration_ms=duration,
                        event_time=finish, traceback=ctx.traceback, **common))  # fmt: skip
     elif job_result is not None and _result_text(job_result) == TASK_NOT_FOUND:
@@ -205,11 +215,11 @@ def _outcome(self: Any, ctx: _JobContext, job: Any, job_result: Any, retries: in
             f"task {job.task!r} is not registered on worker {ctx.worker}: ReArq left the "
             "job in progress and will never run it"
         )
-        emit(job_event(job, "failed", ctx.queue, job_retries=retries, success=False,
+        emit(ctx.event("failed", job_retries=retries, success=False,
                        error_message=message, finish_time=finish,
                        worker_id=ctx.worker))  # fmt: skip
     elif job_result is None:
-        emit(job_event(job, "queued", ctx.queue, job_retries=retries,
+        emit(ctx.event("queued", job_retries=retries,
                        error_message=f"task {job.task!r} is disabled: ReArq skipped the job "
                        "and left it unacknowledged"))  # fmt: skip
 
@@ -238,7 +248,8 @@ def wrap_run_job(original: Any) -> Any:
         finally:
             _running.reset(token)
         _safe_outcome(self, ctx, job, job_result, retries)
-        await honour_retry_after(self, queue, job)
+        if job_status(job) == "deferred":  # most jobs: no coroutine to create and await
+            await honour_retry_after(self, queue, job)
         return job_result
 
     return _run_job
@@ -283,7 +294,7 @@ def _safe_interrupted(ctx: _JobContext, job: Any, retries: int, exc: BaseExcepti
         reason = f"{type(exc).__name__}: {exc}"
         if ctx.returned:
             text = ctx.value
-            emit(job_event(job, "success", ctx.queue, success=True, result=text, **common))
+            emit(ctx.event("success", success=True, result=text, **common))
             logger.warning(
                 "capture: job %s succeeded but ReArq could not record it (%s); it stays "
                 "in_progress in rearq_job",
@@ -296,8 +307,7 @@ def _safe_interrupted(ctx: _JobContext, job: Any, retries: int, exc: BaseExcepti
             f"lost: worker {ctx.worker} failed {when} ({reason}); ReArq left the job in "
             "progress and will not run it again"
         )
-        emit(job_event(job, "failed", ctx.queue, success=False, error_message=message,
-                       **common))  # fmt: skip
+        emit(ctx.event("failed", success=False, error_message=message, **common))
     except Exception:
         logger.exception("capture: interrupted-job hook failed for job %s", job.job_id)
 
@@ -311,7 +321,7 @@ async def _canceled(self: Any, ctx: _JobContext, job: Any, retries: int) -> None
     finish = now_ms()
     duration = duration_ms(ctx.start_ms, finish)
     try:
-        emit(job_event(job, "canceled", ctx.queue, job_retries=retries, finish_time=finish,
+        emit(ctx.event("canceled", job_retries=retries, finish_time=finish,
                        duration_ms=duration, worker_id=ctx.worker, error_message=reason,
                        start_time=ctx.start_ms))  # fmt: skip
         # ReArq saved the stale in-memory status (queued): make its own table truthful too.
@@ -336,6 +346,8 @@ def wrap_args_to_string(original: Any) -> Any:
                 "args": list(args or []),
                 "kwargs": dict(kwargs or {}),
             }, ctx.rules if ctx is not None else None)  # fmt: skip
+            if ctx is not None and args is ctx.job.args and kwargs is ctx.job.kwargs:
+                ctx.arguments = (record["args"], record["kwargs"])  # the events' too
             return original(record["args"], record["kwargs"])
         except Exception:  # logging must never fail a job: the text filter still applies
             return original(args, kwargs)

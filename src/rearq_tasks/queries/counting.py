@@ -13,37 +13,19 @@ their bitmaps stay exact; the plans are the same (compared with ``EXPLAIN`` at 1
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from django.db import connections, transaction
+from rearq_tasks.queries.read_settings import local_settings
 
 COUNT_WORK_MEM_KB = 32 * 1024  # exact bitmaps for ≈ 500,000 heap pages (4 GB of table)
 
 
-# One round trip: the setting as it was, and work_mem raised to at least the wanted size.
-RAISE_SQL = (
-    "SELECT s.old, set_config('work_mem', GREATEST(s.kb, %s)::text || 'kB', true) FROM "
-    "(SELECT current_setting('work_mem') AS old, setting::bigint AS kb FROM pg_settings "
-    "WHERE name = 'work_mem' OFFSET 0) s"
-)
-
-
-@contextmanager
-def exact_bitmaps(using: str) -> Iterator[None]:
+def exact_bitmaps(using: str) -> AbstractContextManager[None]:
     """Statements inside run with ``work_mem`` ≥ :data:`COUNT_WORK_MEM_KB` on PostgreSQL."""
-    connection = connections[using]
-    if connection.vendor != "postgresql" or not COUNT_WORK_MEM_KB:
-        yield
-        return
-    outermost = not connection.in_atomic_block
-    with transaction.atomic(using=using), connection.cursor() as cursor:
-        cursor.execute(RAISE_SQL, [COUNT_WORK_MEM_KB])
-        (previous, _) = cursor.fetchone()
-        yield  # an error rolls the savepoint, and with it the setting, back
-        if not outermost:  # else the commit ends the setting
-            cursor.execute("SELECT set_config('work_mem', %s, true)", [previous])
+    if not COUNT_WORK_MEM_KB:
+        return nullcontext()
+    return local_settings(using, COUNT_WORK_MEM_KB)
 
 
 def capped_count(queryset: Any, cap: int) -> int:
