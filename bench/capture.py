@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import pinning  # noqa: E402
+from bench._common import cpu_seconds, redis_server_pid  # noqa: E402
 from harness.databases import ensure_database, pg_connect  # noqa: E402
 from harness.processes import (  # noqa: E402
     child_env,
@@ -57,7 +58,6 @@ REDIS_URL = os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"
 DB = os.environ.setdefault("BENCH_DB_NAME", "rt_capture_bench")
 QUEUE = "rearq:queue:default"
 GROUP = "bench"
-CLK = os.sysconf("SC_CLK_TCK")
 MODES = ("plain", "embedded", "external", "external-norollup", "external-0008", "external-nogin")
 # The same as ``external`` with the rollup triggers disabled for the round (this scratch
 # database only): what the statistics rollups add to capture.
@@ -89,22 +89,6 @@ def gin_indexes(conn: object, present: bool) -> None:
         else:
             sql = f"DROP INDEX IF EXISTS {name}"
         conn.execute(sql)  # type: ignore[attr-defined]
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK
-
-
-def redis_server_pid(redis: object) -> int | None:
-    """The PID of the redis-server answering ``redis`` (when it runs on this machine)."""
-    try:
-        return int(redis.info("server")["process_id"])  # type: ignore[attr-defined]
-    except Exception:
-        return None
 
 
 def private_redis() -> object:

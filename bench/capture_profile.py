@@ -34,11 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import pinning  # noqa: E402
+from bench._common import cpu_seconds, redis_server_pid  # noqa: E402
 from bench.capture import (  # noqa: E402
-    cpu_seconds,
     enqueue,
     pg,
-    redis_server_pid,
     reset,
     setup_database,
     start,

@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.capture import ARGUMENTS, cpu_seconds, job_kwargs  # noqa: E402
+from bench._common import cpu_seconds  # noqa: E402
+from bench.capture import ARGUMENTS, job_kwargs  # noqa: E402
 from harness.databases import ensure_database, pg_connect  # noqa: E402
 
 DB = "rt_gin_write_cost"

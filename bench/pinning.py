@@ -7,7 +7,9 @@ measures the worker "with the collector and the database on other cores": ``--pi
 core 0 alone and moves everything else the run touches (this process, its children, the
 PostgreSQL server and every backend, the private redis-server) to the other cores. Affinity
 is per thread, so every thread of a process is moved; PostgreSQL's new backends inherit the
-postmaster's. :func:`release` gives them all every core back (also at exit).
+postmaster's. :func:`release` gives them all every core back (also at exit). The PostgreSQL
+server is the machine's: while a pinned run lasts, every database on it shares one core, and
+a run killed with SIGKILL leaves it there (``taskset -apc 0-N <postmaster pid>`` undoes it).
 """
 
 from __future__ import annotations

@@ -126,7 +126,8 @@ def row_event(row: Any, status: str, **fields: Any) -> dict[str, Any]:
 # Compact, and with the project's one JSON rule (payloads.json_default) for what JSON lacks.
 _encode = json.JSONEncoder(separators=(",", ":"), default=json_default).encode
 # The same encoder's C core, made once: ``JSONEncoder.encode`` builds it for every call (about
-# a third of an end event's encoding). No cycle check: a cycle raises RecursionError, below.
+# a third of an end event's encoding). No cycle check: prepared payloads hold no cycle and
+# are at most payloads.MAX_DEPTH deep; anything else that loops raises RecursionError, below.
 _C_ARGS = (None, json_default, json_encoder.encode_basestring_ascii, None, ":", ",")
 _c_make = json_encoder.c_make_encoder
 _c_encode = _c_make(*_C_ARGS, False, False, True) if _c_make is not None else None
