@@ -9,7 +9,8 @@ PostgreSQL server and every backend, the private redis-server) to the other core
 is per thread, so every thread of a process is moved; PostgreSQL's new backends inherit the
 postmaster's. :func:`release` gives them all every core back (also at exit). The PostgreSQL
 server is the machine's: while a pinned run lasts, every database on it shares one core, and
-a run killed with SIGKILL leaves it there (``taskset -apc 0-N <postmaster pid>`` undoes it).
+a run killed with SIGKILL leaves it there (``taskset -apc 0-N`` on each postgres process
+undoes it).
 """
 
 from __future__ import annotations
